@@ -1,0 +1,20 @@
+#!/bin/sh
+# Installs the Debian 12 packages harp needs to build, run and test, when any is missing.
+# Runs as root (or through sudo); non-interactive.
+set -e
+PKGS="build-essential autoconf automake autoconf-archive pkg-config
+      libmicrohttpd-dev libwebsockets-dev libssl-dev libsqlite3-dev libcurl4-openssl-dev
+      libjansson-dev libpcre2-dev
+      python3 python3-pytest sqlite3 curl clang"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing

@@ -1,0 +1,70 @@
+#!/bin/sh
+# One command from a fresh Debian 12 checkout to a running gateway on this machine:
+# installs what is missing, builds, and starts harp-ctl serve with local defaults.
+#   deploy/up.sh          start (or say it is already running)
+#   deploy/up.sh stop     stop what up.sh started
+# Local defaults (override through the environment): state in ./.harp, control API on
+# 127.0.0.1:8200, NC_INSTANCE_URL=http://localhost. A shared key is generated once into
+# .harp/shared_key (0600) and printed the first time.
+set -e
+top=$(cd "$(dirname "$0")/.." && pwd)
+state=${HP_STATE_DIR:-$top/.harp}
+pidfile=$state/harp-ctl.pid
+export HP_STATE_DIR="$state"
+export HP_CONTROL_ADDRESS=${HP_CONTROL_ADDRESS:-127.0.0.1:8200}
+export NC_INSTANCE_URL=${NC_INSTANCE_URL:-http://localhost}
+export HP_CERTS_DIR=${HP_CERTS_DIR:-$state/certs}
+export HP_LOG_LEVEL=${HP_LOG_LEVEL:-info}
+
+running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+
+if [ "${1:-}" = stop ]; then
+    if running; then
+        kill "$(cat "$pidfile")" && rm -f "$pidfile" && echo "harp-ctl stopped"
+    else
+        echo "harp-ctl is not running"
+    fi
+    exit 0
+fi
+
+"$top/deploy/deps.sh"
+cd "$top"
+[ -x configure ] || ./autogen.sh >/dev/null
+mkdir -p build
+cd build
+[ -f Makefile ] || ../configure -q
+make -s -j"$(nproc)"
+ctl="$top/build/harp-ctl/harp-ctl"
+
+if running; then
+    echo "harp-ctl is already running (pid $(cat "$pidfile")); 'deploy/up.sh stop' stops it"
+    exit 0
+fi
+umask 077
+mkdir -p "$state"
+if [ -z "${HP_SHARED_KEY:-}${HP_SHARED_KEY_FILE:-}" ]; then
+    if [ ! -s "$state/shared_key" ]; then
+        key=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+        printf '%s\n' "$key" > "$state/shared_key"
+        echo "Generated the shared key (shown once; kept in $state/shared_key):"
+        echo "  $key"
+        echo "Give it to AppAPI as the HaRP daemon's shared key."
+    fi
+    export HP_SHARED_KEY_FILE="$state/shared_key"
+fi
+"$ctl" config check >/dev/null
+nohup "$ctl" serve >>"$state/harp-ctl.log" 2>&1 </dev/null &
+echo $! > "$pidfile"
+i=0
+until curl -fsS "http://$HP_CONTROL_ADDRESS/heartbeat" >/dev/null 2>&1; do
+    i=$((i + 1))
+    if [ $i -gt 100 ] || ! running; then
+        echo "harp-ctl did not start; see $state/harp-ctl.log" >&2
+        tail -5 "$state/harp-ctl.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+echo "harp-ctl serve is running: http://$HP_CONTROL_ADDRESS (log: $state/harp-ctl.log)"
+echo "Try: curl http://$HP_CONTROL_ADDRESS/heartbeat"
+echo "     HP_STATE_DIR=$state $ctl status"

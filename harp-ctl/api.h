@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* The control REST API: an MHD daemon, a path table, the shared key, body limits. */
+#ifndef HARP_CTL_API_H
+#define HARP_CTL_API_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "ctl.h"
+#include "err.h"
+
+/* Bodies above this are answered with 413 (the largest AppAPI sends is a CA bundle). */
+#define API_MAX_BODY (4u * 1024 * 1024)
+/* An oversized body is read and dropped up to this much before the connection is cut. */
+#define API_MAX_DRAIN (64u * 1024 * 1024)
+
+struct api_req {
+    struct ctl *ctl;
+    const char *method;
+    const char *path;
+    const char *param; /* the part of the path after a route's prefix, or NULL */
+    const char *body;
+    size_t body_len;
+};
+
+/* What a handler answers: set with api_json(), api_error() or api_empty(). */
+struct api_resp {
+    unsigned status;
+    char *body;
+    const char *content_type;
+};
+
+typedef void (*api_handler_cb)(struct api_req *req, struct api_resp *resp);
+
+struct api_route {
+    const char *method;
+    const char *path; /* exact, or a prefix when it ends with '/' and <param> is true */
+    bool param;
+    bool public;      /* no shared key needed */
+    api_handler_cb handler;
+};
+
+struct api;
+
+/* Starts the daemon on cfg->control_address. NULL with <err> on failure. */
+struct api *api_start(struct ctl *ctl, struct hp_err *err);
+void api_stop(struct api *api);
+
+/* <obj> is stolen. Python json.dumps formatting ({"a": 1}), as HaRP's agent answers. */
+void api_json(struct api_resp *resp, unsigned status, json_t *obj);
+/* text/plain; "<status>: <Reason>" when <msg> is NULL, else "<status>: <Reason>: <msg>". */
+void api_error(struct api_resp *resp, unsigned status, const char *msg);
+void api_empty(struct api_resp *resp, unsigned status);
+/* Parses the request body as JSON (whatever its Content-Type); on failure answers 400. */
+json_t *api_body_json(struct api_req *req, struct api_resp *resp);
+
+/* DELETE of an ExApp: /exapp_storage/{id} and the operators' /api/v1/exapps/{id}. */
+void api_exapp_delete(struct api_req *req, struct api_resp *resp);
+
+extern const struct api_route api_harp_routes[];
+extern const struct api_route api_ops_routes[];
+
+#endif

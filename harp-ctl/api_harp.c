@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* HaRP's control endpoints as AppAPI calls them: /heartbeat, /info, /exapp_storage/{app_id}. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "k8s.h"
+#include "log.h"
+
+static void
+on_heartbeat(struct api_req *req, struct api_resp *resp)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "status", json_string("ok"));
+    api_json(resp, 200, o);
+}
+
+static void
+on_info(struct api_req *req, struct api_resp *resp)
+{
+    const struct hp_config *cfg = &req->ctl->cfg;
+    json_t *o = json_object(), *k = json_object();
+
+    json_object_set_new(o, "version", json_string(PACKAGE_VERSION));
+    json_object_set_new(o, "docker", json_true());
+    json_object_set_new(k, "enabled", json_boolean(cfg->k8s_enabled));
+    if (cfg->k8s_enabled) {
+        json_object_set_new(k, "api_server",
+                            json_string(cfg->k8s_api_server ? cfg->k8s_api_server : ""));
+        json_object_set_new(k, "reachable", json_boolean(k8s_reachable(cfg)));
+    }
+    json_object_set_new(o, "kubernetes", k);
+    api_json(resp, 200, o);
+}
+
+/* Validates <param> as an app id; answers 400 and returns -1 when it is not one. */
+static int
+app_id_param(struct api_req *req, struct api_resp *resp, char id[EXAPP_ID_MAX + 1])
+{
+    struct hp_err err;
+
+    if (exapp_id_normalise(req->param, id, &err) == -1) {
+        api_error(resp, 400, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+on_storage_post(struct api_req *req, struct api_resp *resp)
+{
+    struct exapp app;
+    struct hp_err err;
+    char id[EXAPP_ID_MAX + 1];
+    json_t *body;
+
+    if (app_id_param(req, resp, id) == -1 || (body = api_body_json(req, resp)) == NULL) {
+        return;
+    }
+    if (exapp_from_json(body, &app, &err) == -1) {
+        json_decref(body);
+        api_error(resp, 400, err.msg);
+        return;
+    }
+    json_decref(body);
+    memcpy(app.app_id, id, sizeof(id));
+    if (store_exapp_put(req->ctl->store, &app, &err) == -1) {
+        api_error(resp, 500, "the ExApp could not be stored");
+    } else {
+        log_info("exapp: stored %s version=%s host=%s port=%u routes=%zu", app.app_id,
+                 app.version, app.host, app.port, app.nroutes);
+        api_empty(resp, 204);
+    }
+    exapp_free(&app);
+}
+
+void
+api_exapp_delete(struct api_req *req, struct api_resp *resp)
+{
+    struct hp_err err;
+    char id[EXAPP_ID_MAX + 1];
+    int rc;
+
+    if (app_id_param(req, resp, id) == -1) {
+        return;
+    }
+    rc = store_exapp_delete(req->ctl->store, id, &err);
+    if (rc == -1) {
+        api_error(resp, 500, "the ExApp could not be removed");
+    } else if (rc == 0) {
+        api_error(resp, 404, NULL);
+    } else {
+        log_info("exapp: removed %s", id);
+        api_empty(resp, 204);
+    }
+}
+
+const struct api_route api_harp_routes[] = {
+    {"GET", "/heartbeat", false, true, on_heartbeat},
+    {"GET", "/info", false, false, on_info},
+    {"POST", "/exapp_storage/", true, false, on_storage_post},
+    {"DELETE", "/exapp_storage/", true, false, api_exapp_delete},
+    {NULL, NULL, false, false, NULL},
+};

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* Operator endpoints under /api/v1: status and ExApps (never their tokens). */
+#include "config.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+#include "api.h"
+#include "log.h"
+
+static void
+on_status(struct api_req *req, struct api_resp *resp)
+{
+    struct ctl *ctl = req->ctl;
+    json_t *o = json_object();
+
+    json_object_set_new(o, "version", json_string(PACKAGE_VERSION));
+    json_object_set_new(o, "uptime_seconds", json_integer((json_int_t)(time(NULL) - ctl->started)));
+    json_object_set_new(o, "state_dir", json_string(ctl->cfg.state_dir));
+    json_object_set_new(o, "database", json_string(ctl->store->path));
+    json_object_set_new(o, "schema_version", json_integer(store_schema_version(ctl->store)));
+    json_object_set_new(o, "table_version", json_integer(store_table_version(ctl->store)));
+    json_object_set_new(o, "exapps", json_integer((json_int_t)store_exapp_count(ctl->store)));
+    api_json(resp, 200, o);
+}
+
+static void
+on_exapp_list(struct api_req *req, struct api_resp *resp)
+{
+    struct exapp *apps;
+    struct hp_err err;
+    json_t *o, *a;
+    size_t i, n;
+
+    if (store_exapp_list(req->ctl->store, &apps, &n, &err) == -1) {
+        api_error(resp, 500, "the ExApps could not be read");
+        return;
+    }
+    a = json_array();
+    for (i = 0; i < n; i++) {
+        json_array_append_new(a, exapp_to_json(&apps[i], false));
+    }
+    store_exapp_list_free(apps, n);
+    o = json_object();
+    json_object_set_new(o, "exapps", a);
+    api_json(resp, 200, o);
+}
+
+static void
+on_exapp_show(struct api_req *req, struct api_resp *resp)
+{
+    struct exapp app;
+    struct hp_err err;
+    char id[EXAPP_ID_MAX + 1];
+    int rc;
+
+    if (exapp_id_normalise(req->param, id, &err) == -1) {
+        api_error(resp, 400, err.msg);
+        return;
+    }
+    rc = store_exapp_get(req->ctl->store, id, &app, &err);
+    if (rc == -1) {
+        api_error(resp, 500, "the ExApp could not be read");
+    } else if (rc == 0) {
+        api_error(resp, 404, "no such ExApp");
+    } else {
+        api_json(resp, 200, exapp_to_json(&app, false));
+        exapp_free(&app);
+    }
+}
+
+const struct api_route api_ops_routes[] = {
+    {"GET", "/api/v1/status", false, false, on_status},
+    {"GET", "/api/v1/exapps", false, false, on_exapp_list},
+    {"GET", "/api/v1/exapps/", true, false, on_exapp_show},
+    {"DELETE", "/api/v1/exapps/", true, false, api_exapp_delete},
+    {NULL, NULL, false, false, NULL},
+};

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* The operators' command line: options, talking to the daemon, output, exit codes. */
+#ifndef HARP_CTL_CLI_H
+#define HARP_CTL_CLI_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+/* Exit codes of every command. */
+enum cli_exit {
+    CLI_OK = 0,
+    CLI_REFUSED = 1,     /* the daemon answered with an error (not found, rejected key, ...) */
+    CLI_USAGE = 2,       /* bad command line or configuration */
+    CLI_UNREACHABLE = 3, /* no answer from the control plane */
+};
+
+#define CLI_MAX_ARGS 8
+
+struct cli_opts {
+    /* Flags that override environment variables, by variable name. */
+    const char *state_dir;       /* HP_STATE_DIR */
+    const char *control;         /* HP_CONTROL_ADDRESS */
+    const char *log_level;       /* HP_LOG_LEVEL */
+    const char *nc_url;          /* NC_INSTANCE_URL */
+    const char *shared_key_file; /* HP_SHARED_KEY_FILE (and HP_SHARED_KEY ignored) */
+    bool json;
+    bool help;
+    const char *args[CLI_MAX_ARGS];
+    int nargs;
+};
+
+/* An env_lookup_cb: flags in <arg> (struct cli_opts) first, then the environment. */
+const char *cli_lookup(const char *name, void *arg);
+
+/* Calls the daemon. Returns the HTTP status with *<out> the parsed JSON body (or NULL), or -1
+ * after printing why the daemon could not be reached. <body> may be NULL. */
+long cli_call(struct cli_opts *opts, const char *method, const char *path, const char *body,
+              json_t **out, char **text);
+/* Prints the daemon's error answer and returns CLI_REFUSED. */
+int cli_refused(long status, const char *text, const char *what);
+void cli_print_json(const json_t *j);
+const char *cli_time(long long t, char *buf, size_t len);
+
+int cli_main(int argc, char **argv);
+int cli_exapp(struct cli_opts *opts);
+
+#endif

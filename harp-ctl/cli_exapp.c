@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* harp-ctl exapp list | show ID | rm ID */
+#include "config.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "xmalloc.h"
+
+static const char usage_exapp[] =
+    "usage: harp-ctl exapp list [--json]\n"
+    "       harp-ctl exapp show ID [--json]\n"
+    "       harp-ctl exapp rm ID\n"
+    "\n"
+    "ExApps registered by AppAPI (POST /exapp_storage). 'show' prints the routes with their\n"
+    "access levels; tokens are never shown. 'rm' removes the ExApp as AppAPI's DELETE does.\n";
+
+static const char *const levels[] = {"PUBLIC", "USER", "ADMIN"};
+
+static const char *
+level_name(json_int_t l)
+{
+    return l >= 0 && l <= 2 ? levels[l] : "?";
+}
+
+static char *
+bruteforce_text(const json_t *a)
+{
+    char *s = xstrdup(""), *n;
+    const json_t *v;
+    size_t i;
+
+    json_array_foreach(a, i, v)
+    {
+        n = xasprintf("%s%s%lld", s, i ? "," : "", (long long)json_integer_value(v));
+        free(s);
+        s = n;
+    }
+    return s;
+}
+
+static int
+print_list(const json_t *j)
+{
+    const json_t *apps = json_object_get(j, "exapps"), *a;
+    int w_id = 6, w_ver = 7, w_host = 4;
+    char tbuf[32];
+    size_t i;
+
+    json_array_foreach(apps, i, a)
+    {
+        int l;
+
+        if ((l = (int)strlen(json_string_value(json_object_get(a, "app_id")))) > w_id) {
+            w_id = l;
+        }
+        if ((l = (int)strlen(json_string_value(json_object_get(a, "exapp_version")))) > w_ver) {
+            w_ver = l;
+        }
+        if ((l = (int)strlen(json_string_value(json_object_get(a, "host")))) > w_host) {
+            w_host = l;
+        }
+    }
+    printf("%-*s  %-*s  %-*s  %5s  %6s  %s\n", w_id, "APP ID", w_ver, "VERSION", w_host, "HOST",
+           "PORT", "ROUTES", "UPDATED");
+    json_array_foreach(apps, i, a)
+    {
+        printf("%-*s  %-*s  %-*s  %5lld  %6zu  %s\n", w_id,
+               json_string_value(json_object_get(a, "app_id")), w_ver,
+               json_string_value(json_object_get(a, "exapp_version")), w_host,
+               json_string_value(json_object_get(a, "host")),
+               (long long)json_integer_value(json_object_get(a, "port")),
+               json_array_size(json_object_get(a, "routes")),
+               cli_time(json_integer_value(json_object_get(a, "updated_at")), tbuf,
+                        sizeof(tbuf)));
+    }
+    if (json_array_size(apps) == 0) {
+        printf("(no ExApps registered)\n");
+    }
+    return CLI_OK;
+}
+
+static int
+print_one(const json_t *a)
+{
+    const json_t *routes = json_object_get(a, "routes"), *r;
+    char tbuf[32];
+    size_t i;
+
+    printf("app id:    %s\n", json_string_value(json_object_get(a, "app_id")));
+    printf("version:   %s\n", json_string_value(json_object_get(a, "exapp_version")));
+    printf("host:      %s\n", json_string_value(json_object_get(a, "host")));
+    printf("port:      %lld\n", (long long)json_integer_value(json_object_get(a, "port")));
+    if (json_object_get(a, "resolved_host") != NULL) {
+        printf("resolved:  %s\n", json_string_value(json_object_get(a, "resolved_host")));
+    }
+    printf("created:   %s\n", cli_time(json_integer_value(json_object_get(a, "created_at")),
+                                       tbuf, sizeof(tbuf)));
+    printf("updated:   %s\n", cli_time(json_integer_value(json_object_get(a, "updated_at")),
+                                       tbuf, sizeof(tbuf)));
+    printf("routes:    %zu\n", json_array_size(routes));
+    if (json_array_size(routes) > 0) {
+        printf("  %3s  %-6s  %-12s  %s\n", "#", "ACCESS", "BRUTEFORCE", "URL");
+    }
+    json_array_foreach(routes, i, r)
+    {
+        char *bf = bruteforce_text(json_object_get(r, "bruteforce_protection"));
+
+        printf("  %3zu  %-6s  %-12s  %s\n", i,
+               level_name(json_integer_value(json_object_get(r, "access_level"))),
+               bf[0] ? bf : "-", json_string_value(json_object_get(r, "url")));
+        free(bf);
+    }
+    return CLI_OK;
+}
+
+int
+cli_exapp(struct cli_opts *opts)
+{
+    const char *sub = opts->nargs > 1 ? opts->args[1] : "";
+    json_t *j;
+    char *text, *path, *esc;
+    long st;
+    int rc;
+    bool list = strcmp(sub, "list") == 0 && opts->nargs == 2;
+    bool show = strcmp(sub, "show") == 0 && opts->nargs == 3;
+    bool rm = strcmp(sub, "rm") == 0 && opts->nargs == 3;
+
+    if (opts->help || !(list || show || rm)) {
+        fputs(usage_exapp, opts->help ? stdout : stderr);
+        return opts->help ? CLI_OK : CLI_USAGE;
+    }
+    if (list) {
+        path = xstrdup("/api/v1/exapps");
+    } else {
+        esc = curl_easy_escape(NULL, opts->args[2], 0);
+        path = xasprintf("/api/v1/exapps/%s", esc);
+        curl_free(esc);
+    }
+    st = cli_call(opts, rm ? "DELETE" : "GET", path, NULL, &j, &text);
+    free(path);
+    if (st < 0) {
+        return st == -2 ? CLI_USAGE : CLI_UNREACHABLE;
+    }
+    if (rm && st == 204) {
+        printf("removed %s\n", opts->args[2]);
+        rc = CLI_OK;
+    } else if (st == 404 && !list) {
+        fprintf(stderr, "harp-ctl: no ExApp '%s'\n", opts->args[2]);
+        rc = CLI_REFUSED;
+    } else if (st != 200 || j == NULL || rm) {
+        rc = cli_refused(st, text, list ? "exapp list" : rm ? "exapp rm" : "exapp show");
+    } else if (opts->json) {
+        cli_print_json(j);
+        rc = CLI_OK;
+    } else {
+        rc = list ? print_list(j) : print_one(j);
+    }
+    json_decref(j);
+    free(text);
+    return rc;
+}

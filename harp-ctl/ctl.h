@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* The process-wide state of harp-ctl serve. */
+#ifndef HARP_CTL_CTL_H
+#define HARP_CTL_CTL_H
+
+#include <time.h>
+
+#include "env.h"
+#include "store.h"
+
+struct ctl {
+    struct hp_config cfg;
+    struct store *store;
+    time_t started;
+};
+
+#endif

@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* ExApp records: validation of AppAPI's payloads and JSON output. Pure: no I/O, no globals. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exapp.h"
+#include "secret.h"
+#include "xmalloc.h"
+
+#define MAX_TOKEN 1024
+#define MAX_VERSION 256
+#define MAX_HOST 253
+#define MAX_URL 4096
+
+int
+exapp_id_normalise(const char *raw, char out[EXAPP_ID_MAX + 1], struct hp_err *err)
+{
+    size_t i, n = strlen(raw);
+
+    if (n == 0 || n > EXAPP_ID_MAX) {
+        err_set(err, "app id: must have 1 to %d characters", EXAPP_ID_MAX);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)raw[i];
+
+        if (!isalnum(c) && c != '_' && c != '-' && c != '.') {
+            err_set(err, "app id: only letters, digits, '_', '-' and '.' are allowed");
+            return -1;
+        }
+        out[i] = (char)tolower(c);
+    }
+    out[n] = '\0';
+    if (strcmp(out, "app_api") == 0) {
+        err_set(err, "app id: app_api is reserved for the control API");
+        return -1;
+    }
+    return 0;
+}
+
+/* pydantic lax int: a JSON integer, a float with no fraction, or a string of digits. */
+static int
+lax_int(const json_t *v, long long *out)
+{
+    const char *s;
+    char *end;
+    double d;
+
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return 0;
+    }
+    if (json_is_real(v)) {
+        d = json_real_value(v);
+        if (!isfinite(d) || d != floor(d) || fabs(d) > 9e15) {
+            return -1;
+        }
+        *out = (long long)d;
+        return 0;
+    }
+    if (json_is_string(v)) {
+        s = json_string_value(v);
+        while (isspace((unsigned char)*s)) {
+            s++;
+        }
+        if (*s == '\0') {
+            return -1;
+        }
+        errno = 0;
+        *out = strtoll(s, &end, 10);
+        while (isspace((unsigned char)*end)) {
+            end++;
+        }
+        return (*end != '\0' || errno != 0 || end == s) ? -1 : 0;
+    }
+    return -1;
+}
+
+static int
+get_string(const json_t *obj, const char *key, const char *field, size_t max, bool required,
+           bool nonempty, char **out, struct hp_err *err)
+{
+    const json_t *v = json_object_get(obj, key);
+
+    if (v == NULL || (json_is_null(v) && !required)) {
+        if (required) {
+            err_set(err, "%s: field required", field);
+            return -1;
+        }
+        *out = xstrdup("");
+        return 0;
+    }
+    if (!json_is_string(v)) {
+        err_set(err, "%s: must be a string", field);
+        return -1;
+    }
+    if (json_string_length(v) > max) {
+        err_set(err, "%s: longer than %zu bytes", field, max);
+        return -1;
+    }
+    if (strlen(json_string_value(v)) != json_string_length(v)) {
+        err_set(err, "%s: must not contain NUL characters", field);
+        return -1;
+    }
+    if (nonempty && json_string_length(v) == 0) {
+        err_set(err, "%s: must not be empty", field);
+        return -1;
+    }
+    *out = xstrdup(json_string_value(v));
+    return 0;
+}
+
+static int
+parse_route(const json_t *r, size_t i, struct exapp_route *route, struct hp_err *err)
+{
+    const json_t *al, *bf, *s;
+    char field[64];
+    long long n;
+    size_t j;
+
+    if (!json_is_object(r)) {
+        err_set(err, "routes[%zu]: must be an object", i);
+        return -1;
+    }
+    snprintf(field, sizeof(field), "routes[%zu].url", i);
+    if (get_string(r, "url", field, MAX_URL, true, false, &route->url, err) == -1) {
+        return -1;
+    }
+    al = json_object_get(r, "access_level");
+    if (al == NULL) {
+        err_set(err, "routes[%zu].access_level: field required", i);
+        return -1;
+    }
+    if (json_is_boolean(al) || lax_int(al, &n) == -1 || n < 0 || n > 2) {
+        err_set(err, "routes[%zu].access_level: must be 0 (PUBLIC), 1 (USER) or 2 (ADMIN)", i);
+        return -1;
+    }
+    route->access_level = (int)n;
+    bf = json_object_get(r, "bruteforce_protection");
+    if (bf == NULL) {
+        return 0;
+    }
+    if (!json_is_array(bf)) {
+        err_set(err, "routes[%zu].bruteforce_protection: must be a list of status codes", i);
+        return -1;
+    }
+    if (json_array_size(bf) > EXAPP_MAX_BF) {
+        err_set(err, "routes[%zu].bruteforce_protection: more than %d entries", i, EXAPP_MAX_BF);
+        return -1;
+    }
+    route->bruteforce = xcalloc(json_array_size(bf), sizeof(int));
+    json_array_foreach(bf, j, s)
+    {
+        if (json_is_boolean(s) || lax_int(s, &n) == -1 || n < INT_MIN || n > INT_MAX) {
+            err_set(err, "routes[%zu].bruteforce_protection[%zu]: must be an integer", i, j);
+            return -1;
+        }
+        route->bruteforce[route->nbruteforce++] = (int)n;
+    }
+    return 0;
+}
+
+int
+exapp_from_json(const json_t *body, struct exapp *app, struct hp_err *err)
+{
+    const json_t *port, *routes, *r;
+    long long n;
+    size_t i;
+
+    memset(app, 0, sizeof(*app));
+    if (!json_is_object(body)) {
+        err_set(err, "body: must be a JSON object");
+        return -1;
+    }
+    if (get_string(body, "exapp_token", "exapp_token", MAX_TOKEN, true, false, &app->token,
+                   err) == -1 ||
+        get_string(body, "exapp_version", "exapp_version", MAX_VERSION, true, false,
+                   &app->version, err) == -1 ||
+        get_string(body, "host", "host", MAX_HOST, true, true, &app->host, err) == -1 ||
+        get_string(body, "resolved_host", "resolved_host", MAX_HOST, false, false,
+                   &app->resolved_host, err) == -1) {
+        goto fail;
+    }
+    port = json_object_get(body, "port");
+    if (port == NULL) {
+        err_set(err, "port: field required");
+        goto fail;
+    }
+    if (json_is_boolean(port) || lax_int(port, &n) == -1 || n < 1 || n > 65535) {
+        err_set(err, "port: must be an integer from 1 to 65535");
+        goto fail;
+    }
+    app->port = (unsigned)n;
+    routes = json_object_get(body, "routes");
+    if (routes == NULL) {
+        return 0;
+    }
+    if (!json_is_array(routes)) {
+        err_set(err, "routes: must be a list");
+        goto fail;
+    }
+    if (json_array_size(routes) > EXAPP_MAX_ROUTES) {
+        err_set(err, "routes: more than %d routes", EXAPP_MAX_ROUTES);
+        goto fail;
+    }
+    app->routes = xcalloc(json_array_size(routes), sizeof(*app->routes));
+    json_array_foreach(routes, i, r)
+    {
+        app->nroutes = i + 1;
+        if (parse_route(r, i, &app->routes[i], err) == -1) {
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    exapp_free(app);
+    return -1;
+}
+
+json_t *
+exapp_bruteforce_json(const struct exapp_route *route)
+{
+    json_t *a = json_array();
+    size_t i;
+
+    for (i = 0; i < route->nbruteforce; i++) {
+        json_array_append_new(a, json_integer(route->bruteforce[i]));
+    }
+    return a;
+}
+
+json_t *
+exapp_to_json(const struct exapp *app, bool with_token)
+{
+    json_t *o = json_object(), *routes = json_array();
+    size_t i;
+
+    json_object_set_new(o, "app_id", json_string(app->app_id));
+    if (with_token) {
+        json_object_set_new(o, "exapp_token", json_string(app->token));
+    }
+    json_object_set_new(o, "exapp_version", json_string(app->version));
+    json_object_set_new(o, "host", json_string(app->host));
+    json_object_set_new(o, "port", json_integer(app->port));
+    if (app->resolved_host != NULL && app->resolved_host[0] != '\0') {
+        json_object_set_new(o, "resolved_host", json_string(app->resolved_host));
+    }
+    for (i = 0; i < app->nroutes; i++) {
+        json_t *r = json_object();
+
+        json_object_set_new(r, "url", json_string(app->routes[i].url));
+        json_object_set_new(r, "access_level", json_integer(app->routes[i].access_level));
+        json_object_set_new(r, "bruteforce_protection", exapp_bruteforce_json(&app->routes[i]));
+        json_array_append_new(routes, r);
+    }
+    json_object_set_new(o, "routes", routes);
+    json_object_set_new(o, "created_at", json_integer(app->created_at));
+    json_object_set_new(o, "updated_at", json_integer(app->updated_at));
+    return o;
+}
+
+void
+exapp_free(struct exapp *app)
+{
+    size_t i;
+
+    secret_free(app->token);
+    free(app->version);
+    free(app->host);
+    free(app->resolved_host);
+    for (i = 0; i < app->nroutes; i++) {
+        free(app->routes[i].url);
+        free(app->routes[i].bruteforce);
+    }
+    free(app->routes);
+    memset(app, 0, sizeof(*app));
+}

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* The Kubernetes API client. */
+#ifndef HARP_CTL_K8S_H
+#define HARP_CTL_K8S_H
+
+#include <stdbool.h>
+
+#include "env.h"
+
+/* True when the API server and a bearer token are configured and GET <api>/api answers 200
+ * (HaRP's "reachable" in /info). Blocks up to 60 s. */
+bool k8s_reachable(const struct hp_config *cfg);
+
+#endif

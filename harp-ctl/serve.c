@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* harp-ctl serve: configuration, state directory, store, API, signals, stop. */
+#include "config.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "cli.h"
+#include "ctl.h"
+#include "log.h"
+#include "serve.h"
+#include "xmalloc.h"
+
+/* mkdir -p with mode 0700 for what it creates. */
+static int
+mkdirs(const char *path)
+{
+    char *p = xstrdup(path), *s;
+    int rc = 0;
+
+    for (s = p + 1; rc == 0; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+
+            *s = '\0';
+            if (mkdir(p, 0700) == -1 && errno != EEXIST) {
+                rc = -1;
+            }
+            *s = c;
+            if (c == '\0') {
+                break;
+            }
+        }
+    }
+    free(p);
+    return rc;
+}
+
+/* One daemon per state directory: a second one would share the database and the socket. */
+static int
+lock_state_dir(const char *dir)
+{
+    char *path = xasprintf("%s/harp.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+    if (fd == -1) {
+        log_warn("serve: cannot open %s", path);
+        free(path);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+        log_errorx("serve: another harp-ctl serve is using %s", dir);
+        close(fd);
+        free(path);
+        return -1;
+    }
+    free(path);
+    return fd; /* kept open: the lock lives as long as the process */
+}
+
+void
+serve_log_config(const struct hp_config *cfg)
+{
+    char *summary, *line, *save = NULL;
+    int i;
+
+    for (i = 0; i < cfg->nwarnings; i++) {
+        log_warnx("config: %s", cfg->warnings[i]);
+    }
+    summary = env_summary(cfg);
+    for (line = strtok_r(summary, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+        log_notice("config: %s", line);
+    }
+    free(summary);
+}
+
+int
+serve_main(struct cli_opts *opts)
+{
+    struct ctl ctl;
+    struct api *api;
+    struct hp_err err;
+    sigset_t set;
+    char *dbpath;
+    int sig, lockfd;
+
+    memset(&ctl, 0, sizeof(ctl));
+    if (env_load(&ctl.cfg, ENV_SERVE, cli_lookup, opts, &err) == -1) {
+        fprintf(stderr, "harp-ctl: configuration error: %s\n", err.msg);
+        return 2;
+    }
+    log_init("harp-ctl", ctl.cfg.log_level);
+    log_notice("serve: harp-ctl %s starting", PACKAGE_VERSION);
+    serve_log_config(&ctl.cfg);
+
+    umask(077);
+    if (mkdirs(ctl.cfg.state_dir) == -1) {
+        log_warn("serve: HP_STATE_DIR: cannot create %s", ctl.cfg.state_dir);
+        env_free(&ctl.cfg);
+        return 1;
+    }
+    if ((lockfd = lock_state_dir(ctl.cfg.state_dir)) == -1) {
+        env_free(&ctl.cfg);
+        return 1;
+    }
+    dbpath = xasprintf("%s/harp.db", ctl.cfg.state_dir);
+    ctl.store = store_open(dbpath, &err);
+    free(dbpath);
+    if (ctl.store == NULL) {
+        log_errorx("serve: %s", err.msg);
+        env_free(&ctl.cfg);
+        return 1;
+    }
+    ctl.started = time(NULL);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+
+    /* Signals are taken synchronously by this thread; the API threads inherit the mask. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    api = api_start(&ctl, &err);
+    if (api == NULL) {
+        log_errorx("serve: %s", err.msg);
+        store_close(ctl.store);
+        env_free(&ctl.cfg);
+        return 1;
+    }
+    log_notice("serve: control API listening on %s, state in %s (schema %d, %zu ExApps)",
+               ctl.cfg.control_address, ctl.cfg.state_dir, store_schema_version(ctl.store),
+               store_exapp_count(ctl.store));
+    for (;;) {
+        if (sigwait(&set, &sig) != 0) {
+            continue;
+        }
+        if (sig == SIGHUP) {
+            log_info("serve: SIGHUP: nothing to reload yet");
+            continue;
+        }
+        break;
+    }
+    log_notice("serve: %s received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    api_stop(api);
+    store_close(ctl.store);
+    curl_global_cleanup();
+    env_free(&ctl.cfg);
+    close(lockfd);
+    return 0;
+}

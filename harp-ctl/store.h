@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* The SQLite store of harp-ctl: one database, WAL mode, migrations at open. */
+#ifndef HARP_CTL_STORE_H
+#define HARP_CTL_STORE_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "exapp.h"
+
+/* Created by store_open(), freed by store_close(). One connection shared by the API threads
+ * under <mtx>: writes are serialised anyway, and reads are short. */
+struct store {
+    sqlite3 *db;
+    pthread_mutex_t mtx;
+    char *path;
+};
+
+struct store *store_open(const char *path, struct hp_err *err);
+void store_close(struct store *st);
+/* The schema version the database is at (PRAGMA user_version). */
+int store_schema_version(struct store *st);
+int64_t store_table_version(struct store *st);
+
+/* Inserts or replaces <app> (keyed by app->app_id) with its routes, in one transaction that is
+ * durable when this returns 0. Sets created_at/updated_at. -1 with <err> on failure. */
+int store_exapp_put(struct store *st, struct exapp *app, struct hp_err *err);
+/* 1 and fills <app> when found, 0 when absent, -1 on error. */
+int store_exapp_get(struct store *st, const char *app_id, struct exapp *app, struct hp_err *err);
+/* All ExApps ordered by id; *<apps> freed with store_exapp_list_free(). -1 on error. */
+int store_exapp_list(struct store *st, struct exapp **apps, size_t *n, struct hp_err *err);
+void store_exapp_list_free(struct exapp *apps, size_t n);
+/* 1 when removed, 0 when absent, -1 on error. */
+int store_exapp_delete(struct store *st, const char *app_id, struct hp_err *err);
+size_t store_exapp_count(struct store *st);
+
+#endif

@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* The exapps and exapp_routes tables. Every function takes the store's mutex. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "store.h"
+#include "xmalloc.h"
+
+static int
+fail_db(struct store *st, struct hp_err *err, const char *what)
+{
+    err_set(err, "database: %s: %s", what, sqlite3_errmsg(st->db));
+    log_warnx("store: %s: %s", what, sqlite3_errmsg(st->db));
+    return -1;
+}
+
+static int
+bump_version(struct store *st)
+{
+    return sqlite3_exec(st->db, "UPDATE table_state SET version = version + 1 WHERE id = 1", NULL,
+                        NULL, NULL) == SQLITE_OK
+               ? 0
+               : -1;
+}
+
+static int
+insert_routes(struct store *st, const struct exapp *app)
+{
+    sqlite3_stmt *s = NULL;
+    size_t i;
+    char *bf;
+    int rc = -1;
+
+    if (sqlite3_prepare_v2(st->db,
+                           "INSERT INTO exapp_routes (app_id, position, url, access_level, "
+                           "bruteforce_protection) VALUES (?1, ?2, ?3, ?4, ?5)",
+                           -1, &s, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    for (i = 0; i < app->nroutes; i++) {
+        json_t *a = exapp_bruteforce_json(&app->routes[i]);
+
+        bf = json_dumps(a, JSON_COMPACT);
+        json_decref(a);
+        sqlite3_reset(s);
+        sqlite3_bind_text(s, 1, app->app_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+        sqlite3_bind_text(s, 3, app->routes[i].url, -1, SQLITE_STATIC);
+        sqlite3_bind_int(s, 4, app->routes[i].access_level);
+        sqlite3_bind_text(s, 5, bf, -1, SQLITE_TRANSIENT);
+        free(bf);
+        if (sqlite3_step(s) != SQLITE_DONE) {
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int
+store_exapp_put(struct store *st, struct exapp *app, struct hp_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t now = (int64_t)time(NULL);
+    int rc = -1;
+
+    pthread_mutex_lock(&st->mtx);
+    if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        fail_db(st, err, "begin");
+        goto out;
+    }
+    if (sqlite3_prepare_v2(st->db,
+                           "INSERT INTO exapps (app_id, token, version, host, port, "
+                           "resolved_host, created_at, updated_at) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) "
+                           "ON CONFLICT (app_id) DO UPDATE SET token = excluded.token, "
+                           "version = excluded.version, host = excluded.host, "
+                           "port = excluded.port, resolved_host = excluded.resolved_host, "
+                           "updated_at = excluded.updated_at "
+                           "RETURNING created_at",
+                           -1, &s, NULL) != SQLITE_OK) {
+        fail_db(st, err, "prepare");
+        goto rollback;
+    }
+    sqlite3_bind_text(s, 1, app->app_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, app->token, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, app->version, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, app->host, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 5, (int)app->port);
+    sqlite3_bind_text(s, 6, app->resolved_host ? app->resolved_host : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 7, now);
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        fail_db(st, err, "write exapp");
+        goto rollback;
+    }
+    app->created_at = sqlite3_column_int64(s, 0);
+    app->updated_at = now;
+    sqlite3_finalize(s);
+    s = NULL;
+    if (sqlite3_prepare_v2(st->db, "DELETE FROM exapp_routes WHERE app_id = ?1", -1, &s, NULL) !=
+            SQLITE_OK ||
+        sqlite3_bind_text(s, 1, app->app_id, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_step(s) != SQLITE_DONE) {
+        fail_db(st, err, "clear routes");
+        goto rollback;
+    }
+    if (insert_routes(st, app) == -1 || bump_version(st) == -1) {
+        fail_db(st, err, "write routes");
+        goto rollback;
+    }
+    if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        fail_db(st, err, "commit");
+        goto rollback;
+    }
+    rc = 0;
+    goto out;
+rollback:
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->mtx);
+    return rc;
+}
+
+static char *
+col_dup(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+
+    return xstrdup(t != NULL ? (const char *)t : "");
+}
+
+static void
+load_bruteforce(struct exapp_route *r, const char *text)
+{
+    json_t *a = json_loads(text, 0, NULL), *v;
+    size_t i;
+
+    if (!json_is_array(a)) {
+        json_decref(a);
+        return;
+    }
+    r->bruteforce = xcalloc(json_array_size(a), sizeof(int));
+    json_array_foreach(a, i, v)
+    {
+        r->bruteforce[r->nbruteforce++] = (int)json_integer_value(v);
+    }
+    json_decref(a);
+}
+
+/* Reads the routes of every app in <apps> (sorted by id) with one query. */
+static int
+load_routes(struct store *st, struct exapp *apps, size_t n, const char *only)
+{
+    sqlite3_stmt *s;
+    size_t i = 0;
+    int rc;
+
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT app_id, url, access_level, bruteforce_protection "
+                           "FROM exapp_routes WHERE ?1 IS NULL OR app_id = ?1 "
+                           "ORDER BY app_id, position",
+                           -1, &s, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    if (only != NULL) {
+        sqlite3_bind_text(s, 1, only, -1, SQLITE_STATIC);
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(s, 0);
+        struct exapp *a;
+        struct exapp_route *r;
+
+        while (i < n && strcmp(apps[i].app_id, id) < 0) {
+            i++;
+        }
+        if (i == n || strcmp(apps[i].app_id, id) != 0) {
+            continue;
+        }
+        a = &apps[i];
+        a->routes = xrealloc(a->routes, (a->nroutes + 1) * sizeof(*a->routes));
+        r = &a->routes[a->nroutes++];
+        memset(r, 0, sizeof(*r));
+        r->url = col_dup(s, 1);
+        r->access_level = sqlite3_column_int(s, 2);
+        load_bruteforce(r, (const char *)sqlite3_column_text(s, 3));
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void
+row_to_exapp(sqlite3_stmt *s, struct exapp *a)
+{
+    memset(a, 0, sizeof(*a));
+    snprintf(a->app_id, sizeof(a->app_id), "%s", (const char *)sqlite3_column_text(s, 0));
+    a->token = col_dup(s, 1);
+    a->version = col_dup(s, 2);
+    a->host = col_dup(s, 3);
+    a->port = (unsigned)sqlite3_column_int(s, 4);
+    a->resolved_host = col_dup(s, 5);
+    a->created_at = sqlite3_column_int64(s, 6);
+    a->updated_at = sqlite3_column_int64(s, 7);
+}
+
+#define SELECT_EXAPP                                                                               \
+    "SELECT app_id, token, version, host, port, resolved_host, created_at, updated_at "           \
+    "FROM exapps "
+
+int
+store_exapp_get(struct store *st, const char *app_id, struct exapp *app, struct hp_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = -1, step;
+
+    pthread_mutex_lock(&st->mtx);
+    if (sqlite3_prepare_v2(st->db, SELECT_EXAPP "WHERE app_id = ?1", -1, &s, NULL) != SQLITE_OK) {
+        fail_db(st, err, "read exapp");
+        goto out;
+    }
+    sqlite3_bind_text(s, 1, app_id, -1, SQLITE_STATIC);
+    step = sqlite3_step(s);
+    if (step == SQLITE_DONE) {
+        rc = 0;
+        goto out;
+    }
+    if (step != SQLITE_ROW) {
+        fail_db(st, err, "read exapp");
+        goto out;
+    }
+    row_to_exapp(s, app);
+    if (load_routes(st, app, 1, app_id) == -1) {
+        exapp_free(app);
+        fail_db(st, err, "read routes");
+        goto out;
+    }
+    rc = 1;
+out:
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->mtx);
+    return rc;
+}
+
+int
+store_exapp_list(struct store *st, struct exapp **apps, size_t *n, struct hp_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    struct exapp *a = NULL;
+    size_t cnt = 0;
+    int rc = -1, step;
+
+    pthread_mutex_lock(&st->mtx);
+    if (sqlite3_prepare_v2(st->db, SELECT_EXAPP "ORDER BY app_id", -1, &s, NULL) != SQLITE_OK) {
+        fail_db(st, err, "list exapps");
+        goto out;
+    }
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        a = xrealloc(a, (cnt + 1) * sizeof(*a));
+        row_to_exapp(s, &a[cnt++]);
+    }
+    if (step != SQLITE_DONE || load_routes(st, a, cnt, NULL) == -1) {
+        fail_db(st, err, "list exapps");
+        store_exapp_list_free(a, cnt);
+        goto out;
+    }
+    *apps = a;
+    *n = cnt;
+    rc = 0;
+out:
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->mtx);
+    return rc;
+}
+
+void
+store_exapp_list_free(struct exapp *apps, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        exapp_free(&apps[i]);
+    }
+    free(apps);
+}
+
+int
+store_exapp_delete(struct store *st, const char *app_id, struct hp_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = -1;
+
+    pthread_mutex_lock(&st->mtx);
+    if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        fail_db(st, err, "begin");
+        goto out;
+    }
+    if (sqlite3_prepare_v2(st->db, "DELETE FROM exapps WHERE app_id = ?1", -1, &s, NULL) !=
+            SQLITE_OK ||
+        sqlite3_bind_text(s, 1, app_id, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_step(s) != SQLITE_DONE) {
+        fail_db(st, err, "delete exapp");
+        goto rollback;
+    }
+    rc = sqlite3_changes(st->db) > 0 ? 1 : 0;
+    if ((rc == 1 && bump_version(st) == -1) ||
+        sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        fail_db(st, err, "commit");
+        rc = -1;
+        goto rollback;
+    }
+    goto out;
+rollback:
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->mtx);
+    return rc;
+}
+
+size_t
+store_exapp_count(struct store *st)
+{
+    sqlite3_stmt *s;
+    size_t n = 0;
+
+    pthread_mutex_lock(&st->mtx);
+    if (sqlite3_prepare_v2(st->db, "SELECT count(*) FROM exapps", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+        n = (size_t)sqlite3_column_int64(s, 0);
+    }
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->mtx);
+    return n;
+}

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* HP_* configuration: HaRP's variables with their defaults and validation, plus harp's own.
+ * One table drives parsing, defaults, command-line overrides and the start-up summary. */
+#ifndef HARP_PROTO_ENV_H
+#define HARP_PROTO_ENV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "log.h"
+
+#define ENV_MAX_WARNINGS 16
+#define ENV_KEY_FILE_MAX 4096
+
+/* Returns the value of <name> or NULL when unset. */
+typedef const char *(*env_lookup_cb)(const char *name, void *arg);
+
+enum env_scope {
+    ENV_SERVE,  /* a daemon: everything is validated and NC_INSTANCE_URL is required */
+    ENV_CLIENT, /* the CLI: only what it needs to reach the daemon; a missing key is allowed */
+};
+
+struct hp_config {
+    enum env_scope scope;
+
+    /* Shared key: exactly one of HP_SHARED_KEY / HP_SHARED_KEY_FILE (HaRP's start.sh rules). */
+    char *shared_key;
+    char *shared_key_file; /* NULL when the key came from HP_SHARED_KEY */
+
+    char *nc_instance_url;
+    char *nc_req_url; /* NC_INSTANCE_URL minus one trailing '/', then minus '/index.php' */
+    char *exapps_address;
+    char *exapps_https_address;
+    char *frp_address;
+    bool frp_disable_tls;
+    unsigned frp_cert_validity_days;
+    char *trusted_proxy_ips;
+    enum log_level log_level;
+    uint64_t timeout_connect_ms;
+    uint64_t timeout_client_ms;
+    uint64_t timeout_server_ms;
+    uint64_t timeout_tunnel_ms;
+    double session_lifetime;
+    unsigned blacklist_window;
+    unsigned blacklist_count; /* 0 disables bans */
+    bool ban_reply_429;
+
+    bool k8s_enabled;
+    char *k8s_api_server;
+    char *k8s_namespace;
+    char *k8s_ca_file;
+    char *k8s_bearer_token;
+    char *k8s_bearer_token_file;
+    bool k8s_verify_ssl;
+
+    char *state_dir;
+    char *control_address;
+    char *ctl_socket;
+    char *certs_dir;
+    char *docker_socket;
+
+    /* Normalisations and ignored values, for the caller to log. */
+    char warnings[ENV_MAX_WARNINGS][256];
+    int nwarnings;
+};
+
+
+/* Fills <cfg> from <lookup>. On failure returns -1 with <err> naming the variable and the
+ * accepted values; <cfg> is then freed. */
+int env_load(struct hp_config *cfg, enum env_scope scope, env_lookup_cb lookup, void *arg,
+             struct hp_err *err);
+void env_free(struct hp_config *cfg);
+
+/* The effective settings, one "NAME=value" per line, secrets masked. Caller frees. */
+char *env_summary(const struct hp_config *cfg);
+
+/* "host:port", "[v6]:port" or ":port" (all addresses). 0, or -1 with <err>. */
+int env_parse_hostport(const char *s, char *host, size_t hostlen, unsigned *port,
+                       struct hp_err *err);
+/* HAProxy time syntax: digits with an optional unit us, ms, s, m, h, d; bare digits are ms. */
+int env_parse_time_ms(const char *s, uint64_t *ms);
+/* HaRP's quote stripping: one leading and one trailing '"', then one leading and one
+ * trailing '\''; each removal independent. Works in place. */
+void env_strip_quotes(char *s);
+
+/* Looks names up in the process environment. */
+const char *env_getenv(const char *name, void *arg);
+
+#endif

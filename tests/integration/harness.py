@@ -1,0 +1,186 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Starts the real harp binaries on loopback with a temporary state directory and talks to
+them over HTTP. Ports come from the kernel; readiness is polled, never slept for."""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+BUILDDIR = os.environ.get("HARP_BUILDDIR") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+SRCDIR = os.environ.get("HARP_SRCDIR") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+HARP_CTL = os.path.join(BUILDDIR, "harp-ctl", "harp-ctl")
+MULT = float(os.environ.get("HP_TEST_TIMEOUT_MULTIPLIER", "1"))
+CAPTURES = os.path.join(SRCDIR, "tests", "fixtures", "appapi-captures", "appapi-33.0.0")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout * MULT
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def base_env(**extra):
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+        if k in os.environ:
+            env[k] = os.environ[k]
+    env.update({k: str(v) for k, v in extra.items() if v is not None})
+    return env
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.body[:200]!r}>"
+
+
+def http_request(addr, method, path, body=None, headers=None, timeout=10.0):
+    host, port = addr
+    conn = http.client.HTTPConnection(host, port, timeout=timeout * MULT)
+    try:
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+        elif isinstance(body, str):
+            body = body.encode()
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+    finally:
+        conn.close()
+
+
+class Ctl:
+    """One `harp-ctl serve` process. Its log is kept in <state_dir>/../harp-ctl.log."""
+
+    def __init__(self, workdir, key="test-shared-key-0123", env=None, port=None):
+        self.workdir = str(workdir)
+        self.state_dir = os.path.join(self.workdir, "state")
+        self.key = key
+        self.port = port or free_port()
+        self.extra_env = env or {}
+        self.proc = None
+        self.log_path = os.path.join(self.workdir, "harp-ctl.log")
+        self.secrets = [key]
+
+    @property
+    def addr(self):
+        return ("127.0.0.1", self.port)
+
+    def env(self):
+        e = base_env(HP_SHARED_KEY=self.key, NC_INSTANCE_URL="http://127.0.0.1:9",
+                     HP_STATE_DIR=self.state_dir, HP_CONTROL_ADDRESS=f"127.0.0.1:{self.port}",
+                     HP_LOG_LEVEL="debug")
+        e.update({k: str(v) for k, v in self.extra_env.items()})
+        return {k: v for k, v in e.items() if v != "__unset__"}
+
+    def start(self, wait=True):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([HARP_CTL, "serve"], env=self.env(), stdout=log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        if wait:
+            wait_for(self.ready, what="harp-ctl /heartbeat")
+        return self
+
+    def ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"harp-ctl exited with {self.proc.returncode}:\n{self.log()}")
+        try:
+            return http_request(self.addr, "GET", "/heartbeat", timeout=1).status == 200
+        except OSError:
+            return False
+
+    def request(self, method, path, body=None, headers=None, key=True):
+        h = {}
+        if key is True:
+            h["harp-shared-key"] = self.key
+        elif isinstance(key, str):
+            h["harp-shared-key"] = key
+        h.update(headers or {})
+        return http_request(self.addr, method, path, body, h)
+
+    def stop(self):
+        """SIGTERM; the process must exit 0 by itself."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=10 * MULT)
+        assert rc == 0, f"harp-ctl exited with {rc} after SIGTERM:\n{self.log()}"
+        return rc
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10 * MULT)
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def cli(self, *args, key=True, env=None, timeout=30):
+        e = base_env(HP_CONTROL_ADDRESS=f"127.0.0.1:{self.port}", HP_STATE_DIR=self.state_dir)
+        if key is True:
+            e["HP_SHARED_KEY"] = self.key
+        elif isinstance(key, str):
+            e["HP_SHARED_KEY"] = key
+        e.update(env or {})
+        return subprocess.run([HARP_CTL, *args], env=e, capture_output=True, text=True,
+                              timeout=timeout * MULT, stdin=subprocess.DEVNULL)
+
+
+def run_ctl(args, env, timeout=30):
+    return subprocess.run([HARP_CTL, *args], env=env, capture_output=True, text=True,
+                          timeout=timeout * MULT, stdin=subprocess.DEVNULL)
+
+
+def parse_capture(name):
+    """The requests of one AppAPI capture file: [(method, target, headers, body or None)]."""
+    path = os.path.join(CAPTURES, name)
+    with open(path) as f:
+        text = f.read()
+    out = []
+    for block in text.split("\n--- seq ")[1:]:
+        lines = block.split("\n")[1:]
+        method, target, _ = lines[0].split(" ", 2)
+        headers, i = {}, 1
+        while lines[i]:
+            k, v = lines[i].split(": ", 1)
+            if k.lower() != "content-length":  # bodies are pretty-printed in the captures
+                headers[k] = v
+            i += 1
+        rest = "\n".join(lines[i + 1:])
+        rest = rest.split("\n=> stand-in replied")[0].strip()
+        body = None if rest == "<no body>" else rest
+        out.append((method, target, headers, body))
+    return out
+
+
+def capture_available():
+    return os.path.isdir(CAPTURES)

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* The store on a real SQLite file: migrations, 0600 file, round trips, replacement of routes,
+ * table versions, refusal of a database from a newer harp. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "schema.h"
+#include "store.h"
+#include "tap.h"
+#include "xmalloc.h"
+
+static void
+make_app(struct exapp *a, const char *id, unsigned port, size_t nroutes)
+{
+    size_t i;
+
+    memset(a, 0, sizeof(*a));
+    snprintf(a->app_id, sizeof(a->app_id), "%s", id);
+    a->token = xstrdup("tok");
+    a->version = xstrdup("1.0");
+    a->host = xstrdup("127.0.0.1");
+    a->resolved_host = xstrdup("");
+    a->port = port;
+    a->routes = xcalloc(nroutes, sizeof(*a->routes));
+    a->nroutes = nroutes;
+    for (i = 0; i < nroutes; i++) {
+        a->routes[i].url = xasprintf("^/r%zu$", i);
+        a->routes[i].access_level = (int)(i % 3);
+        a->routes[i].bruteforce = xcalloc(1, sizeof(int));
+        a->routes[i].bruteforce[0] = 401;
+        a->routes[i].nbruteforce = 1;
+    }
+}
+
+int
+main(void)
+{
+    char dir[] = "/tmp/harp-store-XXXXXX";
+    struct store *st;
+    struct exapp a, got, *list;
+    struct hp_err err;
+    struct stat sb;
+    size_t n;
+    char *path, *cmd;
+    int64_t v0;
+
+    OK(mkdtemp(dir) != NULL, "temp dir");
+    path = xasprintf("%s/harp.db", dir);
+    st = store_open(path, &err);
+    OK(st != NULL, "a new database opens");
+    IS_INT(store_schema_version(st), schema_steps[schema_nsteps - 1].version,
+           "all migrations applied");
+    OK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600, "database file is 0600");
+    v0 = store_table_version(st);
+
+    make_app(&a, "alpha", 23001, 3);
+    IS_INT(store_exapp_put(st, &a, &err), 0, "put alpha");
+    OK(store_table_version(st) == v0 + 1, "table version bumped");
+    exapp_free(&a);
+    make_app(&a, "alpha", 23002, 1);
+    IS_INT(store_exapp_put(st, &a, &err), 0, "replace alpha with one route");
+    exapp_free(&a);
+    IS_INT(store_exapp_get(st, "alpha", &got, &err), 1, "get alpha");
+    IS_INT(got.port, 23002, "replaced port");
+    IS_INT(got.nroutes, 1, "old routes gone");
+    IS_STR(got.routes[0].url, "^/r0$", "route url");
+    IS_INT(got.routes[0].bruteforce[0], 401, "bruteforce list round trip");
+    IS_STR(got.token, "tok", "token stored");
+    exapp_free(&got);
+    IS_INT(store_exapp_get(st, "beta", &got, &err), 0, "absent app");
+
+    make_app(&a, "beta", 23003, 2);
+    IS_INT(store_exapp_put(st, &a, &err), 0, "put beta");
+    exapp_free(&a);
+    IS_INT(store_exapp_list(st, &list, &n, &err), 0, "list");
+    IS_INT(n, 2, "two apps");
+    IS_STR(list[0].app_id, "alpha", "ordered by id");
+    IS_INT(list[1].nroutes, 2, "beta's routes listed");
+    IS_STR(list[1].routes[1].url, "^/r1$", "routes in order");
+    store_exapp_list_free(list, n);
+
+    IS_INT(store_exapp_delete(st, "alpha", &err), 1, "delete alpha");
+    IS_INT(store_exapp_delete(st, "alpha", &err), 0, "delete again: absent");
+    IS_INT(store_exapp_count(st), 1, "one app left");
+    store_close(st);
+
+    st = store_open(path, &err);
+    OK(st != NULL, "reopen");
+    IS_INT(store_exapp_count(st), 1, "data persists across reopen");
+    store_close(st);
+
+    cmd = xasprintf("sqlite3 %s 'PRAGMA user_version = 999' 2>/dev/null || "
+                    "python3 -c \"import sqlite3; c=sqlite3.connect('%s'); "
+                    "c.execute('PRAGMA user_version = 999'); c.commit()\"",
+                    path, path);
+    OK(system(cmd) == 0, "database marked as from a newer harp");
+    st = store_open(path, &err);
+    OK(st == NULL && strstr(err.msg, "newer") != NULL, "a newer schema is refused");
+    store_close(st);
+
+    free(cmd);
+    cmd = xasprintf("rm -rf %s", dir);
+    OK(system(cmd) == 0, "cleanup");
+    free(cmd);
+    free(path);
+    return tap_done();
+}
