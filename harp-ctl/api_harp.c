@@ -72,6 +72,8 @@ on_storage_post(struct api_req *req, struct api_resp *resp)
     } else {
         log_info("exapp: stored %s version=%s host=%s port=%u routes=%zu", app.app_id,
                  app.version, app.host, app.port, app.nroutes);
+        publish_forget_missing(req->ctl->pub, app.app_id);
+        publish_notify(req->ctl->pub);
         api_empty(resp, 204);
     }
     exapp_free(&app);
@@ -94,6 +96,7 @@ api_exapp_delete(struct api_req *req, struct api_resp *resp)
         api_error(resp, 404, NULL);
     } else {
         log_info("exapp: removed %s", id);
+        publish_notify(req->ctl->pub);
         api_empty(resp, 204);
     }
 }

@@ -69,7 +69,17 @@ on_exapp_show(struct api_req *req, struct api_resp *resp)
     }
 }
 
+static void
+on_dataplanes(struct api_req *req, struct api_resp *resp)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "dataplanes", publish_dataplanes(req->ctl->pub));
+    api_json(resp, 200, o);
+}
+
 const struct api_route api_ops_routes[] = {
+    {"GET", "/api/v1/dataplanes", false, false, on_dataplanes},
     {"GET", "/api/v1/status", false, false, on_status},
     {"GET", "/api/v1/exapps", false, false, on_exapp_list},
     {"GET", "/api/v1/exapps/", true, false, on_exapp_show},

@@ -29,6 +29,7 @@ static const char usage_main[] =
     "  exapp list            list registered ExApps\n"
     "  exapp show ID         show one ExApp and its routes (never its token)\n"
     "  exapp rm ID           remove an ExApp\n"
+    "  dp list               list connected data planes and their table versions\n"
     "  config check          validate the configuration and print the effective settings\n"
     "\n"
     "options (each overrides its environment variable):\n"
@@ -399,6 +400,8 @@ cli_main(int argc, char **argv)
         rc = cmd_status(&opts);
     } else if (strcmp(cmd, "exapp") == 0) {
         rc = cli_exapp(&opts);
+    } else if (strcmp(cmd, "dp") == 0) {
+        rc = cli_dp(&opts);
     } else {
         fprintf(stderr, "harp-ctl: unknown command '%s' (see harp-ctl --help)\n", cmd);
         rc = CLI_USAGE;

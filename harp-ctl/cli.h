@@ -43,5 +43,6 @@ const char *cli_time(long long t, char *buf, size_t len);
 
 int cli_main(int argc, char **argv);
 int cli_exapp(struct cli_opts *opts);
+int cli_dp(struct cli_opts *opts);
 
 #endif

@@ -6,11 +6,13 @@
 #include <time.h>
 
 #include "env.h"
+#include "publish.h"
 #include "store.h"
 
 struct ctl {
     struct hp_config cfg;
     struct store *store;
+    struct publish *pub;
     time_t started;
 };
 

@@ -131,16 +131,25 @@ serve_main(struct cli_opts *opts)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    api = api_start(&ctl, &err);
-    if (api == NULL) {
+    ctl.pub = publish_start(&ctl, &err);
+    if (ctl.pub == NULL) {
         log_errorx("serve: %s", err.msg);
         store_close(ctl.store);
         env_free(&ctl.cfg);
         return 1;
     }
-    log_notice("serve: control API listening on %s, state in %s (schema %d, %zu ExApps)",
-               ctl.cfg.control_address, ctl.cfg.state_dir, store_schema_version(ctl.store),
-               store_exapp_count(ctl.store));
+    api = api_start(&ctl, &err);
+    if (api == NULL) {
+        log_errorx("serve: %s", err.msg);
+        publish_stop(ctl.pub);
+        store_close(ctl.store);
+        env_free(&ctl.cfg);
+        return 1;
+    }
+    log_notice("serve: control API listening on %s, data planes on %s, state in %s "
+               "(schema %d, %zu ExApps)",
+               ctl.cfg.control_address, ctl.cfg.ctl_socket, ctl.cfg.state_dir,
+               store_schema_version(ctl.store), store_exapp_count(ctl.store));
     for (;;) {
         if (sigwait(&set, &sig) != 0) {
             continue;
@@ -153,6 +162,7 @@ serve_main(struct cli_opts *opts)
     }
     log_notice("serve: %s received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     api_stop(api);
+    publish_stop(ctl.pub);
     store_close(ctl.store);
     curl_global_cleanup();
     env_free(&ctl.cfg);

@@ -4,6 +4,7 @@
 #define HARP_CTL_STORE_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,7 +34,12 @@ int store_exapp_get(struct store *st, const char *app_id, struct exapp *app, str
 /* All ExApps ordered by id; *<apps> freed with store_exapp_list_free(). -1 on error. */
 int store_exapp_list(struct store *st, struct exapp **apps, size_t *n, struct hp_err *err);
 void store_exapp_list_free(struct exapp *apps, size_t n);
-/* 1 when removed, 0 when absent, -1 on error. */
+/* All ExApps and the table version they make up, read together. */
+int store_exapp_snapshot(struct store *st, struct exapp **apps, size_t *n, int64_t *version,
+                         struct hp_err *err);
+/* True when <app_id> was removed by DELETE and not registered again since. */
+bool store_exapp_removed(struct store *st, const char *app_id);
+/* 1 when removed, 0 when absent, -1 on error. Either way the id is marked removed. */
 int store_exapp_delete(struct store *st, const char *app_id, struct hp_err *err);
 size_t store_exapp_count(struct store *st);
 

@@ -27,6 +27,22 @@ bump_version(struct store *st)
                : -1;
 }
 
+/* Runs <sql> with ?1 bound to <id>. */
+static int
+exec_id(struct store *st, const char *sql, const char *id)
+{
+    sqlite3_stmt *s;
+    int rc = -1;
+
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_DONE) {
+        rc = 0;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
 static int
 insert_routes(struct store *st, const struct exapp *app)
 {
@@ -103,14 +119,12 @@ store_exapp_put(struct store *st, struct exapp *app, struct hp_err *err)
     app->updated_at = now;
     sqlite3_finalize(s);
     s = NULL;
-    if (sqlite3_prepare_v2(st->db, "DELETE FROM exapp_routes WHERE app_id = ?1", -1, &s, NULL) !=
-            SQLITE_OK ||
-        sqlite3_bind_text(s, 1, app->app_id, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_step(s) != SQLITE_DONE) {
+    if (exec_id(st, "DELETE FROM exapp_routes WHERE app_id = ?1", app->app_id) == -1) {
         fail_db(st, err, "clear routes");
         goto rollback;
     }
-    if (insert_routes(st, app) == -1 || bump_version(st) == -1) {
+    if (exec_id(st, "DELETE FROM exapp_removed WHERE app_id = ?1", app->app_id) == -1 ||
+        insert_routes(st, app) == -1 || bump_version(st) == -1) {
         fail_db(st, err, "write routes");
         goto rollback;
     }
@@ -247,15 +261,14 @@ out:
     return rc;
 }
 
-int
-store_exapp_list(struct store *st, struct exapp **apps, size_t *n, struct hp_err *err)
+static int
+list_locked(struct store *st, struct exapp **apps, size_t *n, struct hp_err *err)
 {
     sqlite3_stmt *s = NULL;
     struct exapp *a = NULL;
     size_t cnt = 0;
     int rc = -1, step;
 
-    pthread_mutex_lock(&st->mtx);
     if (sqlite3_prepare_v2(st->db, SELECT_EXAPP "ORDER BY app_id", -1, &s, NULL) != SQLITE_OK) {
         fail_db(st, err, "list exapps");
         goto out;
@@ -274,8 +287,61 @@ store_exapp_list(struct store *st, struct exapp **apps, size_t *n, struct hp_err
     rc = 0;
 out:
     sqlite3_finalize(s);
+    return rc;
+}
+
+int
+store_exapp_list(struct store *st, struct exapp **apps, size_t *n, struct hp_err *err)
+{
+    int rc;
+
+    pthread_mutex_lock(&st->mtx);
+    rc = list_locked(st, apps, n, err);
     pthread_mutex_unlock(&st->mtx);
     return rc;
+}
+
+int
+store_exapp_snapshot(struct store *st, struct exapp **apps, size_t *n, int64_t *version,
+                     struct hp_err *err)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    pthread_mutex_lock(&st->mtx);
+    rc = list_locked(st, apps, n, err);
+    *version = -1;
+    if (rc == 0 && sqlite3_prepare_v2(st->db, "SELECT version FROM table_state WHERE id = 1", -1,
+                                      &s, NULL) == SQLITE_OK) {
+        if (sqlite3_step(s) == SQLITE_ROW) {
+            *version = sqlite3_column_int64(s, 0);
+        }
+        sqlite3_finalize(s);
+    }
+    pthread_mutex_unlock(&st->mtx);
+    if (rc == 0 && *version < 0) {
+        store_exapp_list_free(*apps, *n);
+        err_set(err, "database: cannot read the table version");
+        return -1;
+    }
+    return rc;
+}
+
+bool
+store_exapp_removed(struct store *st, const char *app_id)
+{
+    sqlite3_stmt *s;
+    bool removed = false;
+
+    pthread_mutex_lock(&st->mtx);
+    if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM exapp_removed WHERE app_id = ?1", -1, &s,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_text(s, 1, app_id, -1, SQLITE_STATIC);
+        removed = sqlite3_step(s) == SQLITE_ROW;
+        sqlite3_finalize(s);
+    }
+    pthread_mutex_unlock(&st->mtx);
+    return removed;
 }
 
 void
@@ -309,6 +375,8 @@ store_exapp_delete(struct store *st, const char *app_id, struct hp_err *err)
     }
     rc = sqlite3_changes(st->db) > 0 ? 1 : 0;
     if ((rc == 1 && bump_version(st) == -1) ||
+        exec_id(st, "INSERT OR REPLACE INTO exapp_removed (app_id, removed_at) "
+                    "VALUES (?1, unixepoch())", app_id) == -1 ||
         sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         fail_db(st, err, "commit");
         rc = -1;

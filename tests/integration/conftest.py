@@ -35,3 +35,17 @@ def ctl_factory(tmp_path):
 @pytest.fixture
 def ctl(ctl_factory):
     return ctl_factory().start()
+
+
+@pytest.fixture
+def fake_nc():
+    from helpers.fake_nextcloud import FakeNextcloud
+    nc = FakeNextcloud("test-shared-key-0123")
+    yield nc
+    nc.stop()
+
+
+@pytest.fixture
+def ctl_nc(ctl_factory, fake_nc):
+    """A control plane whose Nextcloud is the fake one."""
+    return ctl_factory(env={"NC_INSTANCE_URL": fake_nc.url + "/index.php/"}).start()

@@ -14,6 +14,7 @@ BUILDDIR = os.environ.get("HARP_BUILDDIR") or os.path.abspath(
 SRCDIR = os.environ.get("HARP_SRCDIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 HARP_CTL = os.path.join(BUILDDIR, "harp-ctl", "harp-ctl")
+SCHEMA_VERSION = len([f for f in os.listdir(os.path.join(SRCDIR, "schema")) if f.endswith(".sql")])
 MULT = float(os.environ.get("HP_TEST_TIMEOUT_MULTIPLIER", "1"))
 CAPTURES = os.path.join(SRCDIR, "tests", "fixtures", "appapi-captures", "appapi-33.0.0")
 
@@ -184,3 +185,39 @@ def parse_capture(name):
 
 def capture_available():
     return os.path.isdir(CAPTURES)
+
+
+class ProtoClient:
+    """A data plane's side of proto, in Python: for testing harp-ctl's publisher."""
+
+    def __init__(self, path, dp_id="py-dp", version=0, hello=True, timeout=5.0):
+        import struct  # noqa: F401 (used below)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout * MULT)
+        self.sock.connect(path)
+        self.buf = b""
+        if hello:
+            self.send({"type": "hello", "proto": 1, "dp_id": dp_id, "pid": os.getpid(),
+                       "version": version})
+
+    def send(self, msg):
+        import struct
+        data = json.dumps(msg).encode()
+        self.sock.sendall(struct.pack(">I", len(data)) + data)
+
+    def recv(self, skip=("ping", "pong")):
+        import struct
+        while True:
+            while len(self.buf) < 4 or len(self.buf) < 4 + struct.unpack(">I", self.buf[:4])[0]:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise EOFError("control plane closed the link")
+                self.buf += chunk
+            n = struct.unpack(">I", self.buf[:4])[0]
+            msg = json.loads(self.buf[4:4 + n])
+            self.buf = self.buf[4 + n:]
+            if msg["type"] not in skip:
+                return msg
+
+    def close(self):
+        self.sock.close()

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from harness import base_env, run_ctl
+from harness import SCHEMA_VERSION, base_env, run_ctl
 
 
 def app_body(port=23001):
@@ -28,7 +28,7 @@ def test_status(with_app):
     assert r.returncode == 0, r.stderr
     assert "harp 0.5.0" in r.stdout and "exapps:         1" in r.stdout
     j = json.loads(with_app.cli("status", "--json").stdout)
-    assert j["exapps"] == 1 and j["schema_version"] == 1 and j["state_dir"] == with_app.state_dir
+    assert j["exapps"] == 1 and j["schema_version"] == SCHEMA_VERSION and j["state_dir"] == with_app.state_dir
 
 
 def test_exapp_list_table_and_json(with_app):

@@ -7,7 +7,7 @@ import stat
 import threading
 import time
 
-from harness import MULT, http_request, run_ctl, base_env
+from harness import MULT, SCHEMA_VERSION, base_env, http_request, run_ctl
 
 
 def body(i, port=23000):
@@ -28,7 +28,7 @@ def test_restart_keeps_every_registration(ctl_factory):
     after = c.request("GET", "/api/v1/exapps").json()
     assert after == before
     assert [a["app_id"] for a in after["exapps"]] == ["app0", "app1", "app2", "app4"]
-    assert "(schema 1, 4 ExApps)" in c.log()
+    assert f"(schema {SCHEMA_VERSION}, 4 ExApps)" in c.log()
 
 
 def test_kill9_during_a_burst_loses_no_acknowledged_registration(ctl_factory):
@@ -116,7 +116,7 @@ def test_database_from_a_newer_harp_is_refused_untouched(ctl_factory):
     assert r.returncode == 1 and "newer than this harp" in r.stderr
     db = sqlite3.connect(db_path)
     assert db.execute("SELECT count(*) FROM exapps").fetchone()[0] == 1
-    db.execute("PRAGMA user_version = 1")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     db.commit()
     db.close()
     c.start()

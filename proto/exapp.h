@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* An ExApp as AppAPI registers it: validation of the exapp_storage body and its JSON forms. */
-#ifndef HARP_CTL_EXAPP_H
-#define HARP_CTL_EXAPP_H
+#ifndef HARP_PROTO_EXAPP_H
+#define HARP_PROTO_EXAPP_H
 
 #include <jansson.h>
 #include <stdbool.h>

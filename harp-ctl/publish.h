@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* The publisher: data plane links on HP_CTL_SOCKET, routing tables pushed to them, and their
+ * look-ups of unknown app ids. */
+#ifndef HARP_CTL_PUBLISH_H
+#define HARP_CTL_PUBLISH_H
+
+#include <jansson.h>
+
+#include "err.h"
+
+struct ctl;
+struct publish;
+
+/* Creates the socket (refusing when another harp-ctl answers on it) and starts the thread. */
+struct publish *publish_start(struct ctl *ctl, struct hp_err *err);
+/* Stops the thread, closes every link, removes the socket. */
+void publish_stop(struct publish *pub);
+/* The table changed in the store: push it to every data plane. Any thread. */
+void publish_notify(struct publish *pub);
+/* <app_id> was registered: forget that Nextcloud did not know it. Any thread. */
+void publish_forget_missing(struct publish *pub, const char *app_id);
+/* A new array describing each connected data plane. Any thread. */
+json_t *publish_dataplanes(struct publish *pub);
+
+#endif
