@@ -16,7 +16,7 @@ struct field {
 static const struct {
     const char *name;
     enum msg_dir dir;
-    struct field fields[4];
+    struct field fields[5]; /* NULL-terminated */
 } types[MSG_NTYPES] = {
     [MSG_HELLO] = {"hello", MSG_FROM_DP,
                    {{"proto", F_INT}, {"dp_id", F_STR}, {"version", F_INT}, {NULL, 0}}},

@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/*
+ * The proto client of a data plane.
+ *
+ * Design notes:
+ * 1. The link connects to HP_CTL_SOCKET, says hello with the version of the table it holds,
+ *    and applies what comes: a snapshot replaces the table; a delta applies only on top of the
+ *    version it names, else the link is dropped and re-established, which brings a snapshot.
+ * 2. A new table is built beside the live one and swapped whole once every entry is valid;
+ *    requests keep the table they started with (refcount). An invalid table is refused and the
+ *    old one keeps serving. Each applied version is acked.
+ * 3. When the control plane is away the last table keeps serving; look-ups fail at once (the
+ *    caller answers 503) and the link retries every RECONNECT_MS.
+ *
+ *   DOWN --connect--> CONNECTING --connected: hello--> UP --close/error--> DOWN (+retry timer)
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl_link.h"
+#include "frame.h"
+#include "log.h"
+#include "msg.h"
+#include "proxy.h"
+#include "xmalloc.h"
+
+#define RECONNECT_MS 200
+#define PING_S 5
+#define SILENCE_MAX_S 20
+
+struct pending {
+    json_int_t id;
+    struct conn *conn;
+    struct pending *next;
+};
+
+struct ctl_link {
+    struct lws *wsi;
+    bool up;
+    struct frame_reader rd;
+    char *out;
+    size_t out_len, out_off;
+    json_int_t next_id;
+    struct pending *pending;
+    lws_sorted_usec_list_t sul_retry, sul_ping;
+    lws_usec_t last_rx;
+    bool logged_down;
+};
+
+static void connect_link(lws_sorted_usec_list_t *sul);
+
+bool
+ctl_link_up(const struct ctl_link *l)
+{
+    return l != NULL && l->up;
+}
+
+static void
+send_msg(struct ctl_link *l, json_t *m)
+{
+    size_t n;
+    char *f = frame_encode(m, &n);
+
+    json_decref(m);
+    if (f == NULL || l->wsi == NULL) {
+        free(f);
+        return;
+    }
+    if (l->out_off == l->out_len) {
+        l->out_off = l->out_len = 0;
+    }
+    l->out = xrealloc(l->out, l->out_len + n);
+    memcpy(l->out + l->out_len, f, n);
+    l->out_len += n;
+    free(f);
+    lws_callback_on_writable(l->wsi);
+}
+
+int
+ctl_link_lookup(struct ctl_link *l, const char *app_id, struct conn *c)
+{
+    struct pending *p;
+    json_t *m;
+
+    if (!ctl_link_up(l)) {
+        return -1;
+    }
+    p = xcalloc(1, sizeof(*p));
+    p->id = ++l->next_id;
+    p->conn = c;
+    p->next = l->pending;
+    l->pending = p;
+    m = msg_new(MSG_LOOKUP);
+    json_object_set_new(m, "id", json_integer(p->id));
+    json_object_set_new(m, "app_id", json_string(app_id));
+    send_msg(l, m);
+    return 0;
+}
+
+void
+ctl_link_forget(struct ctl_link *l, struct conn *c)
+{
+    struct pending **pp, *p;
+
+    if (l == NULL) {
+        return;
+    }
+    for (pp = &l->pending; (p = *pp) != NULL;) {
+        if (p->conn == c) {
+            *pp = p->next;
+            free(p);
+        } else {
+            pp = &p->next;
+        }
+    }
+}
+
+/* Fails every pending look-up (the link went down). */
+static void
+fail_pending(struct ctl_link *l)
+{
+    struct pending *p;
+
+    while ((p = l->pending) != NULL) {
+        l->pending = p->next;
+        proxy_lookup_done(p->conn, true);
+        free(p);
+    }
+}
+
+static void
+swap_table(struct ctl_link *l, json_t *source, int64_t version)
+{
+    struct hp_err err;
+    struct table *t = table_build(source, version, &err);
+    json_t *ack;
+
+    if (t == NULL) {
+        log_warnx("ctl: table version %lld refused (%s); keeping version %lld",
+                  (long long)version, err.msg, dp->table ? (long long)dp->table->version : -1LL);
+        return;
+    }
+    table_unref(dp->table);
+    dp->table = t;
+    log_info("ctl: table version %lld applied (%zu ExApps)", (long long)version, t->napps);
+    ack = msg_new(MSG_ACK);
+    json_object_set_new(ack, "version", json_integer(version));
+    send_msg(l, ack);
+}
+
+static int
+on_snapshot(struct ctl_link *l, json_t *m)
+{
+    json_t *src = json_object(), *a;
+    size_t i;
+
+    json_array_foreach(json_object_get(m, "exapps"), i, a)
+    {
+        const char *id = json_string_value(json_object_get(a, "app_id"));
+
+        if (id == NULL) {
+            json_decref(src);
+            return -1;
+        }
+        json_object_set(src, id, a);
+    }
+    swap_table(l, src, json_integer_value(json_object_get(m, "version")));
+    return 0;
+}
+
+static int
+on_delta(struct ctl_link *l, json_t *m)
+{
+    int64_t from = json_integer_value(json_object_get(m, "from"));
+    json_t *src, *a;
+    size_t i;
+
+    if (dp->table == NULL || dp->table->version != from) {
+        log_warnx("ctl: delta from version %lld but the table is at %lld; resynchronising",
+                  (long long)from, dp->table ? (long long)dp->table->version : -1LL);
+        return -1;
+    }
+    src = json_copy(dp->table->source);
+    json_array_foreach(json_object_get(m, "upserts"), i, a)
+    {
+        const char *id = json_string_value(json_object_get(a, "app_id"));
+
+        if (id == NULL) {
+            json_decref(src);
+            return -1;
+        }
+        json_object_set(src, id, a);
+    }
+    json_array_foreach(json_object_get(m, "deletes"), i, a)
+    {
+        if (json_is_string(a)) {
+            json_object_del(src, json_string_value(a));
+        }
+    }
+    swap_table(l, src, json_integer_value(json_object_get(m, "version")));
+    return 0;
+}
+
+static void
+on_lookup_reply(struct ctl_link *l, json_t *m)
+{
+    json_int_t id = json_integer_value(json_object_get(m, "id"));
+    struct pending **pp, *p;
+
+    for (pp = &l->pending; (p = *pp) != NULL; pp = &p->next) {
+        if (p->id == id) {
+            *pp = p->next;
+            proxy_lookup_done(p->conn, false);
+            free(p);
+            return;
+        }
+    }
+}
+
+/* 0, or -1 when the link must be dropped. */
+static int
+on_frame(struct ctl_link *l, json_t *m)
+{
+    struct hp_err err;
+    int t = msg_check(m, MSG_FROM_CTL, &err);
+
+    switch (t) {
+    case MSG_SNAPSHOT:
+        return on_snapshot(l, m);
+    case MSG_DELTA:
+        return on_delta(l, m);
+    case MSG_LOOKUP_REPLY:
+        on_lookup_reply(l, m);
+        return 0;
+    case MSG_PING:
+        send_msg(l, msg_new(MSG_PONG));
+        return 0;
+    case MSG_PONG:
+        return 0;
+    case MSG_ERROR:
+        log_errorx("ctl: the control plane refused this data plane: %s",
+                   json_string_value(json_object_get(m, "message")));
+        return -1;
+    default:
+        log_warnx("ctl: %s; dropping the link", t == -1 ? err.msg : "unexpected message");
+        return -1;
+    }
+}
+
+static void
+link_down(struct ctl_link *l)
+{
+    if (l->up || !l->logged_down) {
+        log_warnx("ctl: control plane link down; serving table version %lld, retrying",
+                  dp->table ? (long long)dp->table->version : -1LL);
+        l->logged_down = true;
+    }
+    l->up = false;
+    l->wsi = NULL;
+    frame_reader_free(&l->rd);
+    l->out_len = l->out_off = 0;
+    fail_pending(l);
+    if (!dp->stopping) {
+        lws_sul_schedule(dp->ctx, 0, &l->sul_retry, connect_link, RECONNECT_MS * 1000);
+    }
+}
+
+static void
+on_ping_timer(lws_sorted_usec_list_t *sul)
+{
+    struct ctl_link *l = lws_container_of(sul, struct ctl_link, sul_ping);
+
+    if (l->up && l->wsi != NULL) {
+        if (lws_now_usecs() - l->last_rx > (lws_usec_t)SILENCE_MAX_S * LWS_US_PER_SEC) {
+            log_warnx("ctl: control plane silent for %d s; reconnecting", SILENCE_MAX_S);
+            lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        } else {
+            send_msg(l, msg_new(MSG_PING));
+        }
+    }
+    lws_sul_schedule(dp->ctx, 0, &l->sul_ping, on_ping_timer, PING_S * LWS_US_PER_SEC);
+}
+
+static void
+connect_link(lws_sorted_usec_list_t *sul)
+{
+    struct ctl_link *l = lws_container_of(sul, struct ctl_link, sul_retry);
+    struct lws_client_connect_info ci;
+    char *addr = xasprintf("+%s", dp->cfg.ctl_socket);
+
+    memset(&ci, 0, sizeof(ci));
+    ci.context = dp->ctx;
+    ci.vhost = dp->vh;
+    ci.address = addr;
+    ci.port = 0;
+    ci.host = "localhost";
+    ci.origin = "localhost";
+    ci.method = "RAW";
+    ci.local_protocol_name = "harp-ctl";
+    ci.opaque_user_data = l;
+    ci.pwsi = &l->wsi;
+    if (lws_client_connect_via_info(&ci) == NULL) {
+        l->wsi = NULL;
+        lws_sul_schedule(dp->ctx, 0, &l->sul_retry, connect_link, RECONNECT_MS * 1000);
+    }
+    free(addr);
+}
+
+int
+ctl_link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                  size_t len)
+{
+    struct ctl_link *l = lws_get_opaque_user_data(wsi);
+    json_t *m, *hello;
+    struct hp_err err;
+    ssize_t n;
+    int rc;
+
+    if (l == NULL) {
+        return 0;
+    }
+    switch (reason) {
+    case LWS_CALLBACK_RAW_CONNECTED:
+        l->wsi = wsi;
+        l->up = true;
+        l->last_rx = lws_now_usecs();
+        if (l->logged_down) {
+            log_notice("ctl: connected to the control plane at %s", dp->cfg.ctl_socket);
+        }
+        l->logged_down = false;
+        hello = msg_new(MSG_HELLO);
+        json_object_set_new(hello, "proto", json_integer(PROTO_VERSION));
+        json_object_set_new(hello, "dp_id", json_string(dp->dp_id));
+        json_object_set_new(hello, "pid", json_integer(getpid()));
+        json_object_set_new(hello, "version", json_integer(dp->table ? dp->table->version : -1));
+        send_msg(l, hello);
+        return 0;
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        link_down(l);
+        return 0;
+    case LWS_CALLBACK_RAW_RX:
+        l->last_rx = lws_now_usecs();
+        frame_feed(&l->rd, in, len);
+        while ((rc = frame_next(&l->rd, &m, &err)) == 1) {
+            rc = on_frame(l, m);
+            json_decref(m);
+            if (rc == -1) {
+                return -1;
+            }
+        }
+        if (rc == -1) {
+            log_warnx("ctl: %s; dropping the link", err.msg);
+            return -1;
+        }
+        return 0;
+    case LWS_CALLBACK_RAW_WRITEABLE:
+        if (l->out_len > l->out_off) {
+            size_t chunk = l->out_len - l->out_off;
+            unsigned char *buf;
+
+            if (chunk > 65536) {
+                chunk = 65536;
+            }
+            buf = xmalloc(LWS_PRE + chunk);
+            memcpy(buf + LWS_PRE, l->out + l->out_off, chunk);
+            n = lws_write(wsi, buf + LWS_PRE, chunk, LWS_WRITE_RAW);
+            free(buf);
+            if (n < (ssize_t)chunk) {
+                return -1;
+            }
+            l->out_off += chunk;
+            if (l->out_len > l->out_off) {
+                lws_callback_on_writable(wsi);
+            }
+        }
+        return 0;
+    case LWS_CALLBACK_RAW_CLOSE:
+        link_down(l);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+struct ctl_link *
+ctl_link_start(void)
+{
+    struct ctl_link *l = xcalloc(1, sizeof(*l));
+
+    l->logged_down = true;
+    connect_link(&l->sul_retry);
+    lws_sul_schedule(dp->ctx, 0, &l->sul_ping, on_ping_timer, PING_S * LWS_US_PER_SEC);
+    return l;
+}
+
+void
+ctl_link_stop(struct ctl_link *l)
+{
+    if (l == NULL) {
+        return;
+    }
+    lws_sul_cancel(&l->sul_retry);
+    lws_sul_cancel(&l->sul_ping);
+    frame_reader_free(&l->rd);
+    free(l->out);
+    while (l->pending != NULL) {
+        struct pending *p = l->pending;
+
+        l->pending = p->next;
+        free(p);
+    }
+    free(l);
+}

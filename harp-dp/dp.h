@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* The process-wide state of a data plane. One thread: no locks. */
+#ifndef HARP_DP_DP_H
+#define HARP_DP_DP_H
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+
+#include "env.h"
+#include "route.h"
+
+struct ctl_link;
+
+struct dp {
+    struct hp_config cfg;
+    char dp_id[64];
+    struct lws_context *ctx;
+    struct lws_vhost *vh;
+    struct table *table; /* the live table; swapped whole */
+    struct ctl_link *link;
+    char ctl_host[256];
+    unsigned ctl_port;
+    unsigned timeout_client_s, timeout_server_s, timeout_tunnel_s;
+    bool stopping;
+};
+
+extern struct dp *dp;
+
+#endif

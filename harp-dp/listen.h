@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+#ifndef HARP_DP_LISTEN_H
+#define HARP_DP_LISTEN_H
+
+#include "dp.h"
+
+/* Opens a SO_REUSEPORT listener on <addr> ("host:port") and adopts it into the loop; accepted
+ * connections go to the "harp-client" protocol. 0, or -1 with <err>. */
+int listen_start(const char *addr, struct hp_err *err);
+int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len);
+
+#endif

@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* harp-dp: a data plane. Serves the ExApps frontends from the table the control plane pushes;
+ * several can share the same ports. */
+#include "config.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl_link.h"
+#include "dp.h"
+#include "listen.h"
+#include "log.h"
+#include "proxy.h"
+#include "xmalloc.h"
+
+struct dp *dp;
+
+static const char usage[] =
+    "usage: harp-dp [--id NAME] [--log-level LEVEL]\n"
+    "\n"
+    "A harp data plane: routes /exapps/<appid>/... on HP_EXAPPS_ADDRESS (and\n"
+    "HP_EXAPPS_HTTPS_ADDRESS when $HP_CERTS_DIR/cert.pem exists) with the table that\n"
+    "'harp-ctl serve' pushes over HP_CTL_SOCKET, and forwards /exapps/app_api/... to the\n"
+    "control API at HP_CONTROL_ADDRESS. Reads the same HP_* variables as harp-ctl.\n"
+    "Several harp-dp may run on the same ports. Stops on SIGTERM.\n";
+
+static const struct lws_protocols protocols[] = {
+    {"harp-client", proxy_client_callback, 0, 0, 0, NULL, 0},
+    {"harp-accept", listen_callback, 0, 0, 0, NULL, 0},
+    {"harp-upstream", proxy_upstream_callback, 0, 0, 0, NULL, 0},
+    {"harp-ctl", ctl_link_callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void
+on_signal(int sig)
+{
+    dp->stopping = true;
+    if (dp->ctx != NULL) {
+        lws_cancel_service(dp->ctx);
+    }
+}
+
+struct opts {
+    const char *log_level;
+};
+
+static const char *
+lookup(const char *name, void *arg)
+{
+    struct opts *o = arg;
+
+    if (strcmp(name, "HP_LOG_LEVEL") == 0 && o->log_level != NULL) {
+        return o->log_level;
+    }
+    return getenv(name);
+}
+
+static void
+on_lws_log(int level, const char *line)
+{
+    size_t n = strlen(line);
+
+    while (n > 0 && line[n - 1] == '\n') {
+        n--;
+    }
+    if (level & LLL_ERR) {
+        log_warnx("lws: %.*s", (int)n, line);
+    } else {
+        log_debug("lws: %.*s", (int)n, line);
+    }
+}
+
+static unsigned
+secs(uint64_t ms)
+{
+    uint64_t s = (ms + 999) / 1000;
+
+    return s == 0 ? 1 : s > 86400u * 24 ? 86400u * 24 : (unsigned)s;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct lws_context_creation_info info;
+    struct hp_err err;
+    struct opts o = {NULL};
+    const char *id = NULL;
+    char host[64], *summary, *line, *save = NULL;
+    int i;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("harp-dp %s\n", PACKAGE_VERSION);
+            return 0;
+        } else if (strcmp(argv[i], "--id") == 0 && i + 1 < argc) {
+            id = argv[++i];
+        } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
+            o.log_level = argv[++i];
+        } else {
+            fprintf(stderr, "harp-dp: unknown argument %s\n%s", argv[i], usage);
+            return 2;
+        }
+    }
+    dp = xcalloc(1, sizeof(*dp));
+    if (env_load(&dp->cfg, ENV_SERVE, lookup, &o, &err) == -1) {
+        fprintf(stderr, "harp-dp: configuration error: %s\n", err.msg);
+        return 2;
+    }
+    if (env_parse_hostport(dp->cfg.control_address, dp->ctl_host, sizeof(dp->ctl_host),
+                           &dp->ctl_port, &err) == -1) {
+        fprintf(stderr, "harp-dp: HP_CONTROL_ADDRESS: %s\n", err.msg);
+        return 2;
+    }
+    if (gethostname(host, sizeof(host)) != 0) {
+        snprintf(host, sizeof(host), "dp");
+    }
+    host[sizeof(host) - 1] = '\0';
+    snprintf(dp->dp_id, sizeof(dp->dp_id), "%s", id != NULL ? id : host);
+    if (id == NULL) {
+        snprintf(dp->dp_id + strlen(dp->dp_id), sizeof(dp->dp_id) - strlen(dp->dp_id), "-%d",
+                 (int)getpid());
+    }
+    dp->timeout_client_s = secs(dp->cfg.timeout_client_ms);
+    dp->timeout_server_s = secs(dp->cfg.timeout_server_ms);
+    dp->timeout_tunnel_s = secs(dp->cfg.timeout_tunnel_ms);
+
+    log_init("harp-dp", dp->cfg.log_level);
+    log_notice("dp: harp-dp %s starting as %s", PACKAGE_VERSION, dp->dp_id);
+    for (i = 0; i < dp->cfg.nwarnings; i++) {
+        log_warnx("config: %s", dp->cfg.warnings[i]);
+    }
+    summary = env_summary(&dp->cfg);
+    for (line = strtok_r(summary, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        log_notice("config: %s", line);
+    }
+    free(summary);
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, on_lws_log);
+    memset(&info, 0, sizeof(info));
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protocols;
+    info.timeout_secs = secs(dp->cfg.timeout_connect_ms);
+    info.pt_serv_buf_size = 64 * 1024;
+    dp->ctx = lws_create_context(&info);
+    if (dp->ctx == NULL) {
+        log_errorx("dp: cannot create the event loop");
+        return 1;
+    }
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    info.vhost_name = "harp";
+    dp->vh = lws_create_vhost(dp->ctx, &info);
+    if (dp->vh == NULL) {
+        log_errorx("dp: cannot create the vhost");
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    if (listen_start(dp->cfg.exapps_address, &err) == -1) {
+        log_errorx("dp: HP_EXAPPS_ADDRESS: %s", err.msg);
+        return 1;
+    }
+    dp->link = ctl_link_start();
+    log_notice("dp: serving HTTP on %s; control plane at %s", dp->cfg.exapps_address,
+               dp->cfg.ctl_socket);
+    while (!dp->stopping) {
+        if (lws_service(dp->ctx, 0) < 0) {
+            break;
+        }
+    }
+    log_notice("dp: stopping");
+    lws_context_destroy(dp->ctx);
+    ctl_link_stop(dp->link);
+    table_unref(dp->table);
+    env_free(&dp->cfg);
+    free(dp);
+    return 0;
+}

@@ -1,0 +1,1061 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/*
+ * Client connections, from the first byte to the last.
+ *
+ * Design notes:
+ * 1. One struct conn per client connection. It owns at most one upstream connection at a time
+ *    (to an ExApp or the control API), kept alive across requests to the same destination.
+ * 2. Bytes move through two queues, to_up and to_cli. A queue above QUEUE_HIGH pauses the
+ *    socket that fills it; below QUEUE_LOW it resumes. lws holds at most one write (64 KiB) per
+ *    socket besides. So memory per connection is bounded whatever the body size.
+ * 3. Request heads are parsed from c->in; the head stays there, unchanged, until its decision
+ *    is made (a look-up may pause it), then a rewritten head goes to to_up and the body follows
+ *    through the framing tracker. Bytes after the body (pipelining) wait in c->in.
+ * 4. Response heads are parsed from c->uin and passed on as they are; the body is tracked by
+ *    its framing to know where the response ends. A 101 turns both sides into a byte tunnel.
+ * 5. A connection is freed only from the client socket's close callback; the upstream socket's
+ *    close only detaches it.
+ *
+ *   HEAD --decide--> (LOOKUP --reply--> HEAD) --forward--> BODY --end--> WAIT --response end--> HEAD
+ *                                                            \--101--> TUNNEL
+ *   local answers: respond() -> HEAD (keep-alive) or CLOSING
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "ctl_link.h"
+#include "log.h"
+#include "proxy.h"
+#include "xmalloc.h"
+
+#define QUEUE_HIGH (256u * 1024)
+#define QUEUE_LOW (64u * 1024)
+#define IO_CHUNK (64u * 1024)
+
+enum cstate { ST_HEAD, ST_LOOKUP, ST_BODY, ST_WAIT, ST_TUNNEL, ST_CLOSING };
+enum rstate { RS_IDLE, RS_HEAD, RS_BODY };
+enum dest { DEST_EXAPP, DEST_CONTROL, DEST_DOCKER };
+
+struct seg {
+    struct seg *next;
+    size_t len, off;
+    char data[];
+};
+
+struct queue {
+    struct seg *head, *tail;
+    size_t bytes;
+};
+
+struct conn {
+    struct lws *cli, *up;
+    enum cstate state;
+    enum rstate rstate;
+    /* client input: the current head, its body bytes not yet queued, pipelined requests */
+    char *in;
+    size_t in_len, in_cap;
+    struct http1_head req;
+    enum http1_framing req_framing;
+    uint64_t req_left;
+    struct http1_chunked req_chunk;
+    bool req_head_method, req_keep_alive, req_upgrade, req_body_done;
+    bool looked_up;
+    /* upstream */
+    enum dest dest;
+    char up_host[256];
+    unsigned up_port;
+    bool up_connected;
+    char *uin;
+    size_t uin_len, uin_cap;
+    struct http1_head resp;
+    enum http1_framing resp_framing;
+    uint64_t resp_left;
+    struct http1_chunked resp_chunk;
+    bool resp_keep_alive;
+    bool resp_started; /* a response head went to the client for this request */
+    struct queue to_up, to_cli;
+    bool cli_paused, up_paused;
+    bool close_after_flush;
+    struct table *table; /* the table the current request was decided with */
+    lws_sorted_usec_list_t sul;
+    lws_usec_t last_cli, last_up;
+    char peer[INET6_ADDRSTRLEN];
+    char log_method[24], log_path[208]; /* copies: the head leaves c->in once forwarded */
+};
+
+static unsigned char wbuf[LWS_PRE + IO_CHUNK];
+
+/* --- queues ------------------------------------------------------------------------------ */
+
+static void
+q_push(struct queue *q, const void *p, size_t n)
+{
+    struct seg *s;
+
+    if (n == 0) {
+        return;
+    }
+    s = xmalloc(sizeof(*s) + n);
+    s->next = NULL;
+    s->len = n;
+    s->off = 0;
+    memcpy(s->data, p, n);
+    if (q->tail != NULL) {
+        q->tail->next = s;
+    } else {
+        q->head = s;
+    }
+    q->tail = s;
+    q->bytes += n;
+}
+
+static void
+q_clear(struct queue *q)
+{
+    struct seg *s;
+
+    while ((s = q->head) != NULL) {
+        q->head = s->next;
+        free(s);
+    }
+    q->tail = NULL;
+    q->bytes = 0;
+}
+
+/* Hands up to IO_CHUNK bytes of <q> to lws for <wsi>. -1 when the socket failed. */
+static int
+q_write(struct queue *q, struct lws *wsi)
+{
+    size_t n = 0, take;
+    struct seg *s;
+
+    while ((s = q->head) != NULL && n < IO_CHUNK) {
+        take = s->len - s->off;
+        if (take > IO_CHUNK - n) {
+            take = IO_CHUNK - n;
+        }
+        memcpy(wbuf + LWS_PRE + n, s->data + s->off, take);
+        n += take;
+        s->off += take;
+        if (s->off == s->len) {
+            q->head = s->next;
+            if (q->head == NULL) {
+                q->tail = NULL;
+            }
+            free(s);
+        }
+    }
+    q->bytes -= n;
+    if (n > 0 && lws_write(wsi, wbuf + LWS_PRE, n, LWS_WRITE_RAW) < (int)n) {
+        return -1;
+    }
+    return 0;
+}
+
+/* --- helpers ----------------------------------------------------------------------------- */
+
+static void
+in_append(char **buf, size_t *len, size_t *cap, const void *p, size_t n)
+{
+    if (*len + n > *cap) {
+        *cap = (*len + n) * 2 < 16384 ? 16384 : (*len + n) * 2;
+        *buf = xrealloc(*buf, *cap);
+    }
+    memcpy(*buf + *len, p, n);
+    *len += n;
+}
+
+static void
+in_consume(char *buf, size_t *len, size_t n)
+{
+    memmove(buf, buf + n, *len - n);
+    *len -= n;
+}
+
+static void
+qputs(struct queue *q, const char *s)
+{
+    q_push(q, s, strlen(s));
+}
+
+static void
+qspan(struct queue *q, struct span s)
+{
+    q_push(q, s.p, s.n);
+}
+
+static void flow(struct conn *c);
+
+static void
+kick_cli(struct conn *c)
+{
+    if (c->cli != NULL && c->to_cli.bytes > 0) {
+        lws_callback_on_writable(c->cli);
+    }
+    flow(c);
+}
+
+static void
+kick_up(struct conn *c)
+{
+    if (c->up != NULL && c->up_connected && c->to_up.bytes > 0) {
+        lws_callback_on_writable(c->up);
+    }
+    flow(c);
+}
+
+/* Pauses or resumes reading on each side according to the queue it feeds. */
+static void
+flow(struct conn *c)
+{
+    bool pause_cli = c->to_up.bytes > QUEUE_HIGH || c->state == ST_LOOKUP ||
+                     c->state == ST_CLOSING ||
+                     ((c->state == ST_WAIT || c->state == ST_HEAD) && c->in_len > HTTP1_MAX_HEAD);
+    bool pause_up = c->to_cli.bytes > QUEUE_HIGH;
+
+    if (c->cli != NULL && pause_cli != c->cli_paused &&
+        (pause_cli || c->to_up.bytes < QUEUE_LOW || c->state != ST_BODY)) {
+        c->cli_paused = pause_cli;
+        lws_rx_flow_control(c->cli, pause_cli ? 0 : 1);
+    }
+    if (c->up != NULL && c->up_connected && pause_up != c->up_paused &&
+        (pause_up || c->to_cli.bytes < QUEUE_LOW)) {
+        c->up_paused = pause_up;
+        lws_rx_flow_control(c->up, pause_up ? 0 : 1);
+    }
+}
+
+static void
+close_up(struct conn *c)
+{
+    struct lws *up = c->up;
+
+    if (up == NULL) {
+        return;
+    }
+    c->up = NULL;
+    c->up_connected = false;
+    c->up_paused = false;
+    lws_set_opaque_user_data(up, NULL);
+    lws_set_timeout(up, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    q_clear(&c->to_up);
+    c->uin_len = 0;
+    c->rstate = RS_IDLE;
+}
+
+static void
+close_conn(struct conn *c)
+{
+    c->state = ST_CLOSING;
+    if (c->cli != NULL) {
+        lws_set_timeout(c->cli, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
+    close_up(c);
+}
+
+static void
+request_log(struct conn *c, unsigned status, const char *why)
+{
+    if (status != 0) {
+        log_info("request: %s %s -> %u (%s) client=%s", c->log_method, c->log_path, status, why,
+                 c->peer);
+    } else {
+        log_info("request: %s %s -> %s client=%s", c->log_method, c->log_path, why, c->peer);
+    }
+}
+
+/* Ends the current request on the client side: drops its head (and a body that never went
+ * anywhere) from c->in and goes back to reading heads, or closes. */
+static void
+finish_request(struct conn *c, bool keep)
+{
+    table_unref(c->table);
+    c->table = NULL;
+    c->looked_up = false;
+    if (!keep) {
+        c->close_after_flush = true;
+        c->state = ST_CLOSING;
+        c->in_len = 0;
+        flow(c);
+        kick_cli(c);
+        if (c->to_cli.bytes == 0 && c->cli != NULL) {
+            close_conn(c);
+        }
+        return;
+    }
+    c->state = ST_HEAD;
+}
+
+static const char *
+reason_phrase(unsigned status)
+{
+    switch (status) {
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Payload Too Large";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Error";
+    }
+}
+
+/* A local answer to the current request. A request whose body was not read closes the
+ * connection after the answer. */
+static void
+respond(struct conn *c, unsigned status, const char *ctype, const char *body, const char *why)
+{
+    char head[512];
+    bool keep = c->state == ST_HEAD && c->req_keep_alive && c->req_framing == HTTP1_BODY_NONE &&
+                !c->req_upgrade;
+
+    snprintf(head, sizeof(head),
+             "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n", status,
+             reason_phrase(status), ctype, strlen(body),
+             ctype[5] == 'h' ? "Cache-Control: no-cache\r\n" : "",
+             keep ? "" : "Connection: close\r\n");
+    request_log(c, status, why);
+    qputs(&c->to_cli, head);
+    if (!c->req_head_method) {
+        qputs(&c->to_cli, body);
+    }
+    if (keep && c->req.head_len > 0) {
+        in_consume(c->in, &c->in_len, c->req.head_len);
+    }
+    c->req.head_len = 0;
+    finish_request(c, keep);
+    kick_cli(c);
+}
+
+static void
+respond_plain(struct conn *c, unsigned status, const char *why)
+{
+    char body[64];
+
+    snprintf(body, sizeof(body), "%u %s", status, reason_phrase(status));
+    respond(c, status, "text/plain", body, why);
+}
+
+/* HAProxy's own error pages, as HaRP's clients see them for upstream failures. */
+static void
+respond_haproxy(struct conn *c, unsigned status, const char *why)
+{
+    const char *msg = status == 503   ? "No server is available to handle this request."
+                      : status == 504 ? "The server didn't respond in time."
+                                      : "The server returned an invalid or incomplete response.";
+    char body[256];
+
+    snprintf(body, sizeof(body), "<html><body><h1>%u %s</h1>\n%s\n</body></html>\n", status,
+             reason_phrase(status), msg);
+    respond(c, status, "text/html", body, why);
+}
+
+/* --- forwarding -------------------------------------------------------------------------- */
+
+static bool
+hop_by_hop(struct span name, const struct span *connection)
+{
+    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "te",
+                                      "trailer", "upgrade"};
+    char tok[64];
+    size_t i;
+
+    for (i = 0; i < sizeof(hop) / sizeof(hop[0]); i++) {
+        if (span_ieq(name, hop[i])) {
+            return true;
+        }
+    }
+    if (connection != NULL && name.n < sizeof(tok)) {
+        memcpy(tok, name.p, name.n);
+        tok[name.n] = '\0';
+        return http1_list_has(*connection, tok) && !span_ieq(name, "content-length") &&
+               !span_ieq(name, "transfer-encoding");
+    }
+    return false;
+}
+
+static bool
+injected(struct span name)
+{
+    return span_ieq(name, "ex-app-id") || span_ieq(name, "ex-app-version") ||
+           span_ieq(name, "authorization-app-api") || span_ieq(name, "aa-version") ||
+           span_ieq(name, "harp-shared-key");
+}
+
+/* Queues the rewritten request head for the upstream. */
+static void
+queue_head(struct conn *c, const struct decision *d)
+{
+    const struct http1_head *h = &c->req;
+    const struct span *conn_hdr = http1_header_get(h, "connection");
+    struct queue *q = &c->to_up;
+    char line[1200];
+    size_t i;
+
+    qspan(q, h->method);
+    qputs(q, " ");
+    qspan(q, c->dest == DEST_DOCKER || c->dest == DEST_CONTROL || c->dest == DEST_EXAPP
+                 ? d->target
+                 : h->path);
+    if (h->query.p != NULL) {
+        qputs(q, "?");
+        qspan(q, h->query);
+    }
+    qputs(q, " HTTP/1.1\r\n");
+    for (i = 0; i < h->nheaders; i++) {
+        const struct http1_header *hd = &h->headers[i];
+
+        if (hop_by_hop(hd->name, conn_hdr) && !(c->req_upgrade && span_ieq(hd->name, "upgrade"))) {
+            continue;
+        }
+        /* The control API checks the key itself; nothing else ever gets it. */
+        if (c->dest == DEST_EXAPP ? injected(hd->name)
+                                  : (c->dest == DEST_DOCKER && span_ieq(hd->name, "harp-shared-key"))) {
+            continue;
+        }
+        qspan(q, hd->name);
+        qputs(q, ": ");
+        qspan(q, hd->value);
+        qputs(q, "\r\n");
+    }
+    if (http1_header_get(h, "host") == NULL) {
+        snprintf(line, sizeof(line), "Host: %s:%u\r\n", c->up_host, c->up_port);
+        qputs(q, line);
+    }
+    if (c->req_upgrade) {
+        qputs(q, "Connection: Upgrade\r\n");
+    }
+    if (c->dest == DEST_EXAPP) {
+        snprintf(line, sizeof(line),
+                 "EX-APP-ID: %.*s\r\nEX-APP-VERSION: %.*s\r\nAUTHORIZATION-APP-API: %s\r\n"
+                 "AA-VERSION: 32\r\n",
+                 (int)d->app_id.n, d->app_id.p, (int)d->version.n, d->version.p, d->auth);
+        qputs(q, line);
+    }
+    qputs(q, "\r\n");
+}
+
+static int
+resolve(const char *host, char *out, size_t outlen)
+{
+    struct addrinfo hints, *res, *ai, *pick = NULL;
+    struct in6_addr a6;
+    struct in_addr a4;
+
+    if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1) {
+        snprintf(out, outlen, "%s", host);
+        return 0;
+    }
+    /* TODO(dp): names are resolved synchronously; ExApps registered by AppAPI with FRP use
+     * 127.0.0.1, direct mode uses names. */
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0) {
+        return -1;
+    }
+    for (ai = res; ai != NULL && pick == NULL; ai = ai->ai_next) {
+        if (ai->ai_family == AF_INET) {
+            pick = ai;
+        }
+    }
+    for (ai = res; ai != NULL && pick == NULL; ai = ai->ai_next) {
+        if (ai->ai_family == AF_INET6) {
+            pick = ai;
+        }
+    }
+    if (pick == NULL ||
+        getnameinfo(pick->ai_addr, pick->ai_addrlen, out, (socklen_t)outlen, NULL, 0,
+                    NI_NUMERICHOST) != 0) {
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    return 0;
+}
+
+static int
+connect_up(struct conn *c)
+{
+    struct lws_client_connect_info ci;
+
+    memset(&ci, 0, sizeof(ci));
+    ci.context = dp->ctx;
+    ci.vhost = dp->vh;
+    ci.address = c->up_host;
+    ci.port = (int)c->up_port;
+    ci.host = c->up_host;
+    ci.origin = c->up_host;
+    ci.method = "RAW";
+    ci.local_protocol_name = "harp-upstream";
+    ci.opaque_user_data = c;
+    ci.pwsi = &c->up;
+    c->up_connected = false;
+    c->last_up = lws_now_usecs();
+    if (lws_client_connect_via_info(&ci) == NULL) {
+        c->up = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void on_upstream_failed(struct conn *c);
+
+/* Sends the current request to its destination. */
+static void
+forward(struct conn *c, const struct decision *d)
+{
+    char host[256];
+    unsigned port;
+    const char *what;
+
+    switch (d->verdict) {
+    case VERDICT_TO_CONTROL:
+        c->dest = DEST_CONTROL;
+        snprintf(host, sizeof(host), "%s", dp->ctl_host);
+        port = dp->ctl_port;
+        break;
+    case VERDICT_TO_DOCKER:
+        c->dest = DEST_DOCKER;
+        snprintf(host, sizeof(host), "127.0.0.1");
+        port = d->docker_port;
+        break;
+    default:
+        c->dest = DEST_EXAPP;
+        if (resolve(d->host, host, sizeof(host)) == -1) {
+            respond_plain(c, 404, "ExApp host does not resolve");
+            return;
+        }
+        port = d->port;
+        break;
+    }
+    what = d->why;
+    if (c->up != NULL && (strcmp(host, c->up_host) != 0 || port != c->up_port)) {
+        close_up(c);
+    }
+    snprintf(c->up_host, sizeof(c->up_host), "%s", host);
+    c->up_port = port;
+    queue_head(c, d);
+    c->req_left = c->req.content_length;
+    memset(&c->req_chunk, 0, sizeof(c->req_chunk));
+    in_consume(c->in, &c->in_len, c->req.head_len);
+    c->req.head_len = 0;
+    c->req_body_done = c->req_framing == HTTP1_BODY_NONE;
+    c->state = c->req_body_done ? ST_WAIT : ST_BODY;
+    c->rstate = RS_HEAD;
+    c->resp_started = false;
+    request_log(c, 0, what);
+    if (c->up == NULL && connect_up(c) == -1) {
+        on_upstream_failed(c);
+        return;
+    }
+    kick_up(c);
+}
+
+/* --- client input ------------------------------------------------------------------------ */
+
+static void process_client(struct conn *c);
+
+static void
+decide(struct conn *c)
+{
+    struct decision d;
+
+    route_decide(dp->table, &c->req, dp->cfg.shared_key, c->looked_up, &d);
+    switch (d.verdict) {
+    case VERDICT_DROP:
+        request_log(c, 0, d.why);
+        close_conn(c);
+        return;
+    case VERDICT_BAD_REQUEST:
+        respond_plain(c, 400, d.why);
+        return;
+    case VERDICT_UNAUTHORIZED:
+        respond_plain(c, 401, d.why);
+        return;
+    case VERDICT_FORBIDDEN:
+        respond_plain(c, 403, d.why);
+        return;
+    case VERDICT_NOT_FOUND:
+        respond_plain(c, 404, d.why);
+        return;
+    case VERDICT_UNAVAILABLE:
+        respond(c, 503, "text/plain", "503 Service Unavailable (HaRP)", d.why);
+        return;
+    case VERDICT_LOOKUP:
+        if (ctl_link_lookup(dp->link, d.app_id_lc, c) == -1) {
+            respond(c, 503, "text/plain",
+                    "503 Service Unavailable (HaRP): the control plane is unreachable",
+                    "look-up impossible: control plane down");
+            return;
+        }
+        c->state = ST_LOOKUP;
+        flow(c);
+        return;
+    default:
+        c->table = dp->table != NULL ? table_ref(dp->table) : NULL;
+        forward(c, &d);
+        return;
+    }
+}
+
+void
+proxy_lookup_done(struct conn *c, bool unavailable)
+{
+    if (c->state != ST_LOOKUP) {
+        return;
+    }
+    c->state = ST_HEAD;
+    if (unavailable) {
+        respond(c, 503, "text/plain",
+                "503 Service Unavailable (HaRP): the control plane is unreachable",
+                "look-up failed: control plane down");
+    } else {
+        c->looked_up = true;
+        decide(c);
+    }
+    if (c->state == ST_HEAD || c->state == ST_BODY) {
+        process_client(c);
+    }
+    flow(c);
+}
+
+/* Moves request body bytes from c->in to the upstream queue. */
+static void
+pump_body(struct conn *c)
+{
+    size_t n = 0;
+
+    if (c->req_framing == HTTP1_BODY_LENGTH) {
+        n = c->in_len < c->req_left ? c->in_len : (size_t)c->req_left;
+        c->req_left -= n;
+        c->req_body_done = c->req_left == 0;
+    } else if (c->req_framing == HTTP1_BODY_CHUNKED) {
+        enum http1_chunk_result r = http1_chunked_feed(&c->req_chunk, c->in, c->in_len, &n);
+
+        if (r == CHUNK_BAD) {
+            request_log(c, 0, "malformed chunked request body");
+            close_conn(c);
+            return;
+        }
+        c->req_body_done = r == CHUNK_DONE;
+    }
+    q_push(&c->to_up, c->in, n);
+    in_consume(c->in, &c->in_len, n);
+    if (c->req_body_done) {
+        c->state = ST_WAIT;
+    }
+    kick_up(c);
+}
+
+static void
+process_client(struct conn *c)
+{
+    enum http1_status st;
+
+    for (;;) {
+        switch (c->state) {
+        case ST_HEAD:
+            if (c->in_len == 0) {
+                return;
+            }
+            st = http1_parse_request(c->in, c->in_len, &c->req);
+            if (st == HTTP1_INCOMPLETE) {
+                return;
+            }
+            c->req_head_method = st == HTTP1_OK && span_eq(c->req.method, "HEAD");
+            c->req_keep_alive = st == HTTP1_OK && c->req.keep_alive;
+            c->req_upgrade = st == HTTP1_OK && c->req.upgrade;
+            c->req_framing = st == HTTP1_OK ? c->req.framing : HTTP1_BODY_NONE;
+            if (st == HTTP1_OK) {
+                snprintf(c->log_method, sizeof(c->log_method), "%.*s",
+                         (int)(c->req.method.n < 20 ? c->req.method.n : 20), c->req.method.p);
+                snprintf(c->log_path, sizeof(c->log_path), "%.*s",
+                         (int)(c->req.path.n < 200 ? c->req.path.n : 200), c->req.path.p);
+            } else {
+                snprintf(c->log_method, sizeof(c->log_method), "-");
+                snprintf(c->log_path, sizeof(c->log_path), "-");
+            }
+            if (st != HTTP1_OK) {
+                c->req_keep_alive = false;
+                c->req.head_len = 0;
+                respond_plain(c, st == HTTP1_TOO_LARGE ? 431 : st == HTTP1_BAD_VERSION ? 505 : 400,
+                              "malformed request");
+                return;
+            }
+            decide(c);
+            if (c->state == ST_HEAD || c->state == ST_BODY) {
+                continue;
+            }
+            return;
+        case ST_BODY:
+            if (c->in_len == 0) {
+                return;
+            }
+            pump_body(c);
+            if (c->state == ST_BODY) {
+                return;
+            }
+            continue;
+        case ST_TUNNEL:
+            q_push(&c->to_up, c->in, c->in_len);
+            c->in_len = 0;
+            kick_up(c);
+            return;
+        default:
+            return;
+        }
+    }
+}
+
+/* --- upstream input ---------------------------------------------------------------------- */
+
+static void
+response_done(struct conn *c)
+{
+    bool keep = c->req_keep_alive && c->resp_keep_alive && c->req_body_done;
+
+    c->rstate = RS_IDLE;
+    if (!c->resp_keep_alive || !c->req_body_done || c->uin_len > 0) {
+        close_up(c);
+    }
+    kick_cli(c);
+    finish_request(c, keep);
+    if (keep) {
+        process_client(c);
+    }
+    flow(c);
+}
+
+static void
+process_upstream(struct conn *c)
+{
+    enum http1_status st;
+    size_t n;
+
+    while (c->uin_len > 0) {
+        switch (c->rstate) {
+        case RS_HEAD:
+            st = http1_parse_response(c->uin, c->uin_len, c->req_head_method, &c->resp);
+            if (st == HTTP1_INCOMPLETE) {
+                return;
+            }
+            if (st != HTTP1_OK) {
+                close_up(c);
+                if (!c->resp_started) {
+                    respond_haproxy(c, 502, "invalid response from the upstream");
+                } else {
+                    close_conn(c);
+                }
+                return;
+            }
+            q_push(&c->to_cli, c->uin, c->resp.head_len);
+            c->resp_started = true;
+            c->resp_framing = c->resp.framing;
+            c->resp_left = c->resp.content_length;
+            c->resp_keep_alive = c->resp.keep_alive;
+            memset(&c->resp_chunk, 0, sizeof(c->resp_chunk));
+            in_consume(c->uin, &c->uin_len, c->resp.head_len);
+            if (c->resp.status == 101) {
+                c->state = ST_TUNNEL;
+                c->rstate = RS_BODY;
+                c->resp_framing = HTTP1_BODY_UNTIL_CLOSE;
+                process_client(c);
+                continue;
+            }
+            if (c->resp.status < 200) {
+                continue; /* 100 Continue, 103: the final response follows */
+            }
+            c->rstate = RS_BODY;
+            if (c->resp_framing == HTTP1_BODY_NONE) {
+                response_done(c);
+                return;
+            }
+            continue;
+        case RS_BODY:
+            n = c->uin_len;
+            if (c->resp_framing == HTTP1_BODY_LENGTH) {
+                n = n < c->resp_left ? n : (size_t)c->resp_left;
+                c->resp_left -= n;
+            } else if (c->resp_framing == HTTP1_BODY_CHUNKED) {
+                enum http1_chunk_result r = http1_chunked_feed(&c->resp_chunk, c->uin, n, &n);
+
+                if (r == CHUNK_BAD) {
+                    close_conn(c);
+                    return;
+                }
+                if (r == CHUNK_DONE) {
+                    c->resp_left = 0;
+                } else {
+                    c->resp_left = 1;
+                }
+            }
+            q_push(&c->to_cli, c->uin, n);
+            in_consume(c->uin, &c->uin_len, n);
+            kick_cli(c);
+            if (c->resp_framing != HTTP1_BODY_UNTIL_CLOSE && c->resp_left == 0) {
+                response_done(c);
+                return;
+            }
+            continue;
+        case RS_IDLE:
+            /* bytes without a request: the upstream is not speaking HTTP to us */
+            close_up(c);
+            return;
+        }
+    }
+    kick_cli(c);
+}
+
+static void
+on_upstream_failed(struct conn *c)
+{
+    c->up = NULL;
+    c->up_connected = false;
+    q_clear(&c->to_up);
+    if (c->state == ST_TUNNEL || c->resp_started) {
+        close_conn(c);
+        return;
+    }
+    if (c->state != ST_BODY && c->state != ST_WAIT) {
+        return;
+    }
+    c->state = ST_HEAD; /* so respond() may keep the connection when nothing was read */
+    c->req_keep_alive = c->req_keep_alive && c->req_body_done;
+    if (!c->req_body_done) {
+        c->req_framing = HTTP1_BODY_CHUNKED; /* forces Connection: close */
+    }
+    if (c->dest == DEST_CONTROL) {
+        respond(c, 503, "text/plain",
+                "503 Service Unavailable (HaRP): the control plane is unreachable",
+                "control API unreachable");
+    } else {
+        respond_haproxy(c, 503, "upstream unreachable");
+    }
+}
+
+/* --- timeouts ---------------------------------------------------------------------------- */
+
+static void
+on_timer(lws_sorted_usec_list_t *sul)
+{
+    struct conn *c = lws_container_of(sul, struct conn, sul);
+    lws_usec_t now = lws_now_usecs(), limit;
+
+    if (c->state == ST_CLOSING) {
+        return;
+    }
+    if (c->state == ST_TUNNEL) {
+        limit = (lws_usec_t)dp->timeout_tunnel_s * LWS_US_PER_SEC;
+        if (now - (c->last_cli > c->last_up ? c->last_cli : c->last_up) > limit) {
+            request_log(c, 0, "tunnel idle timeout");
+            close_conn(c);
+            return;
+        }
+    } else if (c->state == ST_WAIT && c->rstate != RS_IDLE) {
+        limit = (lws_usec_t)dp->timeout_server_s * LWS_US_PER_SEC;
+        if (now - c->last_up > limit) {
+            close_up(c);
+            if (!c->resp_started) {
+                c->state = ST_HEAD;
+                respond_haproxy(c, 504, "upstream timeout");
+            } else {
+                close_conn(c);
+            }
+            return;
+        }
+    } else if (c->state == ST_BODY) {
+        limit = (lws_usec_t)dp->timeout_client_s * LWS_US_PER_SEC;
+        if (now - (c->last_cli > c->last_up ? c->last_cli : c->last_up) > limit) {
+            request_log(c, 0, "request body timeout");
+            close_conn(c);
+            return;
+        }
+    } else if (now - c->last_cli > (lws_usec_t)dp->timeout_client_s * LWS_US_PER_SEC) {
+        close_conn(c);
+        return;
+    }
+    lws_sul_schedule(dp->ctx, 0, &c->sul, on_timer, LWS_US_PER_SEC);
+}
+
+/* --- callbacks --------------------------------------------------------------------------- */
+
+static void
+conn_free(struct conn *c)
+{
+    lws_sul_cancel(&c->sul);
+    ctl_link_forget(dp->link, c);
+    close_up(c);
+    q_clear(&c->to_cli);
+    q_clear(&c->to_up);
+    table_unref(c->table);
+    free(c->in);
+    free(c->uin);
+    free(c);
+}
+
+int
+proxy_client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                      size_t len)
+{
+    struct conn *c = lws_get_opaque_user_data(wsi);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+
+    switch (reason) {
+    case LWS_CALLBACK_RAW_ADOPT:
+        c = xcalloc(1, sizeof(*c));
+        c->cli = wsi;
+        c->last_cli = c->last_up = lws_now_usecs();
+        if (getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)&ss, &sl) == 0) {
+            if (ss.ss_family == AF_INET) {
+                inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->peer,
+                          sizeof(c->peer));
+            } else if (ss.ss_family == AF_INET6) {
+                inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, c->peer,
+                          sizeof(c->peer));
+            }
+        }
+        lws_set_opaque_user_data(wsi, c);
+        lws_sul_schedule(dp->ctx, 0, &c->sul, on_timer, LWS_US_PER_SEC);
+        return 0;
+    case LWS_CALLBACK_RAW_RX:
+        if (c == NULL || c->state == ST_CLOSING) {
+            return 0;
+        }
+        c->last_cli = lws_now_usecs();
+        in_append(&c->in, &c->in_len, &c->in_cap, in, len);
+        process_client(c);
+        flow(c);
+        return 0;
+    case LWS_CALLBACK_RAW_WRITEABLE:
+        if (c == NULL) {
+            return 0;
+        }
+        if (q_write(&c->to_cli, wsi) == -1) {
+            return -1;
+        }
+        if (c->to_cli.bytes > 0) {
+            lws_callback_on_writable(wsi);
+        } else if (c->close_after_flush) {
+            c->cli = NULL;
+            close_up(c);
+            lws_set_opaque_user_data(wsi, NULL);
+            conn_free(c);
+            return -1;
+        }
+        flow(c);
+        return 0;
+    case LWS_CALLBACK_RAW_CLOSE:
+        if (c != NULL) {
+            lws_set_opaque_user_data(wsi, NULL);
+            c->cli = NULL;
+            conn_free(c);
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+int
+proxy_upstream_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                        size_t len)
+{
+    struct conn *c = lws_get_opaque_user_data(wsi);
+
+    if (c != NULL && c->up != wsi && reason != LWS_CALLBACK_CLIENT_CONNECTION_ERROR) {
+        c = NULL; /* a connection the client side already let go of */
+    }
+    switch (reason) {
+    case LWS_CALLBACK_RAW_CONNECTED:
+        if (c == NULL) {
+            return -1;
+        }
+        c->up_connected = true;
+        c->last_up = lws_now_usecs();
+        kick_up(c);
+        return 0;
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        if (c != NULL && (c->up == wsi || c->up == NULL)) {
+            lws_set_opaque_user_data(wsi, NULL);
+            on_upstream_failed(c);
+        }
+        return 0;
+    case LWS_CALLBACK_RAW_RX:
+        if (c == NULL) {
+            return -1;
+        }
+        c->last_up = lws_now_usecs();
+        if (c->state == ST_TUNNEL) {
+            q_push(&c->to_cli, in, len);
+            kick_cli(c);
+            return 0;
+        }
+        in_append(&c->uin, &c->uin_len, &c->uin_cap, in, len);
+        process_upstream(c);
+        flow(c);
+        return 0;
+    case LWS_CALLBACK_RAW_WRITEABLE:
+        if (c == NULL) {
+            return 0;
+        }
+        c->last_up = lws_now_usecs();
+        if (q_write(&c->to_up, wsi) == -1) {
+            return -1;
+        }
+        if (c->to_up.bytes > 0) {
+            lws_callback_on_writable(wsi);
+        }
+        flow(c);
+        return 0;
+    case LWS_CALLBACK_RAW_CLOSE:
+        if (c == NULL) {
+            return 0;
+        }
+        lws_set_opaque_user_data(wsi, NULL);
+        c->up = NULL;
+        c->up_connected = false;
+        if (c->state == ST_TUNNEL) {
+            c->close_after_flush = true;
+            c->state = ST_CLOSING;
+            kick_cli(c);
+            if (c->to_cli.bytes == 0) {
+                close_conn(c);
+            }
+        } else if (c->rstate == RS_BODY && c->resp_framing == HTTP1_BODY_UNTIL_CLOSE) {
+            c->resp_keep_alive = false;
+            response_done(c);
+        } else if (c->rstate == RS_HEAD && !c->resp_started) {
+            on_upstream_failed(c);
+        } else if (c->rstate != RS_IDLE) {
+            close_conn(c);
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}

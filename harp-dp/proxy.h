@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* Client connections: request heads, decisions, forwarding, streaming, tunnels. */
+#ifndef HARP_DP_PROXY_H
+#define HARP_DP_PROXY_H
+
+#include "dp.h"
+
+struct conn;
+
+int proxy_client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                          void *in, size_t len);
+int proxy_upstream_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                            void *in, size_t len);
+/* The control plane answered a look-up for <conn> (found or not, or the link went down:
+ * <unavailable>). Called by ctl_link. */
+void proxy_lookup_done(struct conn *c, bool unavailable);
+
+#endif

@@ -1,0 +1,426 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/*
+ * The routing table and the decision procedure of spec 2.3, in its order:
+ * traversal -> app id -> app_api -> AppAPI-signed -> table -> internal paths -> routes.
+ * Route patterns are Python `re` patterns applied with re.match: PCRE2, anchored at the start,
+ * case-sensitive, byte mode, JIT-compiled once per table.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "route.h"
+#include "secret.h"
+#include "xmalloc.h"
+
+static pcre2_match_data *match_data;
+
+static int
+cmp_app(const void *a, const void *b)
+{
+    return strcmp(((const struct table_app *)a)->meta.app_id,
+                  ((const struct table_app *)b)->meta.app_id);
+}
+
+static void
+free_app(struct table_app *a)
+{
+    size_t i;
+
+    for (i = 0; a->routes != NULL && i < a->meta.nroutes; i++) {
+        pcre2_code_free(a->routes[i].re);
+    }
+    free(a->routes);
+    exapp_free(&a->meta);
+}
+
+static void
+compile_routes(struct table_app *a)
+{
+    size_t i, off;
+    int errcode;
+    PCRE2_UCHAR msg[128];
+
+    a->routes = xcalloc(a->meta.nroutes, sizeof(*a->routes));
+    for (i = 0; i < a->meta.nroutes; i++) {
+        struct route *r = &a->routes[i];
+        const struct exapp_route *src = &a->meta.routes[i];
+
+        r->access_level = src->access_level;
+        r->bruteforce = src->bruteforce;
+        r->nbruteforce = src->nbruteforce;
+        r->re = pcre2_compile((PCRE2_SPTR)src->url, PCRE2_ZERO_TERMINATED, PCRE2_ANCHORED,
+                              &errcode, &off, NULL);
+        if (r->re == NULL) {
+            pcre2_get_error_message(errcode, msg, sizeof(msg));
+            log_warnx("table: %s: route %zu does not compile (%s at offset %zu); skipped",
+                      a->meta.app_id, i, (const char *)msg, off);
+            continue;
+        }
+        pcre2_jit_compile(r->re, PCRE2_JIT_COMPLETE);
+    }
+}
+
+struct table *
+table_build(json_t *source, int64_t version, struct hp_err *err)
+{
+    struct table *t = xcalloc(1, sizeof(*t));
+    const char *k;
+    json_t *v;
+    size_t i = 0;
+
+    if (match_data == NULL) {
+        match_data = pcre2_match_data_create(4, NULL);
+    }
+    t->refs = 1;
+    t->version = version;
+    t->source = source;
+    t->apps = xcalloc(json_object_size(source), sizeof(*t->apps));
+    json_object_foreach(source, k, v)
+    {
+        struct table_app *a = &t->apps[i];
+        struct hp_err e;
+
+        if (exapp_from_json(v, &a->meta, &e) == -1 ||
+            exapp_id_normalise(k, a->meta.app_id, &e) == -1) {
+            err_set(err, "exapp %.64s: %s", k, e.msg);
+            t->napps = i;
+            table_unref(t);
+            return NULL;
+        }
+        compile_routes(a);
+        i++;
+    }
+    t->napps = i;
+    qsort(t->apps, t->napps, sizeof(*t->apps), cmp_app);
+    return t;
+}
+
+struct table *
+table_ref(struct table *t)
+{
+    t->refs++;
+    return t;
+}
+
+void
+table_unref(struct table *t)
+{
+    size_t i;
+
+    if (t == NULL || --t->refs > 0) {
+        return;
+    }
+    for (i = 0; i < t->napps; i++) {
+        free_app(&t->apps[i]);
+    }
+    free(t->apps);
+    json_decref(t->source);
+    free(t);
+}
+
+const struct table_app *
+table_find(const struct table *t, const char *app_id_lc)
+{
+    struct table_app key;
+
+    if (t == NULL || t->napps == 0) {
+        return NULL;
+    }
+    snprintf(key.meta.app_id, sizeof(key.meta.app_id), "%s", app_id_lc);
+    return bsearch(&key, t->apps, t->napps, sizeof(*t->apps), cmp_app);
+}
+
+bool
+route_match(const struct route *r, struct span target)
+{
+    if (r->re == NULL) {
+        return false;
+    }
+    if (match_data == NULL) {
+        match_data = pcre2_match_data_create(4, NULL);
+    }
+    return pcre2_match(r->re, (PCRE2_SPTR)target.p, target.n, 0, 0, match_data, NULL) >= 0;
+}
+
+/* Length of a '.' or "%2e"/"%2E" at <p>, or 0. */
+static size_t
+dot_at(const char *p, const char *end)
+{
+    if (p < end && *p == '.') {
+        return 1;
+    }
+    if (end - p >= 3 && p[0] == '%' && p[1] == '2' && (p[2] == 'e' || p[2] == 'E')) {
+        return 3;
+    }
+    return 0;
+}
+
+/* Length of a '/' or "%2f"/"%2F" at <p>, or 0. */
+static size_t
+slash_at(const char *p, const char *end)
+{
+    if (p < end && *p == '/') {
+        return 1;
+    }
+    if (end - p >= 3 && p[0] == '%' && p[1] == '2' && (p[2] == 'f' || p[2] == 'F')) {
+        return 3;
+    }
+    return 0;
+}
+
+/* HaRP's (?:^|/|%2[fF])(?:\.|%2[eE]){2}(?:/|%2[fF]|$), searched anywhere. */
+bool
+route_has_traversal(struct span path)
+{
+    const char *p = path.p, *end = path.p + path.n, *q;
+    size_t i, n;
+
+    for (i = 0; i <= path.n; i++) {
+        bool boundary = i == 0 || p[i - 1] == '/' ||
+                        (i >= 3 && p[i - 3] == '%' && p[i - 2] == '2' &&
+                         (p[i - 1] == 'f' || p[i - 1] == 'F'));
+
+        if (!boundary) {
+            continue;
+        }
+        q = p + i;
+        if ((n = dot_at(q, end)) == 0) {
+            continue;
+        }
+        q += n;
+        if ((n = dot_at(q, end)) == 0) {
+            continue;
+        }
+        q += n;
+        if (q == end || slash_at(q, end) > 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* HaRP's (?:^|/)exapps/([^/]+), first match anywhere; the target is the path without the
+ * literal prefix /exapps/<app_id> when the path starts with it, else the whole path. */
+bool
+route_app_id(struct span path, struct span *app_id, struct span *target)
+{
+    const char *p = path.p, *end = path.p + path.n, *s, *e;
+    size_t i;
+
+    for (i = 0; i + 7 <= path.n; i++) {
+        if ((i != 0 && p[i - 1] != '/') || memcmp(p + i, "exapps/", 7) != 0) {
+            continue;
+        }
+        s = p + i + 7;
+        for (e = s; e < end && *e != '/'; e++) {
+        }
+        if (e == s) {
+            continue;
+        }
+        *app_id = (struct span){s, (size_t)(e - s)};
+        if (i == 1 && p[0] == '/') {
+            *target = (struct span){e, (size_t)(end - e)};
+        } else {
+            *target = path;
+        }
+        if (target->n == 0) {
+            *target = (struct span){"/", 1};
+        }
+        return true;
+    }
+    return false;
+}
+
+static bool
+key_valid(const struct http1_head *h, const char *key)
+{
+    const struct span *v = http1_header_get(h, "harp-shared-key");
+
+    return v != NULL && secret_equal(v->p, v->n, key);
+}
+
+static const char *const signed_headers[] = {"ex-app-version", "ex-app-id", "ex-app-host",
+                                             "ex-app-port", "authorization-app-api",
+                                             "harp-shared-key"};
+
+static bool
+is_signed(const struct http1_head *h)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(signed_headers) / sizeof(signed_headers[0]); i++) {
+        if (http1_header_get(h, signed_headers[i]) == NULL) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void
+set(struct decision *d, enum verdict v, bool failure, const char *why)
+{
+    d->verdict = v;
+    d->failure = failure;
+    d->why = why;
+}
+
+static bool
+parse_port(struct span s, unsigned *port)
+{
+    unsigned v = 0;
+    size_t i;
+
+    if (s.n == 0 || s.n > 5) {
+        return false;
+    }
+    for (i = 0; i < s.n; i++) {
+        if (s.p[i] < '0' || s.p[i] > '9') {
+            return false;
+        }
+        v = v * 10 + (unsigned)(s.p[i] - '0');
+    }
+    *port = v;
+    return v >= 1 && v <= 65535;
+}
+
+static void
+base64_auth(char *out, size_t outlen, const char *token)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char in[768];
+    size_t n, i, o = 0;
+
+    n = (size_t)snprintf(in, sizeof(in), ":%s", token);
+    if (n >= sizeof(in)) {
+        n = sizeof(in) - 1;
+    }
+    for (i = 0; i + 2 < n && o + 4 < outlen; i += 3) {
+        unsigned v = (unsigned char)in[i] << 16 | (unsigned char)in[i + 1] << 8 |
+                     (unsigned char)in[i + 2];
+        out[o++] = b64[v >> 18 & 63];
+        out[o++] = b64[v >> 12 & 63];
+        out[o++] = b64[v >> 6 & 63];
+        out[o++] = b64[v & 63];
+    }
+    if (i < n && o + 4 < outlen) {
+        unsigned v = (unsigned char)in[i] << 16 | (i + 1 < n ? (unsigned char)in[i + 1] << 8 : 0);
+        out[o++] = b64[v >> 18 & 63];
+        out[o++] = b64[v >> 12 & 63];
+        out[o++] = i + 1 < n ? b64[v >> 6 & 63] : '=';
+        out[o++] = '=';
+    }
+    out[o] = '\0';
+    secret_wipe(in, sizeof(in));
+}
+
+void
+route_decide(const struct table *t, const struct http1_head *h, const char *key, bool looked_up,
+             struct decision *d)
+{
+    const struct span *v, *port;
+    size_t i, n;
+    bool has_key;
+
+    memset(d, 0, sizeof(*d));
+    has_key = key_valid(h, key);
+    if (route_has_traversal(h->path)) {
+        set(d, VERDICT_DROP, !has_key, "parent directory in the path");
+        return;
+    }
+    if (!route_app_id(h->path, &d->app_id, &d->target)) {
+        set(d, VERDICT_NOT_FOUND, !has_key, "no app id in the path");
+        return;
+    }
+    n = d->app_id.n < EXAPP_ID_MAX ? d->app_id.n : EXAPP_ID_MAX;
+    for (i = 0; i < n; i++) {
+        char c = d->app_id.p[i];
+
+        d->app_id_lc[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    d->app_id_lc[n] = '\0';
+
+    if (span_eq(d->app_id, "app_api")) {
+        if (!has_key) {
+            set(d, VERDICT_UNAUTHORIZED, true, "app_api without a valid harp-shared-key");
+            return;
+        }
+        port = http1_header_get(h, "docker-engine-port");
+        if (port != NULL && port->n > 0 &&
+            !(d->target.n >= 8 && memcmp(d->target.p, "/docker/", 8) == 0)) {
+            if (!parse_port(*port, &d->docker_port)) {
+                set(d, VERDICT_UNAVAILABLE, false, "docker-engine-port is not a port number");
+                return;
+            }
+            set(d, VERDICT_TO_DOCKER, false, "docker engine proxy");
+            return;
+        }
+        set(d, VERDICT_TO_CONTROL, false, "control API");
+        return;
+    }
+
+    if (is_signed(h)) {
+        if (!has_key) {
+            set(d, VERDICT_DROP, true, "signed request with a wrong harp-shared-key");
+            return;
+        }
+        v = http1_header_get(h, "authorization-app-api");
+        snprintf(d->auth, sizeof(d->auth), "%.*s", (int)v->n, v->p);
+        d->app = table_find(t, d->app_id_lc);
+        if (d->app != NULL) {
+            snprintf(d->host, sizeof(d->host), "%s",
+                     d->app->meta.resolved_host[0] ? d->app->meta.resolved_host
+                                                   : d->app->meta.host);
+            d->port = d->app->meta.port;
+            d->version = (struct span){d->app->meta.version, strlen(d->app->meta.version)};
+        } else {
+            v = http1_header_get(h, "ex-app-host");
+            snprintf(d->host, sizeof(d->host), "%.*s", (int)v->n, v->p);
+            if (!parse_port(*http1_header_get(h, "ex-app-port"), &d->port)) {
+                set(d, VERDICT_BAD_REQUEST, false, "ex-app-port is not a port number");
+                return;
+            }
+            d->version = *http1_header_get(h, "ex-app-version");
+        }
+        set(d, VERDICT_TO_EXAPP, false, "signed by AppAPI");
+        return;
+    }
+
+    d->app = table_find(t, d->app_id_lc);
+    if (d->app == NULL) {
+        if (!looked_up) {
+            set(d, VERDICT_LOOKUP, false, "app not in the table");
+        } else {
+            set(d, VERDICT_NOT_FOUND, !has_key, "ExApp not found");
+        }
+        return;
+    }
+    if (span_eq(d->target, "/heartbeat") || span_eq(d->target, "/init") ||
+        span_eq(d->target, "/enabled")) {
+        set(d, VERDICT_DROP, true, "internal ExApp endpoint without AppAPI's signature");
+        return;
+    }
+    for (i = 0; i < d->app->meta.nroutes; i++) {
+        const struct route *r = &d->app->routes[i];
+
+        if (!route_match(r, d->target)) {
+            continue;
+        }
+        d->route = r;
+        if (r->access_level != ACCESS_PUBLIC) {
+            /* Users are resolved with the auth issue; until then only PUBLIC passes. */
+            set(d, VERDICT_UNAUTHORIZED, false, "route needs a user");
+            return;
+        }
+        snprintf(d->host, sizeof(d->host), "%s",
+                 d->app->meta.resolved_host[0] ? d->app->meta.resolved_host : d->app->meta.host);
+        d->port = d->app->meta.port;
+        d->version = (struct span){d->app->meta.version, strlen(d->app->meta.version)};
+        base64_auth(d->auth, sizeof(d->auth), d->app->meta.token);
+        set(d, VERDICT_TO_EXAPP, false, "public route");
+        return;
+    }
+    set(d, VERDICT_NOT_FOUND, true, "no route matches");
+}

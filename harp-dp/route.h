@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* The routing table of a data plane and HaRP's request decision procedure (spec 2.3). */
+#ifndef HARP_DP_ROUTE_H
+#define HARP_DP_ROUTE_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <jansson.h>
+#include <pcre2.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "exapp.h"
+#include "http1.h"
+
+struct route {
+    pcre2_code *re; /* NULL: the pattern did not compile; the route is skipped */
+    int access_level;
+    int *bruteforce;
+    size_t nbruteforce;
+};
+
+struct table_app {
+    struct exapp meta; /* id, token, version, host, port, routes' text */
+    struct route *routes;
+};
+
+/* Immutable once built; shared by the requests that started with it (refcounted, one thread).
+ * Created by table_build(), released with table_unref(). */
+struct table {
+    int refs;
+    int64_t version;
+    struct table_app *apps; /* sorted by app id */
+    size_t napps;
+    json_t *source; /* app_id -> exapp JSON as the control plane sent it */
+};
+
+/* Builds a table from <source> (app_id -> exapp object; stolen). NULL with <err> when an entry
+ * is invalid: the caller keeps its old table. */
+struct table *table_build(json_t *source, int64_t version, struct hp_err *err);
+struct table *table_ref(struct table *t);
+void table_unref(struct table *t);
+const struct table_app *table_find(const struct table *t, const char *app_id_lc);
+
+enum verdict {
+    VERDICT_DROP,         /* silent: close without a response */
+    VERDICT_BAD_REQUEST,  /* 400 */
+    VERDICT_UNAUTHORIZED, /* 401 */
+    VERDICT_FORBIDDEN,    /* 403 */
+    VERDICT_NOT_FOUND,    /* 404 */
+    VERDICT_UNAVAILABLE,  /* 503 */
+    VERDICT_LOOKUP,       /* the app is not in the table: ask the control plane, decide again */
+    VERDICT_TO_EXAPP,
+    VERDICT_TO_CONTROL,
+    VERDICT_TO_DOCKER,
+};
+
+struct decision {
+    enum verdict verdict;
+    bool failure; /* counts towards a ban of the client */
+    const char *why; /* for the log */
+    struct span app_id;           /* as written in the path */
+    char app_id_lc[EXAPP_ID_MAX + 1];
+    struct span target;           /* the path without /exapps/<app_id>; "/" when empty */
+    const struct table_app *app;  /* TO_EXAPP from the table, or NULL for a signed request */
+    const struct route *route;    /* the route that matched (NULL for signed requests) */
+    /* Where to forward and what to inject (TO_EXAPP). */
+    char host[256];
+    unsigned port;
+    struct span version;
+    char auth[1024]; /* AUTHORIZATION-APP-API value */
+    unsigned docker_port;
+};
+
+/* Decides what to do with request <h> (spec 2.3, without users and bans yet). <looked_up>:
+ * the control plane was already asked for this app id. Never allocates. */
+void route_decide(const struct table *t, const struct http1_head *h, const char *key,
+                  bool looked_up, struct decision *d);
+
+/* Pure helpers, exported for tests. */
+bool route_has_traversal(struct span path);
+bool route_app_id(struct span path, struct span *app_id, struct span *target);
+bool route_match(const struct route *r, struct span target);
+
+#endif
