@@ -5,7 +5,7 @@ set -e
 PKGS="build-essential autoconf automake autoconf-archive pkg-config
       libmicrohttpd-dev libwebsockets-dev libssl-dev libsqlite3-dev libcurl4-openssl-dev
       libjansson-dev libpcre2-dev
-      python3 python3-pytest sqlite3 curl clang"
+      python3 python3-pytest python3-websockets sqlite3 curl clang"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

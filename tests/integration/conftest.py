@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from harness import HARP_CTL, Ctl
+from harness import HARP_CTL, Ctl, wait_for
 
 
 def pytest_sessionstart(session):
@@ -49,3 +49,67 @@ def fake_nc():
 def ctl_nc(ctl_factory, fake_nc):
     """A control plane whose Nextcloud is the fake one."""
     return ctl_factory(env={"NC_INSTANCE_URL": fake_nc.url + "/index.php/"}).start()
+
+
+class Gateway:
+    """harp-ctl + fake Nextcloud + N harp-dp on one port + an HTTP backend registered as
+    ExApp "testapp" with PUBLIC, USER and ADMIN routes."""
+
+    ROUTES = [
+        {"url": "^/public", "access_level": 0, "bruteforce_protection": [401]},
+        {"url": "^/ws$", "access_level": 0},
+        {"url": "^/user", "access_level": 1},
+        {"url": "^/admin", "access_level": 2},
+    ]
+    TOKEN = "testapp-token-secret"
+
+    def __init__(self, ctl, nc, backend, dps):
+        self.ctl, self.nc, self.backend, self.dps = ctl, nc, backend, dps
+        self.port = dps[0].port
+
+    def register(self, app_id="testapp", port=None, routes=None, token=None):
+        body = {"exapp_token": token or self.TOKEN, "exapp_version": "1.2.3",
+                "host": "127.0.0.1", "port": port or self.backend.port,
+                "routes": self.ROUTES if routes is None else routes}
+        self.ctl.secrets.append(body["exapp_token"])
+        r = self.ctl.request("POST", f"/exapp_storage/{app_id}", body)
+        assert r.status == 204, r
+        version = self.ctl.request("GET", "/api/v1/status").json()["table_version"]
+        for d in self.dps:
+            wait_for(lambda: d.applied(version), what="table applied")
+        return version
+
+    def get(self, path, headers=None, method="GET", body=None):
+        from harness import http_request
+        return http_request(("127.0.0.1", self.port), method, path, body, headers or {})
+
+
+@pytest.fixture
+def make_gateway(ctl_factory, fake_nc):
+    from harness import Dp, free_port
+    from helpers.backends import HttpBackend
+    made = []
+
+    def make(ndp=1, env=None, register=True):
+        ctl = ctl_factory(env=dict({"NC_INSTANCE_URL": fake_nc.url}, **(env or {}))).start()
+        port = free_port()
+        dps = [Dp(ctl, port, f"dp{i}", env=env).start() for i in range(ndp)]
+        backend = HttpBackend()
+        gw = Gateway(ctl, fake_nc, backend, dps)
+        made.append(gw)
+        if register:
+            gw.register()
+        return gw
+
+    yield make
+    for gw in made:
+        for d in gw.dps:
+            d.stop()
+            for s in gw.ctl.secrets:
+                assert s not in d.log(), f"secret {s[:4]}... in the log of {d.name}"
+        gw.backend.stop()
+
+
+@pytest.fixture
+def gateway(make_gateway):
+    return make_gateway()

@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* The decision procedure (spec 2.3, 2.9): HaRP's traversal and app-id regexes reproduced by
+ * hand, the order of the checks, and the values to inject. */
+#include "config.h"
+
+#include <stdlib.h>
+
+#include "route.h"
+#include "tap.h"
+
+#define KEY "k3y"
+
+static struct table *
+make_table(void)
+{
+    json_t *src = json_pack(
+        "{s:{s:s,s:s,s:s,s:s,s:i,s:[{s:s,s:i},{s:s,s:i},{s:s,s:i},{s:s,s:i}]}}", "myapp",
+        "app_id", "myapp", "exapp_token", "tok", "exapp_version", "1.0", "host", "127.0.0.1",
+        "port", 23001, "routes", "url", "^/public", "access_level", 0, "url", "^/user",
+        "access_level", 1, "url", "[", "access_level", 0, "url", "^/$", "access_level", 0);
+    struct hp_err err;
+    struct table *t = table_build(src, 5, &err);
+
+    return t;
+}
+
+static void
+decide(const struct table *t, const char *raw, struct decision *d)
+{
+    static char buf[4096];
+    struct http1_head h;
+
+    snprintf(buf, sizeof(buf), "%s", raw);
+    if (http1_parse_request(buf, strlen(buf), &h) != HTTP1_OK) {
+        printf("# bad test request\n");
+        abort();
+    }
+    route_decide(t, &h, KEY, false, d);
+}
+
+static void
+test_helpers(void)
+{
+    struct span id, target;
+    static const struct {
+        const char *path;
+        bool traversal;
+    } tr[] = {
+        {"/exapps/a/../b", true},      {"/exapps/a/%2e%2E/b", true}, {"/exapps/a%2F..%2Fb", true},
+        {"/exapps/a/..", true},        {"..", true},                 {"/exapps/a/.%2e/", true},
+        {"/exapps/a/...", false},      {"/exapps/a/..b", false},     {"/exapps/a/b..", false},
+        {"/exapps/a/%2e", false},      {"/x/.hidden/..x", false},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(tr) / sizeof(tr[0]); i++) {
+        struct span p = {tr[i].path, strlen(tr[i].path)};
+
+        IS_INT(route_has_traversal(p), tr[i].traversal, "traversal %s", tr[i].path);
+    }
+    OK(route_app_id((struct span){"/exapps/MyApp/x/y", 17}, &id, &target), "app id found");
+    OK(span_eq(id, "MyApp") && span_eq(target, "/x/y"), "id and target");
+    OK(route_app_id((struct span){"/exapps/a", 9}, &id, &target) && span_eq(target, "/"),
+       "empty target becomes /");
+    OK(route_app_id((struct span){"/x/exapps/a/b", 13}, &id, &target) && span_eq(id, "a") &&
+           span_eq(target, "/x/exapps/a/b"),
+       "prefix not at the start: whole path kept (as-is)");
+    OK(route_app_id((struct span){"//exapps/a/b", 12}, &id, &target) &&
+           span_eq(target, "//exapps/a/b"),
+       "double slash: whole path kept (as-is)");
+    OK(!route_app_id((struct span){"/exapps/", 8}, &id, &target), "no id");
+    OK(!route_app_id((struct span){"/myexapps/a", 11}, &id, &target), "not a segment");
+}
+
+static void
+test_decisions(void)
+{
+    struct table *t = make_table();
+    struct decision d;
+
+    OK(t != NULL, "table builds (a bad regex is skipped, not fatal)");
+    IS_INT(t->napps, 1, "one app");
+    decide(t, "GET /exapps/MyApp/public/x?y HTTP/1.1\r\nHost: h\r\n\r\n", &d);
+    IS_INT(d.verdict, VERDICT_TO_EXAPP, "public route forwarded");
+    OK(span_eq(d.app_id, "MyApp") && span_eq(d.target, "/public/x"), "id as written, target");
+    IS_STR(d.auth, "OnRvaw==", "base64(':tok')");
+    IS_STR(d.host, "127.0.0.1", "host");
+    IS_INT(d.port, 23001, "port");
+    decide(t, "GET /exapps/myapp/user HTTP/1.1\r\nHost: h\r\n\r\n", &d);
+    IS_INT(d.verdict, VERDICT_UNAUTHORIZED, "USER route needs a user");
+    decide(t, "GET /exapps/myapp/nope HTTP/1.1\r\nHost: h\r\n\r\n", &d);
+    OK(d.verdict == VERDICT_NOT_FOUND && d.failure, "no route: 404 and a failure");
+    decide(t, "GET /exapps/myapp/heartbeat HTTP/1.1\r\nHost: h\r\n\r\n", &d);
+    OK(d.verdict == VERDICT_DROP && d.failure, "internal path: drop and a failure");
+    decide(t, "GET /exapps/myapp/heartbeat/ HTTP/1.1\r\nHost: h\r\n\r\n", &d);
+    IS_INT(d.verdict, VERDICT_NOT_FOUND, "/heartbeat/ is not internal");
+    decide(t, "GET /exapps/myapp HTTP/1.1\r\nHost: h\r\n\r\n", &d);
+    IS_INT(d.verdict, VERDICT_TO_EXAPP, "empty target matches ^/$");
+    decide(t, "GET /exapps/other/x HTTP/1.1\r\nHost: h\r\n\r\n", &d);
+    IS_INT(d.verdict, VERDICT_LOOKUP, "unknown app: ask the control plane");
+    IS_STR(d.app_id_lc, "other", "lower-cased id");
+    decide(t, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", &d);
+    OK(d.verdict == VERDICT_NOT_FOUND && d.failure, "/: 404 and a failure");
+    decide(t, "GET / HTTP/1.1\r\nHost: h\r\nharp-shared-key: k3y\r\n\r\n", &d);
+    OK(d.verdict == VERDICT_NOT_FOUND && !d.failure, "with the key: no failure");
+    decide(t, "GET /exapps/app_api/info HTTP/1.1\r\nHost: h\r\n\r\n", &d);
+    OK(d.verdict == VERDICT_UNAUTHORIZED && d.failure, "app_api without key: 401, failure");
+    decide(t, "GET /exapps/app_api/info HTTP/1.1\r\nHost: h\r\nharp-shared-key: k3y\r\n\r\n",
+           &d);
+    IS_INT(d.verdict, VERDICT_TO_CONTROL, "app_api with key: control");
+    decide(t, "GET /exapps/app_api/v1.41/_ping HTTP/1.1\r\nHost: h\r\nharp-shared-key: k3y\r\n"
+              "docker-engine-port: 24000\r\n\r\n",
+           &d);
+    OK(d.verdict == VERDICT_TO_DOCKER && d.docker_port == 24000, "docker proxy");
+    decide(t, "GET /exapps/app_api/docker/exapp/exists HTTP/1.1\r\nHost: h\r\n"
+              "harp-shared-key: k3y\r\ndocker-engine-port: 24000\r\n\r\n",
+           &d);
+    IS_INT(d.verdict, VERDICT_TO_CONTROL, "/docker/ paths go to the control API");
+    decide(t, "GET /exapps/app_api/info HTTP/1.1\r\nHost: h\r\nharp-shared-key: k3y\r\n"
+              "docker-engine-port: 24x\r\n\r\n",
+           &d);
+    IS_INT(d.verdict, VERDICT_UNAVAILABLE, "non-numeric docker-engine-port: 503");
+    decide(t, "GET /exapps/App_Api/info HTTP/1.1\r\nHost: h\r\nharp-shared-key: k3y\r\n\r\n", &d);
+    IS_INT(d.verdict, VERDICT_LOOKUP, "App_Api is an ordinary app id");
+    decide(t, "GET /exapps/myapp/heartbeat HTTP/1.1\r\nHost: h\r\nex-app-version: 9\r\n"
+              "ex-app-id: x\r\nex-app-host: h\r\nex-app-port: 1\r\nauthorization-app-api: QQ==\r\n"
+              "harp-shared-key: k3y\r\n\r\n",
+           &d);
+    IS_INT(d.verdict, VERDICT_TO_EXAPP, "signed request skips the routes");
+    IS_STR(d.auth, "QQ==", "its own authorization");
+    OK(span_eq(d.version, "1.0") && d.port == 23001, "the record wins over the headers");
+    decide(t, "GET /exapps/myapp/heartbeat HTTP/1.1\r\nHost: h\r\nex-app-version: 9\r\n"
+              "ex-app-id: x\r\nex-app-host: h\r\nex-app-port: 1\r\nauthorization-app-api: QQ==\r\n"
+              "harp-shared-key: nope\r\n\r\n",
+           &d);
+    OK(d.verdict == VERDICT_DROP && d.failure, "signed with a wrong key: drop");
+    decide(t, "GET /exapps/myapp/../x HTTP/1.1\r\nHost: h\r\nharp-shared-key: k3y\r\n\r\n", &d);
+    OK(d.verdict == VERDICT_DROP && !d.failure, "traversal with the key: drop, no failure");
+    table_unref(t);
+}
+
+int
+main(void)
+{
+    test_helpers();
+    test_decisions();
+    return tap_done();
+}
