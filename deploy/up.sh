@@ -1,29 +1,32 @@
 #!/bin/sh
 # One command from a fresh Debian 12 checkout to a running gateway on this machine:
-# installs what is missing, builds, and starts harp-ctl serve with local defaults.
+# installs what is missing, builds, and starts harp-ctl serve and one harp-dp with local
+# defaults.
 #   deploy/up.sh          start (or say it is already running)
 #   deploy/up.sh stop     stop what up.sh started
 # Local defaults (override through the environment): state in ./.harp, control API on
-# 127.0.0.1:8200, NC_INSTANCE_URL=http://localhost. A shared key is generated once into
+# 127.0.0.1:8200, ExApps frontend on 127.0.0.1:8780, NC_INSTANCE_URL=http://localhost. A shared key is generated once into
 # .harp/shared_key (0600) and printed the first time.
 set -e
 top=$(cd "$(dirname "$0")/.." && pwd)
 state=${HP_STATE_DIR:-$top/.harp}
 pidfile=$state/harp-ctl.pid
+dppidfile=$state/harp-dp.pid
 export HP_STATE_DIR="$state"
 export HP_CONTROL_ADDRESS=${HP_CONTROL_ADDRESS:-127.0.0.1:8200}
+export HP_EXAPPS_ADDRESS=${HP_EXAPPS_ADDRESS:-127.0.0.1:8780}
 export NC_INSTANCE_URL=${NC_INSTANCE_URL:-http://localhost}
 export HP_CERTS_DIR=${HP_CERTS_DIR:-$state/certs}
 export HP_LOG_LEVEL=${HP_LOG_LEVEL:-info}
 
-running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 if [ "${1:-}" = stop ]; then
-    if running; then
-        kill "$(cat "$pidfile")" && rm -f "$pidfile" && echo "harp-ctl stopped"
-    else
-        echo "harp-ctl is not running"
-    fi
+    for p in "$dppidfile" "$pidfile"; do
+        if running "$p"; then
+            kill "$(cat "$p")" && rm -f "$p" && echo "$(basename "$p" .pid) stopped"
+        fi
+    done
     exit 0
 fi
 
@@ -33,10 +36,11 @@ cd "$top"
 mkdir -p build
 cd build
 [ -f Makefile ] || ../configure -q
-make -s -j"$(nproc)"
+make -s -j"$(nproc)" >/dev/null
 ctl="$top/build/harp-ctl/harp-ctl"
+dpbin="$top/build/harp-dp/harp-dp"
 
-if running; then
+if running "$pidfile"; then
     echo "harp-ctl is already running (pid $(cat "$pidfile")); 'deploy/up.sh stop' stops it"
     exit 0
 fi
@@ -58,13 +62,26 @@ echo $! > "$pidfile"
 i=0
 until curl -fsS "http://$HP_CONTROL_ADDRESS/heartbeat" >/dev/null 2>&1; do
     i=$((i + 1))
-    if [ $i -gt 100 ] || ! running; then
+    if [ $i -gt 100 ] || ! running "$pidfile"; then
         echo "harp-ctl did not start; see $state/harp-ctl.log" >&2
         tail -5 "$state/harp-ctl.log" >&2
         exit 1
     fi
     sleep 0.1
 done
-echo "harp-ctl serve is running: http://$HP_CONTROL_ADDRESS (log: $state/harp-ctl.log)"
-echo "Try: curl http://$HP_CONTROL_ADDRESS/heartbeat"
+nohup "$dpbin" >>"$state/harp-dp.log" 2>&1 </dev/null &
+echo $! > "$dppidfile"
+i=0
+until curl -sS -o /dev/null "http://$HP_EXAPPS_ADDRESS/" 2>/dev/null; do
+    i=$((i + 1))
+    if [ $i -gt 100 ] || ! running "$dppidfile"; then
+        echo "harp-dp did not start; see $state/harp-dp.log" >&2
+        tail -5 "$state/harp-dp.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+echo "harp is running: control plane http://$HP_CONTROL_ADDRESS, ExApps http://$HP_EXAPPS_ADDRESS"
+echo "  (logs: $state/harp-ctl.log, $state/harp-dp.log)"
+echo "Try: curl -H \"harp-shared-key: \$(cat $state/shared_key)\" http://$HP_EXAPPS_ADDRESS/exapps/app_api/heartbeat"
 echo "     HP_STATE_DIR=$state $ctl status"

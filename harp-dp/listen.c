@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -14,9 +15,17 @@
 #include "listen.h"
 #include "log.h"
 
+/* What an accepting socket hands its connections to. */
+struct listener {
+    struct lws_vhost *vh;
+    bool tls;
+};
+
 int
-listen_start(const char *addr, struct hp_err *err)
+listen_start(const char *addr, struct lws_vhost *vh, bool tls, struct hp_err *err)
 {
+    struct listener *li;
+    struct lws *w;
     struct sockaddr_storage ss;
     socklen_t sl;
     char host[256];
@@ -51,13 +60,17 @@ listen_start(const char *addr, struct hp_err *err)
         return -1;
     }
     d.filefd = fd;
-    if (lws_adopt_descriptor_vhost(dp->vh, LWS_ADOPT_RAW_FILE_DESC, d, "harp-accept", NULL) ==
-        NULL) {
+    w = lws_adopt_descriptor_vhost(dp->vh, LWS_ADOPT_RAW_FILE_DESC, d, "harp-accept", NULL);
+    if (w == NULL) {
         err_set(err, "cannot add the listener on %s to the event loop", addr);
         close(fd);
         return -1;
     }
-    log_info("listen: %s", addr);
+    li = calloc(1, sizeof(*li));
+    li->vh = vh;
+    li->tls = tls;
+    lws_set_opaque_user_data(w, li);
+    log_info("listen: %s%s", addr, tls ? " (TLS)" : "");
     return 0;
 }
 
@@ -65,11 +78,19 @@ int
 listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                 size_t len)
 {
+    struct listener *li = lws_get_opaque_user_data(wsi);
     lws_sock_file_fd_type d;
     int lfd, cfd, n, one = 1;
 
     switch (reason) {
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        free(li);
+        lws_set_opaque_user_data(wsi, NULL);
+        return 0;
     case LWS_CALLBACK_RAW_RX_FILE:
+        if (li == NULL) {
+            return 0;
+        }
         lfd = lws_get_socket_fd(wsi);
         for (n = 0; n < 64; n++) {
             cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -81,8 +102,9 @@ listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
             }
             setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
             d.sockfd = cfd;
-            if (lws_adopt_descriptor_vhost(dp->vh, LWS_ADOPT_SOCKET, d, "harp-client", NULL) ==
-                NULL) {
+            if (lws_adopt_descriptor_vhost(li->vh,
+                                           LWS_ADOPT_SOCKET | (li->tls ? LWS_ADOPT_ALLOW_SSL : 0),
+                                           d, "harp-client", NULL) == NULL) {
                 /* lws closed the descriptor */
                 log_warnx("listen: cannot adopt a connection");
             }

@@ -6,7 +6,7 @@
 
 /* Opens a SO_REUSEPORT listener on <addr> ("host:port") and adopts it into the loop; accepted
  * connections go to the "harp-client" protocol. 0, or -1 with <err>. */
-int listen_start(const char *addr, struct hp_err *err);
+int listen_start(const char *addr, struct lws_vhost *vh, bool tls, struct hp_err *err);
 int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len);
 

@@ -86,6 +86,8 @@ int
 main(int argc, char **argv)
 {
     struct lws_context_creation_info info;
+    struct lws_vhost *tls_vh;
+    char *cert;
     struct hp_err err;
     struct opts o = {NULL};
     const char *id = NULL;
@@ -144,7 +146,7 @@ main(int argc, char **argv)
 
     lws_set_log_level(LLL_ERR | LLL_WARN, on_lws_log);
     memset(&info, 0, sizeof(info));
-    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = protocols;
     info.timeout_secs = secs(dp->cfg.timeout_connect_ms);
@@ -164,10 +166,30 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
-    if (listen_start(dp->cfg.exapps_address, &err) == -1) {
+    if (listen_start(dp->cfg.exapps_address, dp->vh, false, &err) == -1) {
         log_errorx("dp: HP_EXAPPS_ADDRESS: %s", err.msg);
         return 1;
     }
+    /* HTTPS as HaRP: only when the certificate file (chain and key in one PEM) exists. */
+    cert = xasprintf("%s/cert.pem", dp->cfg.certs_dir);
+    if (access(cert, R_OK) == 0) {
+        info.vhost_name = "harp-tls";
+        info.ssl_cert_filepath = cert;
+        info.ssl_private_key_filepath = cert;
+        info.alpn = "http/1.1";
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        tls_vh = lws_create_vhost(dp->ctx, &info);
+        if (tls_vh == NULL) {
+            log_errorx("dp: %s: cannot load the certificate and key", cert);
+            return 1;
+        }
+        if (listen_start(dp->cfg.exapps_https_address, tls_vh, true, &err) == -1) {
+            log_errorx("dp: HP_EXAPPS_HTTPS_ADDRESS: %s", err.msg);
+            return 1;
+        }
+        log_notice("dp: serving HTTPS on %s with %s", dp->cfg.exapps_https_address, cert);
+    }
+    free(cert);
     dp->link = ctl_link_start();
     log_notice("dp: serving HTTP on %s; control plane at %s", dp->cfg.exapps_address,
                dp->cfg.ctl_socket);

@@ -364,7 +364,8 @@ respond_plain(struct conn *c, unsigned status, const char *why)
 static void
 respond_haproxy(struct conn *c, unsigned status, const char *why)
 {
-    const char *msg = status == 503   ? "No server is available to handle this request."
+    const char *msg = status == 403   ? "Request forbidden by administrative rules."
+                      : status == 503 ? "No server is available to handle this request."
                       : status == 504 ? "The server didn't respond in time."
                                       : "The server returned an invalid or incomplete response.";
     char body[256];
@@ -598,6 +599,9 @@ decide(struct conn *c)
         return;
     case VERDICT_FORBIDDEN:
         respond_plain(c, 403, d.why);
+        return;
+    case VERDICT_DENIED:
+        respond_haproxy(c, 403, d.why);
         return;
     case VERDICT_NOT_FOUND:
         respond_plain(c, 404, d.why);

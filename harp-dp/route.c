@@ -234,6 +234,72 @@ route_app_id(struct span path, struct span *app_id, struct span *target)
     return false;
 }
 
+/* HaRP's Docker proxy allow-list (spec 2.8): matched case-insensitively on the URL-decoded
+ * path (%XX only), unanchored at the end; GET covers HEAD. */
+static const struct {
+    const char *method;
+    const char *re;
+} docker_allow[] = {
+    {"GET", "^(/v[\\d\\.]+)?/_ping$"},
+    {"GET", "^(/v[\\d\\.]+)?/images/.*/json"},
+    {"GET", "^(/v[\\d\\.]+)?/containers/nc_app_[a-zA-Z0-9_.-]+/json"},
+    {"GET", "^(/v[\\d\\.]+)?/containers/nc_app_[a-zA-Z0-9_.-]+/logs"},
+    {"POST", "^(/v[\\d\\.]+)?/images/create"},
+};
+static pcre2_code *docker_re[sizeof(docker_allow) / sizeof(docker_allow[0])];
+
+static int
+hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+bool
+route_docker_allowed(struct span method, struct span target)
+{
+    char path[4096];
+    size_t i, n = 0;
+    int hi, lo;
+
+    if (target.n >= sizeof(path)) {
+        return false;
+    }
+    for (i = 0; i < target.n; i++) {
+        if (target.p[i] == '%' && i + 2 < target.n && (hi = hexval(target.p[i + 1])) >= 0 &&
+            (lo = hexval(target.p[i + 2])) >= 0) {
+            path[n++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            path[n++] = target.p[i];
+        }
+    }
+    if (match_data == NULL) {
+        match_data = pcre2_match_data_create(4, NULL);
+    }
+    for (i = 0; i < sizeof(docker_allow) / sizeof(docker_allow[0]); i++) {
+        bool get = strcmp(docker_allow[i].method, "GET") == 0;
+
+        if (!(span_eq(method, docker_allow[i].method) || (get && span_eq(method, "HEAD")))) {
+            continue;
+        }
+        if (docker_re[i] == NULL) {
+            int errcode;
+            PCRE2_SIZE off;
+
+            docker_re[i] = pcre2_compile((PCRE2_SPTR)docker_allow[i].re, PCRE2_ZERO_TERMINATED,
+                                         PCRE2_CASELESS, &errcode, &off, NULL);
+        }
+        if (docker_re[i] != NULL &&
+            pcre2_match(docker_re[i], (PCRE2_SPTR)path, n, 0, 0, match_data, NULL) >= 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool
 key_valid(const struct http1_head *h, const char *key)
 {
@@ -352,6 +418,10 @@ route_decide(const struct table *t, const struct http1_head *h, const char *key,
             !(d->target.n >= 8 && memcmp(d->target.p, "/docker/", 8) == 0)) {
             if (!parse_port(*port, &d->docker_port)) {
                 set(d, VERDICT_UNAVAILABLE, false, "docker-engine-port is not a port number");
+                return;
+            }
+            if (!route_docker_allowed(h->method, d->target)) {
+                set(d, VERDICT_DENIED, false, "Docker call outside the allow-list");
                 return;
             }
             set(d, VERDICT_TO_DOCKER, false, "docker engine proxy");

@@ -46,6 +46,7 @@ enum verdict {
     VERDICT_BAD_REQUEST,  /* 400 */
     VERDICT_UNAUTHORIZED, /* 401 */
     VERDICT_FORBIDDEN,    /* 403 */
+    VERDICT_DENIED,       /* 403 from the proxy itself (HAProxy's page): Docker allow-list */
     VERDICT_NOT_FOUND,    /* 404 */
     VERDICT_UNAVAILABLE,  /* 503 */
     VERDICT_LOOKUP,       /* the app is not in the table: ask the control plane, decide again */
@@ -80,5 +81,7 @@ void route_decide(const struct table *t, const struct http1_head *h, const char 
 bool route_has_traversal(struct span path);
 bool route_app_id(struct span path, struct span *app_id, struct span *target);
 bool route_match(const struct route *r, struct span target);
+/* The Docker engine proxy allow-list of spec 2.8. */
+bool route_docker_allowed(struct span method, struct span target);
 
 #endif

@@ -422,3 +422,68 @@ def test_slow_upstream_gets_504(make_gateway):
     gw = make_gateway(env={"HP_TIMEOUT_SERVER": "1s"})
     r = gw.get("/exapps/testapp/public/slow?s=3")
     assert r.status == 504
+
+
+def test_https_frontend_when_the_certificate_exists(make_gateway, tmp_path):
+    import ssl
+    import subprocess
+
+    from harness import free_port
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-keyout", str(certs / "key.pem"),
+                    "-out", str(certs / "crt.pem")], check=True, capture_output=True)
+    (certs / "cert.pem").write_bytes((certs / "crt.pem").read_bytes()
+                                     + (certs / "key.pem").read_bytes())
+    https_port = free_port()
+    gw = make_gateway(env={"HP_CERTS_DIR": str(certs),
+                           "HP_EXAPPS_HTTPS_ADDRESS": f"127.0.0.1:{https_port}"})
+    ctx = ssl.create_default_context(cafile=str(certs / "crt.pem"))
+    ctx.check_hostname = False
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    with socket.create_connection(("127.0.0.1", https_port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            assert s.selected_alpn_protocol() in (None, "http/1.1")
+            s.sendall(b"GET /exapps/testapp/public/tls HTTP/1.1\r\nHost: x\r\n"
+                      b"Connection: close\r\n\r\n")
+            out = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+    assert out.startswith(b"HTTP/1.1 200 OK") and b'"/public/tls"' in out
+    assert gw.get("/exapps/testapp/public/plain").status == 200
+
+
+def test_no_https_without_a_certificate(make_gateway, tmp_path):
+    from harness import free_port
+    https_port = free_port()
+    make_gateway(env={"HP_CERTS_DIR": str(tmp_path / "none"),
+                      "HP_EXAPPS_HTTPS_ADDRESS": f"127.0.0.1:{https_port}"})
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", https_port), timeout=2)
+
+
+def test_docker_proxy_allow_list(gateway):
+    """Allowed calls reach the engine port named by docker-engine-port; others get 403."""
+    from helpers.backends import HttpBackend
+    engine = HttpBackend()
+    try:
+        h = {"harp-shared-key": KEY, "docker-engine-port": str(engine.port)}
+        r = gateway.get("/exapps/app_api/v1.44/_ping", h)
+        assert r.status == 200
+        rec = json.loads(r.body)
+        assert rec["path"] == "/v1.44/_ping"
+        assert engine.header(rec, "harp-shared-key") == []
+        assert gateway.get("/exapps/app_api/v1.44/images/create?fromImage=a%2Fb", h,
+                           "POST").status == 200
+        for method, path in [("POST", "/v1.44/containers/create"),
+                             ("POST", "/v1.44/containers/nc_app_x/exec"),
+                             ("DELETE", "/v1.44/containers/nc_app_x"), ("GET", "/version")]:
+            r = gateway.get("/exapps/app_api" + path, h, method)
+            assert r.status == 403 and b"Request forbidden by administrative rules." in r.body
+        assert len(engine.requests) == 2
+    finally:
+        engine.stop()

@@ -112,6 +112,37 @@ test_decisions(void)
               "docker-engine-port: 24000\r\n\r\n",
            &d);
     OK(d.verdict == VERDICT_TO_DOCKER && d.docker_port == 24000, "docker proxy");
+    {
+        static const struct {
+            const char *m, *p;
+            bool ok;
+        } dk[] = {
+            {"GET", "/v1.44/_ping", true},
+            {"HEAD", "/_ping", true},
+            {"GET", "/v1.44/_ping/x", false},
+            {"GET", "/v1.44/images/nextcloud%2Fapp:1/json", true},
+            {"GET", "/V1.44/CONTAINERS/NC_APP_x/JSON", true},
+            {"GET", "/v1.44/containers/nc_app_x/logs?tail=5", true},
+            {"GET", "/v1.44/containers/other/json", false},
+            {"POST", "/v1.44/images/create?fromImage=x", true},
+            {"POST", "/v1.44/containers/create", false},
+            {"DELETE", "/v1.44/containers/nc_app_x", false},
+            {"GET", "/version", false},
+            {"POST", "/v1.44/containers/nc_app_x/exec", false},
+            {"GET", "/v1.44/containers/nc_app_x%2F..%2F..%2Fother/json", false},
+        };
+        size_t k;
+
+        for (k = 0; k < sizeof(dk) / sizeof(dk[0]); k++) {
+            IS_INT(route_docker_allowed((struct span){dk[k].m, strlen(dk[k].m)},
+                                        (struct span){dk[k].p, strlen(dk[k].p)}),
+                   dk[k].ok, "docker %s %s", dk[k].m, dk[k].p);
+        }
+    }
+    decide(t, "GET /exapps/app_api/v1.44/containers/create HTTP/1.1\r\nHost: h\r\n"
+              "harp-shared-key: k3y\r\ndocker-engine-port: 24000\r\n\r\n",
+           &d);
+    IS_INT(d.verdict, VERDICT_DENIED, "docker call outside the allow-list: 403");
     decide(t, "GET /exapps/app_api/docker/exapp/exists HTTP/1.1\r\nHost: h\r\n"
               "harp-shared-key: k3y\r\ndocker-engine-port: 24000\r\n\r\n",
            &d);
