@@ -23,6 +23,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,12 +184,6 @@ static void
 qputs(struct queue *q, const char *s)
 {
     q_push(q, s, strlen(s));
-}
-
-static void
-qspan(struct queue *q, struct span s)
-{
-    q_push(q, s.p, s.n);
 }
 
 static void flow(struct conn *c);
@@ -407,26 +402,50 @@ injected(struct span name)
            span_ieq(name, "harp-shared-key");
 }
 
-/* Queues the rewritten request head for the upstream. */
+/* The rewritten head is built here, then queued in one piece. */
+static char head_buf[HTTP1_MAX_HEAD + 4096];
+static size_t head_len;
+
+static void
+hput(const void *p, size_t n)
+{
+    if (head_len + n <= sizeof(head_buf)) {
+        memcpy(head_buf + head_len, p, n);
+    }
+    head_len += n;
+}
+
+static void
+hputs(const char *s)
+{
+    hput(s, strlen(s));
+}
+
+static void
+hspan(struct span s)
+{
+    hput(s.p, s.n);
+}
+
+/* Queues the rewritten request head for the upstream. The input head is at most
+ * HTTP1_MAX_HEAD bytes and we add less than 4 KiB, so head_buf always suffices. */
 static void
 queue_head(struct conn *c, const struct decision *d)
 {
     const struct http1_head *h = &c->req;
     const struct span *conn_hdr = http1_header_get(h, "connection");
-    struct queue *q = &c->to_up;
     char line[1200];
     size_t i;
 
-    qspan(q, h->method);
-    qputs(q, " ");
-    qspan(q, c->dest == DEST_DOCKER || c->dest == DEST_CONTROL || c->dest == DEST_EXAPP
-                 ? d->target
-                 : h->path);
+    head_len = 0;
+    hspan(h->method);
+    hputs(" ");
+    hspan(d->target);
     if (h->query.p != NULL) {
-        qputs(q, "?");
-        qspan(q, h->query);
+        hputs("?");
+        hspan(h->query);
     }
-    qputs(q, " HTTP/1.1\r\n");
+    hputs(" HTTP/1.1\r\n");
     for (i = 0; i < h->nheaders; i++) {
         const struct http1_header *hd = &h->headers[i];
 
@@ -438,26 +457,28 @@ queue_head(struct conn *c, const struct decision *d)
                                   : (c->dest == DEST_DOCKER && span_ieq(hd->name, "harp-shared-key"))) {
             continue;
         }
-        qspan(q, hd->name);
-        qputs(q, ": ");
-        qspan(q, hd->value);
-        qputs(q, "\r\n");
+        hspan(hd->name);
+        hputs(": ");
+        hspan(hd->value);
+        hputs("\r\n");
     }
     if (http1_header_get(h, "host") == NULL) {
         snprintf(line, sizeof(line), "Host: %s:%u\r\n", c->up_host, c->up_port);
-        qputs(q, line);
+        hputs(line);
     }
     if (c->req_upgrade) {
-        qputs(q, "Connection: Upgrade\r\n");
+        hputs("Connection: Upgrade\r\n");
     }
     if (c->dest == DEST_EXAPP) {
         snprintf(line, sizeof(line),
                  "EX-APP-ID: %.*s\r\nEX-APP-VERSION: %.*s\r\nAUTHORIZATION-APP-API: %s\r\n"
                  "AA-VERSION: 32\r\n",
                  (int)d->app_id.n, d->app_id.p, (int)d->version.n, d->version.p, d->auth);
-        qputs(q, line);
+        hputs(line);
     }
-    qputs(q, "\r\n");
+    hputs("\r\n");
+    assert(head_len <= sizeof(head_buf));
+    q_push(&c->to_up, head_buf, head_len);
 }
 
 static int

@@ -90,8 +90,10 @@ def make_gateway(ctl_factory, fake_nc):
     from helpers.backends import HttpBackend
     made = []
 
-    def make(ndp=1, env=None, register=True):
-        ctl = ctl_factory(env=dict({"NC_INSTANCE_URL": fake_nc.url}, **(env or {}))).start()
+    def make(ndp=1, env=None, register=True, key="test-shared-key-0123"):
+        fake_nc.key = key
+        ctl = ctl_factory(key=key,
+                          env=dict({"NC_INSTANCE_URL": fake_nc.url}, **(env or {}))).start()
         port = free_port()
         dps = [Dp(ctl, port, f"dp{i}", env=env).start() for i in range(ndp)]
         backend = HttpBackend()

@@ -487,3 +487,44 @@ def test_docker_proxy_allow_list(gateway):
         assert len(engine.requests) == 2
     finally:
         engine.stop()
+
+
+def test_a_data_plane_that_dies_takes_nothing_else_down(make_gateway):
+    gw = make_gateway(ndp=2)
+    victim, survivor = gw.dps
+    victim.proc.kill()
+    victim.proc.wait()
+    for _ in range(30):
+        assert gw.get("/exapps/testapp/public/after-kill").status == 200
+    wait_for(lambda: [d["dp_id"] for d in
+                      gw.ctl.request("GET", "/api/v1/dataplanes").json()["dataplanes"]]
+             == [survivor.name], what="the dead data plane leaves the list")
+    gw.dps = [survivor]
+    gw.register("later", routes=[{"url": ".*", "access_level": 0}])
+    assert gw.get("/exapps/later/x").status == 200
+
+
+def test_tunnel_closes_after_the_tunnel_timeout(make_gateway):
+    import asyncio
+
+    import websockets
+    from helpers.backends import WsBackend
+    gw = make_gateway(env={"HP_TIMEOUT_TUNNEL": "1s"})
+    ws_backend = WsBackend()
+    try:
+        gw.register("wsapp", port=ws_backend.port, routes=[{"url": "^/ws$", "access_level": 0}])
+
+        async def run():
+            uri = f"ws://127.0.0.1:{gw.port}/exapps/wsapp/ws"
+            async with websockets.connect(uri, ping_interval=None) as ws:
+                t0 = time.monotonic()
+                try:
+                    await asyncio.wait_for(ws.recv(), 10)
+                except websockets.ConnectionClosed:
+                    return time.monotonic() - t0
+            return None
+
+        elapsed = asyncio.run(run())
+        assert elapsed is not None and 0.9 < elapsed < 4
+    finally:
+        ws_backend.stop()
