@@ -14,6 +14,7 @@
 #include "listen.h"
 #include "log.h"
 #include "proxy.h"
+#include "resolve.h"
 #include "xmalloc.h"
 
 struct dp *dp;
@@ -27,8 +28,20 @@ static const char usage[] =
     "control API at HP_CONTROL_ADDRESS. Reads the same HP_* variables as harp-ctl.\n"
     "Several harp-dp may run on the same ports. Stops on SIGTERM.\n";
 
+/* The loop was woken by another thread (the resolver): deliver what it finished. */
+static int
+wake_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+              size_t len)
+{
+    if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
+        resolve_deliver();
+    }
+    return 0;
+}
+
 static const struct lws_protocols protocols[] = {
     {"harp-client", proxy_client_callback, 0, 0, 0, NULL, 0},
+    {"harp-wake", wake_callback, 0, 0, 0, NULL, 0},
     {"harp-accept", listen_callback, 0, 0, 0, NULL, 0},
     {"harp-upstream", proxy_upstream_callback, 0, 0, 0, NULL, 0},
     {"harp-ctl", ctl_link_callback, 0, 0, 0, NULL, 0},
@@ -190,6 +203,10 @@ main(int argc, char **argv)
         log_notice("dp: serving HTTPS on %s with %s", dp->cfg.exapps_https_address, cert);
     }
     free(cert);
+    if (resolve_start() == -1) {
+        log_errorx("dp: cannot start the resolver thread");
+        return 1;
+    }
     dp->link = ctl_link_start();
     log_notice("dp: serving HTTP on %s; control plane at %s", dp->cfg.exapps_address,
                dp->cfg.ctl_socket);
@@ -200,6 +217,7 @@ main(int argc, char **argv)
     }
     log_notice("dp: stopping");
     lws_context_destroy(dp->ctx);
+    resolve_stop();
     ctl_link_stop(dp->link);
     table_unref(dp->table);
     env_free(&dp->cfg);

@@ -34,13 +34,14 @@
 #include "ctl_link.h"
 #include "log.h"
 #include "proxy.h"
+#include "resolve.h"
 #include "xmalloc.h"
 
 #define QUEUE_HIGH (256u * 1024)
 #define QUEUE_LOW (64u * 1024)
 #define IO_CHUNK (64u * 1024)
 
-enum cstate { ST_HEAD, ST_LOOKUP, ST_BODY, ST_WAIT, ST_TUNNEL, ST_CLOSING };
+enum cstate { ST_HEAD, ST_LOOKUP, ST_RESOLVE, ST_BODY, ST_WAIT, ST_TUNNEL, ST_CLOSING };
 enum rstate { RS_IDLE, RS_HEAD, RS_BODY };
 enum dest { DEST_EXAPP, DEST_CONTROL, DEST_DOCKER };
 
@@ -85,6 +86,8 @@ struct conn {
     bool cli_paused, up_paused;
     bool close_after_flush;
     struct table *table; /* the table the current request was decided with */
+    struct decision dec; /* kept while the ExApp's host name is resolved */
+    char up_name[256];   /* the ExApp's host as registered, for re-resolving after failures */
     lws_sorted_usec_list_t sul;
     lws_usec_t last_cli, last_up;
     char peer[INET6_ADDRSTRLEN];
@@ -211,6 +214,7 @@ static void
 flow(struct conn *c)
 {
     bool pause_cli = c->to_up.bytes > QUEUE_HIGH || c->state == ST_LOOKUP ||
+                     c->state == ST_RESOLVE ||
                      c->state == ST_CLOSING ||
                      ((c->state == ST_WAIT || c->state == ST_HEAD) && c->in_len > HTTP1_MAX_HEAD);
     bool pause_up = c->to_cli.bytes > QUEUE_HIGH;
@@ -482,44 +486,6 @@ queue_head(struct conn *c, const struct decision *d)
 }
 
 static int
-resolve(const char *host, char *out, size_t outlen)
-{
-    struct addrinfo hints, *res, *ai, *pick = NULL;
-    struct in6_addr a6;
-    struct in_addr a4;
-
-    if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1) {
-        snprintf(out, outlen, "%s", host);
-        return 0;
-    }
-    /* TODO(dp): names are resolved synchronously; ExApps registered by AppAPI with FRP use
-     * 127.0.0.1, direct mode uses names. */
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(host, NULL, &hints, &res) != 0) {
-        return -1;
-    }
-    for (ai = res; ai != NULL && pick == NULL; ai = ai->ai_next) {
-        if (ai->ai_family == AF_INET) {
-            pick = ai;
-        }
-    }
-    for (ai = res; ai != NULL && pick == NULL; ai = ai->ai_next) {
-        if (ai->ai_family == AF_INET6) {
-            pick = ai;
-        }
-    }
-    if (pick == NULL ||
-        getnameinfo(pick->ai_addr, pick->ai_addrlen, out, (socklen_t)outlen, NULL, 0,
-                    NI_NUMERICHOST) != 0) {
-        freeaddrinfo(res);
-        return -1;
-    }
-    freeaddrinfo(res);
-    return 0;
-}
-
-static int
 connect_up(struct conn *c)
 {
     struct lws_client_connect_info ci;
@@ -545,36 +511,75 @@ connect_up(struct conn *c)
 }
 
 static void on_upstream_failed(struct conn *c);
+static void process_client(struct conn *c);
+static void send_request(struct conn *c, const struct decision *d, const char *host,
+                         unsigned port);
 
-/* Sends the current request to its destination. */
+/* Sends the current request to its destination, once its address is known. */
 static void
 forward(struct conn *c, const struct decision *d)
 {
     char host[256];
     unsigned port;
-    const char *what;
 
     switch (d->verdict) {
     case VERDICT_TO_CONTROL:
         c->dest = DEST_CONTROL;
         snprintf(host, sizeof(host), "%s", dp->ctl_host);
+        c->up_name[0] = '\0';
         port = dp->ctl_port;
         break;
     case VERDICT_TO_DOCKER:
         c->dest = DEST_DOCKER;
         snprintf(host, sizeof(host), "127.0.0.1");
+        c->up_name[0] = '\0';
         port = d->docker_port;
         break;
     default:
         c->dest = DEST_EXAPP;
-        if (resolve(d->host, host, sizeof(host)) == -1) {
+        snprintf(c->up_name, sizeof(c->up_name), "%s", d->host);
+        switch (resolve_host(d->host, host, sizeof(host), c)) {
+        case RESOLVE_FAILED:
             respond_plain(c, 404, "ExApp host does not resolve");
             return;
+        case RESOLVE_PENDING:
+            c->dec = *d;
+            c->state = ST_RESOLVE;
+            flow(c);
+            return;
+        case RESOLVE_DONE:
+            break;
         }
         port = d->port;
         break;
     }
-    what = d->why;
+    send_request(c, d, host, port);
+}
+
+void
+proxy_resolved(struct conn *c, const char *addr)
+{
+    if (c->state != ST_RESOLVE) {
+        return;
+    }
+    c->state = ST_HEAD;
+    if (addr == NULL) {
+        respond_plain(c, 404, "ExApp host does not resolve");
+    } else {
+        send_request(c, &c->dec, addr, c->dec.port);
+    }
+    if (c->state == ST_HEAD || c->state == ST_BODY) {
+        process_client(c);
+    }
+    flow(c);
+}
+
+/* Queues the request for <host>:<port> (numeric) and connects when needed. */
+static void
+send_request(struct conn *c, const struct decision *d, const char *host, unsigned port)
+{
+    const char *what = d->why;
+
     if (c->up != NULL && (strcmp(host, c->up_host) != 0 || port != c->up_port)) {
         close_up(c);
     }
@@ -598,8 +603,6 @@ forward(struct conn *c, const struct decision *d)
 }
 
 /* --- client input ------------------------------------------------------------------------ */
-
-static void process_client(struct conn *c);
 
 static void
 decide(struct conn *c)
@@ -858,6 +861,9 @@ process_upstream(struct conn *c)
 static void
 on_upstream_failed(struct conn *c)
 {
+    if (c->dest == DEST_EXAPP && c->up_name[0] != '\0') {
+        resolve_invalidate(c->up_name);
+    }
     c->up = NULL;
     c->up_connected = false;
     q_clear(&c->to_up);
@@ -919,7 +925,8 @@ on_timer(lws_sorted_usec_list_t *sul)
             close_conn(c);
             return;
         }
-    } else if (now - c->last_cli > (lws_usec_t)dp->timeout_client_s * LWS_US_PER_SEC) {
+    } else if (c->state != ST_RESOLVE &&
+               now - c->last_cli > (lws_usec_t)dp->timeout_client_s * LWS_US_PER_SEC) {
         close_conn(c);
         return;
     }
@@ -933,6 +940,7 @@ conn_free(struct conn *c)
 {
     lws_sul_cancel(&c->sul);
     ctl_link_forget(dp->link, c);
+    resolve_forget(c);
     close_up(c);
     q_clear(&c->to_cli);
     q_clear(&c->to_up);

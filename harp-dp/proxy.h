@@ -14,5 +14,7 @@ int proxy_upstream_callback(struct lws *wsi, enum lws_callback_reasons reason, v
 /* The control plane answered a look-up for <conn> (found or not, or the link went down:
  * <unavailable>). Called by ctl_link. */
 void proxy_lookup_done(struct conn *c, bool unavailable);
+/* The resolver answered for <c>: <addr> is numeric, or NULL when the name does not resolve. */
+void proxy_resolved(struct conn *c, const char *addr);
 
 #endif
