@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "env.h"
+#include "http_client.h"
 #include "log.h"
 #include "secret.h"
 #include "serve.h"
@@ -89,27 +90,6 @@ cli_lookup(const char *name, void *arg)
     return v != NULL ? v : getenv(name);
 }
 
-struct answer {
-    char *data;
-    size_t len;
-};
-
-static size_t
-on_data(char *p, size_t size, size_t n, void *arg)
-{
-    struct answer *a = arg;
-    size_t len = size * n;
-
-    if (a->len + len > MAX_ANSWER) {
-        return 0;
-    }
-    a->data = xrealloc(a->data, a->len + len + 1);
-    memcpy(a->data + a->len, p, len);
-    a->len += len;
-    a->data[a->len] = '\0';
-    return len;
-}
-
 /* The client configuration; the key falls back to $HP_STATE_DIR/shared_key. */
 static int
 client_config(struct cli_opts *opts, struct hp_config *cfg)
@@ -152,7 +132,7 @@ cli_call(struct cli_opts *opts, const char *method, const char *path, const char
 {
     struct hp_config cfg;
     struct curl_slist *hdrs = NULL;
-    struct answer a = {0};
+    struct http_body a = {.max = MAX_ANSWER};
     char errbuf[CURL_ERROR_SIZE] = "", host[256], *url, *key;
     unsigned port;
     long status = -1;
@@ -180,7 +160,7 @@ cli_call(struct cli_opts *opts, const char *method, const char *path, const char
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_body_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
     if (body != NULL) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -191,7 +171,7 @@ cli_call(struct cli_opts *opts, const char *method, const char *path, const char
                 "harp-ctl: cannot reach the control plane at %s: %s (is 'harp-ctl serve' "
                 "running? see --control / HP_CONTROL_ADDRESS)\n",
                 cfg.control_address, errbuf[0] ? errbuf : curl_easy_strerror(rc));
-        free(a.data);
+        http_body_free(&a);
     } else {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
         if (a.data != NULL) {

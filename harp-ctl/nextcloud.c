@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http_client.h"
 #include "log.h"
 #include "nextcloud.h"
 #include "secret.h"
@@ -15,33 +16,12 @@
 
 #define MAX_ANSWER (1u * 1024 * 1024)
 
-struct answer {
-    char *data;
-    size_t len;
-};
-
-static size_t
-on_data(char *p, size_t size, size_t n, void *arg)
-{
-    struct answer *a = arg;
-    size_t len = size * n;
-
-    if (a->len + len > MAX_ANSWER) {
-        return 0;
-    }
-    a->data = xrealloc(a->data, a->len + len + 1);
-    memcpy(a->data + a->len, p, len);
-    a->len += len;
-    a->data[a->len] = '\0';
-    return len;
-}
-
 int
 nextcloud_exapp_meta(const struct hp_config *cfg, const char *app_id, struct exapp *app,
                      struct hp_err *err)
 {
     struct curl_slist *hdrs = NULL;
-    struct answer a = {0};
+    struct http_body a = {.max = MAX_ANSWER};
     char *url, *key, *esc, *ctype = NULL;
     long status = 0;
     CURLcode rc;
@@ -67,7 +47,7 @@ nextcloud_exapp_meta(const struct hp_config *cfg, const char *app_id, struct exa
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_body_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
     rc = curl_easy_perform(c);
     if (rc != CURLE_OK) {
@@ -100,10 +80,7 @@ nextcloud_exapp_meta(const struct hp_config *cfg, const char *app_id, struct exa
     snprintf(app->app_id, sizeof(app->app_id), "%s", app_id);
     ret = 1;
 out:
-    if (a.data != NULL) {
-        secret_wipe(a.data, a.len);
-        free(a.data);
-    }
+    http_body_free(&a);
     curl_easy_cleanup(c);
     curl_slist_free_all(hdrs);
     secret_free(key);

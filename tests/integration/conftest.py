@@ -115,3 +115,11 @@ def make_gateway(ctl_factory, fake_nc):
 @pytest.fixture
 def gateway(make_gateway):
     return make_gateway()
+
+
+@pytest.fixture
+def ws_backend():
+    from helpers.backends import WsBackend
+    b = WsBackend()
+    yield b
+    b.stop()

@@ -78,8 +78,57 @@ def http_request(addr, method, path, body=None, headers=None, timeout=10.0):
         conn.close()
 
 
-class Ctl:
-    """One `harp-ctl serve` process. Its log is kept in <state_dir>/../harp-ctl.log."""
+class Process:
+    """A harp program started with a log file of its own; SIGTERM at stop must exit 0."""
+
+    name = "process"
+
+    def command(self):
+        raise NotImplementedError
+
+    def env(self):
+        raise NotImplementedError
+
+    def ready(self):
+        raise NotImplementedError
+
+    def start(self, wait=True):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.command(), env=self.env(), stdout=log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        if wait:
+            wait_for(self.ready, what=f"{self.name} ready")
+        return self
+
+    def check_alive(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=10 * MULT)
+        assert rc == 0, f"{self.name} exited with {rc} after SIGTERM:\n{self.log()}"
+        return rc
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10 * MULT)
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+
+class Ctl(Process):
+    """One `harp-ctl serve` process. Its log is kept in <workdir>/harp-ctl.log."""
+
+    name = "harp-ctl"
 
     def __init__(self, workdir, key="test-shared-key-0123", env=None, port=None):
         self.workdir = str(workdir)
@@ -102,18 +151,11 @@ class Ctl:
         e.update({k: str(v) for k, v in self.extra_env.items()})
         return {k: v for k, v in e.items() if v != "__unset__"}
 
-    def start(self, wait=True):
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([HARP_CTL, "serve"], env=self.env(), stdout=log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
-        if wait:
-            wait_for(self.ready, what="harp-ctl /heartbeat")
-        return self
+    def command(self):
+        return [HARP_CTL, "serve"]
 
     def ready(self):
-        if self.proc.poll() is not None:
-            raise AssertionError(f"harp-ctl exited with {self.proc.returncode}:\n{self.log()}")
+        self.check_alive()
         try:
             return http_request(self.addr, "GET", "/heartbeat", timeout=1).status == 200
         except OSError:
@@ -127,26 +169,6 @@ class Ctl:
             h["harp-shared-key"] = key
         h.update(headers or {})
         return http_request(self.addr, method, path, body, h)
-
-    def stop(self):
-        """SIGTERM; the process must exit 0 by itself."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout=10 * MULT)
-        assert rc == 0, f"harp-ctl exited with {rc} after SIGTERM:\n{self.log()}"
-        return rc
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10 * MULT)
-
-    def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
 
     def cli(self, *args, key=True, env=None, timeout=30):
         e = base_env(HP_CONTROL_ADDRESS=f"127.0.0.1:{self.port}", HP_STATE_DIR=self.state_dir)
@@ -229,7 +251,7 @@ class ProtoClient:
 HARP_DP = os.path.join(BUILDDIR, "harp-dp", "harp-dp")
 
 
-class Dp:
+class Dp(Process):
     """One `harp-dp` process beside a Ctl; several may share `port`."""
 
     def __init__(self, ctl, port, name, env=None):
@@ -246,18 +268,14 @@ class Dp:
         e.update({k: str(v) for k, v in self.extra_env.items()})
         return e
 
-    def start(self, wait=True):
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([HARP_DP, "--id", self.name], env=self.env(), stdout=log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
-        if wait:
-            wait_for(self.connected, what=f"harp-dp {self.name} on the control plane")
-        return self
+    def command(self):
+        return [HARP_DP, "--id", self.name]
+
+    def ready(self):
+        return self.connected()
 
     def connected(self):
-        if self.proc.poll() is not None:
-            raise AssertionError(f"harp-dp exited with {self.proc.returncode}:\n{self.log()}")
+        self.check_alive()
         try:
             dps = self.ctl.request("GET", "/api/v1/dataplanes").json()["dataplanes"]
         except OSError:
@@ -276,17 +294,3 @@ class Dp:
                     return int(line.split()[1])
         return 0
 
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout=10 * MULT)
-        assert rc == 0, f"harp-dp exited with {rc} after SIGTERM:\n{self.log()}"
-        return rc
-
-    def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""

@@ -354,63 +354,52 @@ def test_slow_reader_holds_the_upstream(gateway):
     assert gateway.get("/exapps/testapp/public/after").status == 200
 
 
-def test_websocket_echo_close_codes_and_subprotocol(gateway):
+def test_websocket_echo_close_codes_and_subprotocol(gateway, ws_backend):
     import asyncio
 
     import websockets
-    from helpers.backends import WsBackend
-    ws_backend = WsBackend()
-    try:
-        gateway.register("wsapp", port=ws_backend.port,
-                         routes=[{"url": "^/ws$", "access_level": 0}])
+    gateway.register("wsapp", port=ws_backend.port, routes=[{"url": "^/ws$", "access_level": 0}])
 
-        async def run():
-            uri = f"ws://127.0.0.1:{gateway.port}/exapps/wsapp/ws"
-            async with websockets.connect(uri, subprotocols=["other"], max_size=None,
-                                          ping_interval=None) as ws:
-                assert ws.subprotocol == "other"
-                await ws.send("hello")
-                assert await ws.recv() == "hello"
-                big = bytes(range(256)) * 800  # 200 KiB binary message
-                await ws.send(big)
-                assert await ws.recv() == big
-                pong = await ws.ping(b"p")
-                await asyncio.wait_for(pong, 5)
-                await ws.send("close:4001")
-                try:
-                    await ws.recv()
-                except websockets.ConnectionClosed as e:
-                    return e.code, e.reason
-            return None
+    async def run():
+        uri = f"ws://127.0.0.1:{gateway.port}/exapps/wsapp/ws"
+        async with websockets.connect(uri, subprotocols=["other"], max_size=None,
+                                      ping_interval=None) as ws:
+            assert ws.subprotocol == "other"
+            await ws.send("hello")
+            assert await ws.recv() == "hello"
+            big = bytes(range(256)) * 800  # 200 KiB binary message
+            await ws.send(big)
+            assert await ws.recv() == big
+            pong = await ws.ping(b"p")
+            await asyncio.wait_for(pong, 5)
+            await ws.send("close:4001")
+            try:
+                await ws.recv()
+            except websockets.ConnectionClosed as e:
+                return e.code, e.reason
+        return None
 
-        assert asyncio.run(run()) == (4001, "bye")
-        seen = ws_backend.seen[-1]
-        assert seen["path"] == "/ws"
-        assert {k.lower(): v for k, v in seen["headers"].items()}["ex-app-id"] == "wsapp"
-    finally:
-        ws_backend.stop()
+    assert asyncio.run(run()) == (4001, "bye")
+    seen = ws_backend.seen[-1]
+    assert seen["path"] == "/ws"
+    assert {k.lower(): v for k, v in seen["headers"].items()}["ex-app-id"] == "wsapp"
 
 
-def test_websocket_stays_open_past_the_client_timeout(make_gateway):
+def test_websocket_stays_open_past_the_client_timeout(make_gateway, ws_backend):
     import asyncio
 
     import websockets
-    from helpers.backends import WsBackend
     gw = make_gateway(env={"HP_TIMEOUT_CLIENT": "1s", "HP_TIMEOUT_TUNNEL": "10s"})
-    ws_backend = WsBackend()
-    try:
-        gw.register("wsapp", port=ws_backend.port, routes=[{"url": "^/ws$", "access_level": 0}])
+    gw.register("wsapp", port=ws_backend.port, routes=[{"url": "^/ws$", "access_level": 0}])
 
-        async def run():
-            uri = f"ws://127.0.0.1:{gw.port}/exapps/wsapp/ws"
-            async with websockets.connect(uri, ping_interval=None) as ws:
-                await asyncio.sleep(2.5)
-                await ws.send("still here")
-                return await ws.recv()
+    async def run():
+        async with websockets.connect(f"ws://127.0.0.1:{gw.port}/exapps/wsapp/ws",
+                                      ping_interval=None) as ws:
+            await asyncio.sleep(2.5)
+            await ws.send("still here")
+            return await ws.recv()
 
-        assert asyncio.run(run()) == "still here"
-    finally:
-        ws_backend.stop()
+    assert asyncio.run(run()) == "still here"
 
 
 def test_idle_keep_alive_connection_is_closed_after_the_client_timeout(make_gateway):
@@ -513,30 +502,25 @@ def test_a_data_plane_that_dies_takes_nothing_else_down(make_gateway):
     assert gw.get("/exapps/later/x").status == 200
 
 
-def test_tunnel_closes_after_the_tunnel_timeout(make_gateway):
+def test_tunnel_closes_after_the_tunnel_timeout(make_gateway, ws_backend):
     import asyncio
 
     import websockets
-    from helpers.backends import WsBackend
     gw = make_gateway(env={"HP_TIMEOUT_TUNNEL": "1s"})
-    ws_backend = WsBackend()
-    try:
-        gw.register("wsapp", port=ws_backend.port, routes=[{"url": "^/ws$", "access_level": 0}])
+    gw.register("wsapp", port=ws_backend.port, routes=[{"url": "^/ws$", "access_level": 0}])
 
-        async def run():
-            uri = f"ws://127.0.0.1:{gw.port}/exapps/wsapp/ws"
-            async with websockets.connect(uri, ping_interval=None) as ws:
-                t0 = time.monotonic()
-                try:
-                    await asyncio.wait_for(ws.recv(), 10)
-                except websockets.ConnectionClosed:
-                    return time.monotonic() - t0
-            return None
+    async def run():
+        async with websockets.connect(f"ws://127.0.0.1:{gw.port}/exapps/wsapp/ws",
+                                      ping_interval=None) as ws:
+            t0 = time.monotonic()
+            try:
+                await asyncio.wait_for(ws.recv(), 10)
+            except websockets.ConnectionClosed:
+                return time.monotonic() - t0
+        return None
 
-        elapsed = asyncio.run(run())
-        assert elapsed is not None and 0.9 < elapsed < 4
-    finally:
-        ws_backend.stop()
+    elapsed = asyncio.run(run())
+    assert elapsed is not None and 0.9 < elapsed < 4
 
 
 def test_exapp_host_names_are_resolved_off_the_loop(gateway):
