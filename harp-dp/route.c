@@ -16,6 +16,21 @@
 #include "xmalloc.h"
 
 static pcre2_match_data *match_data;
+/* Bounds a backtracking pattern: past these limits a route simply does not match. */
+static pcre2_match_context *match_ctx;
+#define MATCH_LIMIT 100000
+#define MATCH_DEPTH_LIMIT 10000
+
+static void
+match_init(void)
+{
+    if (match_data == NULL) {
+        match_data = pcre2_match_data_create(4, NULL);
+        match_ctx = pcre2_match_context_create(NULL);
+        pcre2_set_match_limit(match_ctx, MATCH_LIMIT);
+        pcre2_set_depth_limit(match_ctx, MATCH_DEPTH_LIMIT);
+    }
+}
 
 static int
 cmp_app(const void *a, const void *b)
@@ -71,9 +86,7 @@ table_build(json_t *source, int64_t version, struct hp_err *err)
     json_t *v;
     size_t i = 0;
 
-    if (match_data == NULL) {
-        match_data = pcre2_match_data_create(4, NULL);
-    }
+    match_init();
     t->refs = 1;
     t->version = version;
     t->source = source;
@@ -139,10 +152,8 @@ route_match(const struct route *r, struct span target)
     if (r->re == NULL) {
         return false;
     }
-    if (match_data == NULL) {
-        match_data = pcre2_match_data_create(4, NULL);
-    }
-    return pcre2_match(r->re, (PCRE2_SPTR)target.p, target.n, 0, 0, match_data, NULL) >= 0;
+    match_init();
+    return pcre2_match(r->re, (PCRE2_SPTR)target.p, target.n, 0, 0, match_data, match_ctx) >= 0;
 }
 
 /* Length of a '.' or "%2e"/"%2E" at <p>, or 0. */
@@ -276,9 +287,7 @@ route_docker_allowed(struct span method, struct span target)
             path[n++] = target.p[i];
         }
     }
-    if (match_data == NULL) {
-        match_data = pcre2_match_data_create(4, NULL);
-    }
+    match_init();
     for (i = 0; i < sizeof(docker_allow) / sizeof(docker_allow[0]); i++) {
         bool get = strcmp(docker_allow[i].method, "GET") == 0;
 
@@ -293,7 +302,7 @@ route_docker_allowed(struct span method, struct span target)
                                          PCRE2_CASELESS, &errcode, &off, NULL);
         }
         if (docker_re[i] != NULL &&
-            pcre2_match(docker_re[i], (PCRE2_SPTR)path, n, 0, 0, match_data, NULL) >= 0) {
+            pcre2_match(docker_re[i], (PCRE2_SPTR)path, n, 0, 0, match_data, match_ctx) >= 0) {
             return true;
         }
     }

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 #include "route.h"
 #include "tap.h"
@@ -170,9 +171,36 @@ test_decisions(void)
     table_unref(t);
 }
 
+/* A backtracking pattern (re.match("(a+)+$") is exponential on "aaa...b") is cut off by the
+ * match limit: the route does not match, quickly. */
+static void
+test_backtracking_is_bounded(void)
+{
+    json_t *src = json_pack("{s:{s:s,s:s,s:s,s:i,s:[{s:s,s:i}]}}", "bt", "exapp_token", "t",
+                            "exapp_version", "1", "host", "h", "port", 1, "routes", "url",
+                            "^/(a+)+$", "access_level", 0);
+    struct hp_err err;
+    struct table *t = table_build(src, 1, &err);
+    const struct table_app *a = table_find(t, "bt");
+    char path[64];
+    struct timespec t0, t1;
+
+    memset(path, 'a', sizeof(path));
+    path[0] = '/';
+    path[sizeof(path) - 1] = 'b';
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    OK(!route_match(&a->routes[0], (struct span){path, sizeof(path)}), "no match past the limit");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    OK((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 500,
+       "and quickly");
+    OK(route_match(&a->routes[0], (struct span){"/aaaa", 5}), "the pattern still works");
+    table_unref(t);
+}
+
 int
 main(void)
 {
+    test_backtracking_is_bounded();
     test_helpers();
     test_decisions();
     return tap_done();

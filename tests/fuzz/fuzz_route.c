@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* The decision procedure on arbitrary request heads against a fixed table. Invariants: every
+ * verdict is a known one; a forwarded request never contains a parent-directory segment; the
+ * app id and target are views into the request's path; only app_api goes to the control API
+ * and only with the key. */
+#include "config.h"
+
+#include <assert.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http1.h"
+#include "route.h"
+
+const char fuzz_target_name[] = "route";
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct table *
+table(void)
+{
+    static struct table *t;
+    struct hp_err err;
+
+    if (t == NULL) {
+        t = table_build(json_pack("{s:{s:s,s:s,s:s,s:i,s:[{s:s,s:i},{s:s,s:i},{s:s,s:i}]}}",
+                                  "app", "exapp_token", "t", "exapp_version", "1", "host",
+                                  "127.0.0.1", "port", 23000, "routes", "url", "^/p(ub)?",
+                                  "access_level", 0, "url", "^/u", "access_level", 1, "url",
+                                  "(a+)+$", "access_level", 0),
+                        1, &err);
+        assert(t != NULL);
+    }
+    return t;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *buf = (const char *)data;
+    struct http1_head h;
+    struct decision d;
+
+    if (http1_parse_request(buf, size, &h) != HTTP1_OK) {
+        return 0;
+    }
+    route_decide(table(), &h, "key", size & 1, &d);
+    assert(d.verdict >= VERDICT_DROP && d.verdict <= VERDICT_TO_DOCKER);
+    if (d.verdict == VERDICT_TO_EXAPP || d.verdict == VERDICT_TO_CONTROL ||
+        d.verdict == VERDICT_TO_DOCKER) {
+        assert(!route_has_traversal(h.path));
+        assert(d.app_id.p >= h.path.p && d.app_id.p + d.app_id.n <= h.path.p + h.path.n);
+        assert(d.target.n > 0);
+    }
+    if (d.verdict == VERDICT_TO_CONTROL) {
+        assert(span_eq(d.app_id, "app_api"));
+        assert(http1_header_get(&h, "harp-shared-key") != NULL);
+    }
+    return 0;
+}
