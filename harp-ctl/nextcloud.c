@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+
 #include "http_client.h"
 #include "log.h"
 #include "nextcloud.h"
@@ -15,6 +16,28 @@
 #include "xmalloc.h"
 
 #define MAX_ANSWER (1u * 1024 * 1024)
+
+/* The curl handle both endpoints use: HaRP's client properties (spec 3.4). */
+static CURL *
+nc_handle(const char *url, struct curl_slist *hdrs, struct http_body *body)
+{
+    CURL *c = curl_easy_init();
+
+    if (c == NULL) {
+        return NULL;
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 25L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_body_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+    return c;
+}
 
 int
 nextcloud_exapp_meta(const struct hp_config *cfg, const char *app_id, struct exapp *app,
@@ -29,26 +52,16 @@ nextcloud_exapp_meta(const struct hp_config *cfg, const char *app_id, struct exa
     CURL *c;
     int ret = -1;
 
-    c = curl_easy_init();
-    if (c == NULL) {
-        err_set(err, "cannot create an HTTP client");
-        return -1;
-    }
-    esc = curl_easy_escape(c, app_id, 0);
+    esc = curl_easy_escape(NULL, app_id, 0);
     url = xasprintf("%s/index.php/apps/app_api/harp/exapp-meta?appId=%s", cfg->nc_req_url, esc);
     curl_free(esc);
     key = xasprintf("harp-shared-key: %s", cfg->shared_key);
     hdrs = curl_slist_append(hdrs, key);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 25L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_body_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
+    c = nc_handle(url, hdrs, &a);
+    if (c == NULL) {
+        err_set(err, "cannot create an HTTP client");
+        goto out;
+    }
     rc = curl_easy_perform(c);
     if (rc != CURLE_OK) {
         err_set(err, "Nextcloud unreachable: %s", curl_easy_strerror(rc));
@@ -81,9 +94,93 @@ nextcloud_exapp_meta(const struct hp_config *cfg, const char *app_id, struct exa
     ret = 1;
 out:
     http_body_free(&a);
-    curl_easy_cleanup(c);
+    if (c != NULL) {
+        curl_easy_cleanup(c);
+    }
     curl_slist_free_all(hdrs);
     secret_free(key);
+    free(url);
+    return ret;
+}
+
+enum nc_user_result
+nextcloud_user_info(const struct hp_config *cfg, const char *app_id, const json_t *headers,
+                    char *user_id, size_t user_len, int *level, struct hp_err *err)
+{
+    struct curl_slist *hdrs = NULL;
+    struct http_body a = {.max = MAX_ANSWER};
+    enum nc_user_result ret = NC_USER_ERROR;
+    const json_t *pair, *uid, *lvl;
+    char *url, *line, *esc, *ctype = NULL;
+    long status = 0;
+    json_t *j = NULL;
+    CURLcode rc;
+    size_t i;
+    CURL *c;
+
+    esc = curl_easy_escape(NULL, app_id, 0);
+    url = xasprintf("%s/index.php/apps/app_api/harp/user-info?appId=%s", cfg->nc_req_url, esc);
+    curl_free(esc);
+    json_array_foreach(headers, i, pair)
+    {
+        const char *name = json_string_value(json_array_get(pair, 0));
+        const char *value = json_string_value(json_array_get(pair, 1));
+
+        if (name == NULL || value == NULL || strcasecmp(name, "harp-shared-key") == 0 ||
+            strpbrk(name, "\r\n:") != NULL || strpbrk(value, "\r\n") != NULL) {
+            continue;
+        }
+        line = xasprintf("%s: %s", name, value);
+        hdrs = curl_slist_append(hdrs, line);
+        secret_free(line);
+    }
+    line = xasprintf("harp-shared-key: %s", cfg->shared_key);
+    hdrs = curl_slist_append(hdrs, line);
+    secret_free(line);
+    /* curl would otherwise add its own, and send a client Expect along */
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    c = nc_handle(url, hdrs, &a);
+    if (c == NULL) {
+        err_set(err, "cannot create an HTTP client");
+        goto out;
+    }
+    rc = curl_easy_perform(c);
+    if (rc != CURLE_OK) {
+        err_set(err, "Nextcloud unreachable: %s", curl_easy_strerror(rc));
+        goto out;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ctype);
+    if (status >= 400 && status < 500) {
+        ret = NC_ANONYMOUS;
+        goto out;
+    }
+    if (status != 200) {
+        err_set(err, "Nextcloud answered %ld", status);
+        goto out;
+    }
+    if (ctype == NULL || strncasecmp(ctype, "application/json", 16) != 0 ||
+        (j = json_loadb(a.data ? a.data : "", a.len, 0, NULL)) == NULL) {
+        err_set(err, "Nextcloud's user-info answer is not JSON");
+        goto out;
+    }
+    uid = json_object_get(j, "user_id");
+    lvl = json_object_get(j, "access_level");
+    if ((uid != NULL && !json_is_string(uid)) || !json_is_integer(lvl) ||
+        json_integer_value(lvl) < 0 || json_integer_value(lvl) > 2) {
+        err_set(err, "Nextcloud's user-info answer has an unexpected shape");
+        goto out;
+    }
+    snprintf(user_id, user_len, "%s", uid != NULL ? json_string_value(uid) : "");
+    *level = (int)json_integer_value(lvl);
+    ret = NC_USER;
+out:
+    json_decref(j);
+    http_body_free(&a);
+    if (c != NULL) {
+        curl_easy_cleanup(c);
+    }
+    curl_slist_free_all(hdrs);
     free(url);
     return ret;
 }

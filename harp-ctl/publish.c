@@ -15,6 +15,10 @@
  * 4. Look-ups of unknown app ids run in worker threads, one per app id however many data
  *    planes ask (singleflight). A found app is stored (so published) before the replies go
  *    out; "not found" is remembered for NEGATIVE_TTL; removed apps are never fetched.
+ * 5. User look-ups (user-info) also run in workers, one per session cookie however many
+ *    requests carry it; their answers are cached per cookie for HP_SESSION_LIFETIME and every
+ *    data plane gets the remaining lifetime with the answer, so it can serve the session alone
+ *    until then. Requests with only an Authorization header are looked up every time.
  *
  *   accept -> [link] --hello--> snapshot --(change)--> delta ... --(eof/error)--> closed
  */
@@ -39,6 +43,7 @@
 #include "msg.h"
 #include "nextcloud.h"
 #include "publish.h"
+#include "secret.h"
 #include "xmalloc.h"
 
 #define OUT_HIGH_MARK (64u * 1024 * 1024)
@@ -78,6 +83,35 @@ struct lookup {
     struct lookup *done_next; /* in pub->done */
 };
 
+/* One user-info call in flight, shared by the requests that carry the same session cookie
+ * (an empty cookie, Authorization only, is never shared or cached). */
+struct authreq {
+    char *cookie;
+    char app_id[EXAPP_ID_MAX + 1];
+    json_t *headers;
+    struct waiter *waiters;
+    size_t nwaiters;
+    int result; /* enum nc_user_result */
+    char user_id[256];
+    int level;
+    char error[sizeof(((struct hp_err *)0)->msg)];
+    struct publish *pub;
+    struct authreq *next;      /* in pub->auth_inflight */
+    struct authreq *done_next; /* in pub->auth_done */
+};
+
+/* The session cache: cookie -> the user Nextcloud named, for HP_SESSION_LIFETIME. */
+#define SESSION_BUCKETS 4096
+#define SESSION_MAX 100000
+
+struct session {
+    char *cookie;
+    char user_id[256];
+    int level;
+    double fetched;
+    struct session *next;
+};
+
 struct missing {
     char app_id[EXAPP_ID_MAX + 1];
     double until;
@@ -97,12 +131,16 @@ struct publish {
     int64_t version;
     double last_ping;
     struct lookup *inflight;
+    struct authreq *auth_inflight;
+    struct session *sessions[SESSION_BUCKETS];
+    size_t nsessions;
     /* Shared, under mtx. */
     pthread_mutex_t mtx;
     int refs; /* the publisher itself and each running look-up worker */
     bool changed, stop;
     bool stopped; /* the thread has ended: workers clean up after themselves */
     struct lookup *done;
+    struct authreq *auth_done;
     struct missing *missing;
     json_t *dp_info;
 };
@@ -520,6 +558,240 @@ finish_lookups(struct publish *pub, struct lookup *done)
     }
 }
 
+static unsigned
+session_hash(const char *cookie)
+{
+    unsigned h = 2166136261u;
+
+    for (; *cookie != '\0'; cookie++) {
+        h = (h ^ (unsigned char)*cookie) * 16777619u;
+    }
+    return h % SESSION_BUCKETS;
+}
+
+static void
+session_free(struct session *se)
+{
+    secret_free(se->cookie);
+    free(se);
+}
+
+/* The fresh entry for <cookie>, or NULL; a stale one found on the way is dropped. */
+static struct session *
+session_get(struct publish *pub, const char *cookie, double now)
+{
+    struct session **sp, *se;
+    double lifetime = pub->ctl->cfg.session_lifetime;
+
+    for (sp = &pub->sessions[session_hash(cookie)]; (se = *sp) != NULL; sp = &se->next) {
+        if (strcmp(se->cookie, cookie) != 0) {
+            continue;
+        }
+        if (now - se->fetched <= lifetime) {
+            return se;
+        }
+        *sp = se->next;
+        session_free(se);
+        pub->nsessions--;
+        return NULL;
+    }
+    return NULL;
+}
+
+/* Drops expired sessions; all of them if the cache is still over its bound. */
+static void
+sessions_prune(struct publish *pub, double now, bool all)
+{
+    struct session **sp, *se;
+    size_t b;
+
+    for (b = 0; b < SESSION_BUCKETS; b++) {
+        for (sp = &pub->sessions[b]; (se = *sp) != NULL;) {
+            if (all || now - se->fetched > pub->ctl->cfg.session_lifetime) {
+                *sp = se->next;
+                session_free(se);
+                pub->nsessions--;
+            } else {
+                sp = &se->next;
+            }
+        }
+    }
+}
+
+static void
+session_put(struct publish *pub, const char *cookie, const char *user_id, int level, double now)
+{
+    struct session *se;
+    unsigned b = session_hash(cookie);
+
+    if (pub->nsessions >= SESSION_MAX) {
+        sessions_prune(pub, now, false);
+        if (pub->nsessions >= SESSION_MAX) {
+            sessions_prune(pub, now, true);
+        }
+    }
+    se = xcalloc(1, sizeof(*se));
+    se->cookie = xstrdup(cookie);
+    snprintf(se->user_id, sizeof(se->user_id), "%s", user_id);
+    se->level = level;
+    se->fetched = now;
+    se->next = pub->sessions[b];
+    pub->sessions[b] = se;
+    pub->nsessions++;
+}
+
+static void
+reply_auth(struct publish *pub, uint64_t serial, json_int_t id, int result, const char *user_id,
+           int level, double ttl, const char *why)
+{
+    struct link *l;
+    json_t *m;
+
+    for (l = pub->links; l != NULL && l->serial != serial; l = l->next) {
+    }
+    if (l == NULL) {
+        return;
+    }
+    m = msg_new(MSG_AUTH_REPLY);
+    json_object_set_new(m, "id", json_integer(id));
+    json_object_set_new(m, "result", json_string(result == NC_USER        ? "user"
+                                                 : result == NC_ANONYMOUS ? "anonymous"
+                                                                          : "error"));
+    if (result == NC_USER) {
+        json_object_set_new(m, "user_id", json_string(user_id));
+        json_object_set_new(m, "access_level", json_integer(level));
+        json_object_set_new(m, "ttl_ms", json_integer((json_int_t)(ttl * 1000)));
+    }
+    if (why != NULL) {
+        json_object_set_new(m, "error", json_string(why));
+    }
+    send_msg(l, m);
+}
+
+static void
+authreq_free(struct authreq *ar)
+{
+    secret_free(ar->cookie);
+    json_decref(ar->headers);
+    free(ar->waiters);
+    free(ar);
+}
+
+static void *
+auth_worker(void *arg)
+{
+    struct authreq *ar = arg;
+    struct publish *pub = ar->pub;
+    struct hp_err err = {""};
+    bool last;
+
+    ar->result = nextcloud_user_info(&pub->ctl->cfg, ar->app_id, ar->headers, ar->user_id,
+                                     sizeof(ar->user_id), &ar->level, &err);
+    if (ar->result == NC_USER_ERROR) {
+        snprintf(ar->error, sizeof(ar->error), "%s", err.msg);
+        log_warnx("auth: user-info for %s: %s", ar->app_id, err.msg);
+    }
+    pthread_mutex_lock(&pub->mtx);
+    if (pub->stopped) {
+        authreq_free(ar);
+        last = --pub->refs == 0;
+        pthread_mutex_unlock(&pub->mtx);
+        if (last) {
+            publish_free(pub);
+        }
+        return NULL;
+    }
+    ar->done_next = pub->auth_done;
+    pub->auth_done = ar;
+    pub->refs--;
+    pthread_mutex_unlock(&pub->mtx);
+    wake(pub);
+    return NULL;
+}
+
+static void
+on_auth(struct publish *pub, struct link *l, json_t *msg)
+{
+    const char *cookie = json_string_value(json_object_get(msg, "cookie"));
+    const char *raw = json_string_value(json_object_get(msg, "app_id"));
+    json_int_t id = json_integer_value(json_object_get(msg, "id"));
+    double now = now_mono(), lifetime = pub->ctl->cfg.session_lifetime;
+    char app_id[EXAPP_ID_MAX + 1];
+    struct authreq *ar = NULL;
+    struct session *se;
+    struct hp_err err;
+    pthread_t t;
+
+    if (exapp_id_normalise(raw, app_id, &err) == -1) {
+        reply_auth(pub, l->serial, id, NC_USER_ERROR, NULL, 0, 0, err.msg);
+        return;
+    }
+    if (cookie[0] != '\0' && lifetime > 0 && (se = session_get(pub, cookie, now)) != NULL) {
+        reply_auth(pub, l->serial, id, NC_USER, se->user_id, se->level,
+                   lifetime - (now - se->fetched), NULL);
+        return;
+    }
+    if (cookie[0] != '\0') {
+        for (ar = pub->auth_inflight; ar != NULL; ar = ar->next) {
+            if (ar->cookie[0] != '\0' && strcmp(ar->cookie, cookie) == 0) {
+                break;
+            }
+        }
+    }
+    if (ar == NULL) {
+        ar = xcalloc(1, sizeof(*ar));
+        ar->cookie = xstrdup(cookie);
+        snprintf(ar->app_id, sizeof(ar->app_id), "%s", app_id);
+        ar->headers = json_incref(json_object_get(msg, "headers"));
+        ar->pub = pub;
+        pthread_mutex_lock(&pub->mtx);
+        pub->refs++;
+        pthread_mutex_unlock(&pub->mtx);
+        if (pthread_create(&t, NULL, auth_worker, ar) != 0) {
+            pthread_mutex_lock(&pub->mtx);
+            pub->refs--;
+            pthread_mutex_unlock(&pub->mtx);
+            authreq_free(ar);
+            reply_auth(pub, l->serial, id, NC_USER_ERROR, NULL, 0, 0, "cannot start a look-up");
+            return;
+        }
+        pthread_detach(t);
+        ar->next = pub->auth_inflight;
+        pub->auth_inflight = ar;
+    }
+    ar->waiters = xrealloc(ar->waiters, (ar->nwaiters + 1) * sizeof(*ar->waiters));
+    ar->waiters[ar->nwaiters++] = (struct waiter){l->serial, id};
+}
+
+static void
+finish_auths(struct publish *pub, struct authreq *done)
+{
+    double now = now_mono(), lifetime = pub->ctl->cfg.session_lifetime;
+    struct authreq *ar, **ap, *next;
+    size_t i;
+
+    for (ar = done; ar != NULL; ar = next) {
+        next = ar->done_next;
+        for (ap = &pub->auth_inflight; *ap != NULL; ap = &(*ap)->next) {
+            if (*ap == ar) {
+                *ap = ar->next;
+                break;
+            }
+        }
+        /* HaRP caches user objects (200, anonymous ones too), never 4xx or errors. */
+        if (ar->result == NC_USER && ar->cookie[0] != '\0' && lifetime > 0) {
+            session_put(pub, ar->cookie, ar->user_id, ar->level, now);
+        }
+        for (i = 0; i < ar->nwaiters; i++) {
+            reply_auth(pub, ar->waiters[i].link_serial, ar->waiters[i].req_id, ar->result,
+                       ar->user_id, ar->level,
+                       ar->cookie[0] != '\0' && lifetime > 0 ? lifetime : 0,
+                       ar->result == NC_USER_ERROR ? ar->error : NULL);
+        }
+        authreq_free(ar);
+    }
+}
+
 static void
 on_hello(struct publish *pub, struct link *l, json_t *msg)
 {
@@ -570,6 +842,9 @@ on_frame(struct publish *pub, struct link *l, json_t *msg, struct hp_err *err)
         return 0;
     case MSG_LOOKUP:
         on_lookup(pub, l, msg);
+        return 0;
+    case MSG_AUTH:
+        on_auth(pub, l, msg);
         return 0;
     case MSG_PING:
         send_msg(l, msg_new(MSG_PONG));
@@ -689,6 +964,7 @@ publish_loop(void *arg)
     struct pollfd *pfd = NULL;
     struct link **pl = NULL, *l;
     struct lookup *done;
+    struct authreq *auth_done;
     size_t cap = 0, n, i;
     uint64_t cnt;
     bool changed, stop;
@@ -721,8 +997,10 @@ publish_loop(void *arg)
         changed = pub->changed;
         stop = pub->stop;
         done = pub->done;
+        auth_done = pub->auth_done;
         pub->changed = false;
         pub->done = NULL;
+        pub->auth_done = NULL;
         pthread_mutex_unlock(&pub->mtx);
         if (stop) {
             break;
@@ -753,6 +1031,7 @@ publish_loop(void *arg)
             publish_changes(pub);
         }
         finish_lookups(pub, done);
+        finish_auths(pub, auth_done);
         housekeeping(pub);
         /* Try to flush what was queued without waiting for the next poll. */
         for (l = pub->links; l != NULL; l = l->next) {
@@ -865,6 +1144,7 @@ void
 publish_stop(struct publish *pub)
 {
     struct lookup *lk, **lp;
+    struct authreq *ar, **ap;
     struct missing *m;
     bool last;
 
@@ -897,6 +1177,17 @@ publish_stop(struct publish *pub)
         pub->missing = m->next;
         free(m);
     }
+    while ((ar = pub->auth_done) != NULL) {
+        pub->auth_done = ar->done_next;
+        for (ap = &pub->auth_inflight; *ap != NULL; ap = &(*ap)->next) {
+            if (*ap == ar) {
+                *ap = ar->next;
+                break;
+            }
+        }
+        authreq_free(ar);
+    }
+    sessions_prune(pub, 0, true);
     last = --pub->refs == 0;
     pthread_mutex_unlock(&pub->mtx);
     close(pub->listen_fd);

@@ -33,6 +33,7 @@
 
 struct pending {
     json_int_t id;
+    bool auth; /* an auth request, else a look-up */
     struct conn *conn;
     struct pending *next;
 };
@@ -79,6 +80,19 @@ send_msg(struct ctl_link *l, json_t *m)
     lws_callback_on_writable(l->wsi);
 }
 
+static struct pending *
+add_pending(struct ctl_link *l, struct conn *c, bool auth)
+{
+    struct pending *p = xcalloc(1, sizeof(*p));
+
+    p->id = ++l->next_id;
+    p->conn = c;
+    p->auth = auth;
+    p->next = l->pending;
+    l->pending = p;
+    return p;
+}
+
 int
 ctl_link_lookup(struct ctl_link *l, const char *app_id, struct conn *c)
 {
@@ -88,14 +102,31 @@ ctl_link_lookup(struct ctl_link *l, const char *app_id, struct conn *c)
     if (!ctl_link_up(l)) {
         return -1;
     }
-    p = xcalloc(1, sizeof(*p));
-    p->id = ++l->next_id;
-    p->conn = c;
-    p->next = l->pending;
-    l->pending = p;
+    p = add_pending(l, c, false);
     m = msg_new(MSG_LOOKUP);
     json_object_set_new(m, "id", json_integer(p->id));
     json_object_set_new(m, "app_id", json_string(app_id));
+    send_msg(l, m);
+    return 0;
+}
+
+int
+ctl_link_auth(struct ctl_link *l, const char *app_id, struct span cookie, json_t *headers,
+              struct conn *c)
+{
+    struct pending *p;
+    json_t *m;
+
+    if (!ctl_link_up(l)) {
+        json_decref(headers);
+        return -1;
+    }
+    p = add_pending(l, c, true);
+    m = msg_new(MSG_AUTH);
+    json_object_set_new(m, "id", json_integer(p->id));
+    json_object_set_new(m, "app_id", json_string(app_id));
+    json_object_set_new(m, "cookie", json_stringn(cookie.p, cookie.n));
+    json_object_set_new(m, "headers", headers);
     send_msg(l, m);
     return 0;
 }
@@ -126,7 +157,13 @@ fail_pending(struct ctl_link *l)
 
     while ((p = l->pending) != NULL) {
         l->pending = p->next;
-        proxy_lookup_done(p->conn, true);
+        if (p->auth) {
+            struct user u = {.state = USER_ERROR};
+
+            proxy_auth_done(p->conn, &u, 0);
+        } else {
+            proxy_lookup_done(p->conn, true);
+        }
         free(p);
     }
 }
@@ -205,13 +242,44 @@ on_delta(struct ctl_link *l, json_t *m)
 }
 
 static void
+on_auth_reply(struct ctl_link *l, json_t *m)
+{
+    json_int_t id = json_integer_value(json_object_get(m, "id"));
+    const char *result = json_string_value(json_object_get(m, "result"));
+    struct pending **pp, *p;
+    struct user u;
+    json_int_t ttl;
+
+    memset(&u, 0, sizeof(u));
+    if (strcmp(result, "user") == 0) {
+        u.state = USER_KNOWN;
+        snprintf(u.id, sizeof(u.id), "%s",
+                 json_string_value(json_object_get(m, "user_id")) ?: "");
+        u.level = (int)json_integer_value(json_object_get(m, "access_level"));
+    } else if (strcmp(result, "anonymous") == 0) {
+        u.state = USER_NONE;
+    } else {
+        u.state = USER_ERROR;
+    }
+    ttl = json_integer_value(json_object_get(m, "ttl_ms"));
+    for (pp = &l->pending; (p = *pp) != NULL; pp = &p->next) {
+        if (p->id == id && p->auth) {
+            *pp = p->next;
+            proxy_auth_done(p->conn, &u, (lws_usec_t)ttl * 1000);
+            free(p);
+            return;
+        }
+    }
+}
+
+static void
 on_lookup_reply(struct ctl_link *l, json_t *m)
 {
     json_int_t id = json_integer_value(json_object_get(m, "id"));
     struct pending **pp, *p;
 
     for (pp = &l->pending; (p = *pp) != NULL; pp = &p->next) {
-        if (p->id == id) {
+        if (p->id == id && !p->auth) {
             *pp = p->next;
             proxy_lookup_done(p->conn, false);
             free(p);
@@ -234,6 +302,9 @@ on_frame(struct ctl_link *l, json_t *m)
         return on_delta(l, m);
     case MSG_LOOKUP_REPLY:
         on_lookup_reply(l, m);
+        return 0;
+    case MSG_AUTH_REPLY:
+        on_auth_reply(l, m);
         return 0;
     case MSG_PING:
         send_msg(l, msg_new(MSG_PONG));

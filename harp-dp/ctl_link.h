@@ -17,6 +17,10 @@ bool ctl_link_up(const struct ctl_link *l);
  * once unless ctl_link_forget(c) comes first. -1 (and no callback) when the link is down. */
 int ctl_link_lookup(struct ctl_link *l, const char *app_id, struct conn *c);
 void ctl_link_forget(struct ctl_link *l, struct conn *c);
+/* Asks the control plane who the credentials of a request are (<headers>, stolen, as
+ * [[name, value], ...]); proxy_auth_done(c, ...) follows as for look-ups. */
+int ctl_link_auth(struct ctl_link *l, const char *app_id, struct span cookie, json_t *headers,
+                  struct conn *c);
 int ctl_link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                       size_t len);
 

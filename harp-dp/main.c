@@ -15,6 +15,7 @@
 #include "log.h"
 #include "proxy.h"
 #include "resolve.h"
+#include "sessions.h"
 #include "xmalloc.h"
 
 struct dp *dp;
@@ -218,6 +219,7 @@ main(int argc, char **argv)
     log_notice("dp: stopping");
     lws_context_destroy(dp->ctx);
     resolve_stop();
+    sessions_clear();
     ctl_link_stop(dp->link);
     table_unref(dp->table);
     env_free(&dp->cfg);

@@ -35,13 +35,14 @@
 #include "log.h"
 #include "proxy.h"
 #include "resolve.h"
+#include "sessions.h"
 #include "xmalloc.h"
 
 #define QUEUE_HIGH (256u * 1024)
 #define QUEUE_LOW (64u * 1024)
 #define IO_CHUNK (64u * 1024)
 
-enum cstate { ST_HEAD, ST_LOOKUP, ST_RESOLVE, ST_BODY, ST_WAIT, ST_TUNNEL, ST_CLOSING };
+enum cstate { ST_HEAD, ST_LOOKUP, ST_AUTH, ST_RESOLVE, ST_BODY, ST_WAIT, ST_TUNNEL, ST_CLOSING };
 enum rstate { RS_IDLE, RS_HEAD, RS_BODY };
 enum dest { DEST_EXAPP, DEST_CONTROL, DEST_DOCKER };
 
@@ -69,6 +70,7 @@ struct conn {
     struct http1_chunked req_chunk;
     bool req_head_method, req_keep_alive, req_upgrade, req_body_done;
     bool looked_up;
+    struct user user; /* of the current request */
     /* upstream */
     enum dest dest;
     char up_host[256];
@@ -213,7 +215,7 @@ kick_up(struct conn *c)
 static void
 flow(struct conn *c)
 {
-    bool pause_cli = c->to_up.bytes > QUEUE_HIGH || c->state == ST_LOOKUP ||
+    bool pause_cli = c->to_up.bytes > QUEUE_HIGH || c->state == ST_LOOKUP || c->state == ST_AUTH ||
                      c->state == ST_RESOLVE ||
                      c->state == ST_CLOSING ||
                      ((c->state == ST_WAIT || c->state == ST_HEAD) && c->in_len > HTTP1_MAX_HEAD);
@@ -278,6 +280,7 @@ finish_request(struct conn *c, bool keep)
     table_unref(c->table);
     c->table = NULL;
     c->looked_up = false;
+    c->user.state = USER_UNRESOLVED;
     if (!keep) {
         c->close_after_flush = true;
         c->state = ST_CLOSING;
@@ -604,13 +607,62 @@ send_request(struct conn *c, const struct decision *d, const char *host, unsigne
 
 /* --- client input ------------------------------------------------------------------------ */
 
+/* What user-info gets (spec 3.3): the client's headers but Host, Content-Length, hop-by-hop
+ * ones and the shared key; names lower-case; of repeated lines the last. */
+static json_t *
+auth_headers(const struct http1_head *h)
+{
+    const struct span *conn_hdr = http1_header_get(h, "connection");
+    json_t *a = json_array();
+    char name[256];
+    size_t i, j, k;
+
+    for (i = 0; i < h->nheaders; i++) {
+        struct span n = h->headers[i].name;
+        bool later = false;
+
+        if (n.n >= sizeof(name) || span_ieq(n, "host") || span_ieq(n, "content-length") ||
+            span_ieq(n, "transfer-encoding") || span_ieq(n, "harp-shared-key") ||
+            hop_by_hop(n, conn_hdr)) {
+            continue;
+        }
+        for (j = i + 1; j < h->nheaders && !later; j++) {
+            later = h->headers[j].name.n == n.n &&
+                    strncasecmp(h->headers[j].name.p, n.p, n.n) == 0;
+        }
+        if (later) {
+            continue;
+        }
+        for (k = 0; k < n.n; k++) {
+            name[k] = (char)(n.p[k] >= 'A' && n.p[k] <= 'Z' ? n.p[k] + 32 : n.p[k]);
+        }
+        json_array_append_new(a, json_pack("[s#,s#]", name, (int)n.n, h->headers[i].value.p,
+                                           (int)h->headers[i].value.n));
+    }
+    return a;
+}
+
 static void
 decide(struct conn *c)
 {
     struct decision d;
+    struct span cookie;
 
-    route_decide(dp->table, &c->req, dp->cfg.shared_key, c->looked_up, &d);
+again:
+    route_decide(dp->table, &c->req, dp->cfg.shared_key, c->looked_up, &c->user, &d);
     switch (d.verdict) {
+    case VERDICT_AUTH:
+        cookie = route_session_cookie(&c->req);
+        if (cookie.n > 0 && sessions_get(cookie, &c->user)) {
+            goto again;
+        }
+        if (ctl_link_auth(dp->link, d.app_id_lc, cookie, auth_headers(&c->req), c) == -1) {
+            c->user.state = USER_ERROR;
+            goto again;
+        }
+        c->state = ST_AUTH;
+        flow(c);
+        return;
     case VERDICT_DROP:
         request_log(c, 0, d.why);
         close_conn(c);
@@ -648,6 +700,27 @@ decide(struct conn *c)
         forward(c, &d);
         return;
     }
+}
+
+void
+proxy_auth_done(struct conn *c, const struct user *u, lws_usec_t ttl_us)
+{
+    struct span cookie;
+
+    if (c->state != ST_AUTH) {
+        return;
+    }
+    c->state = ST_HEAD;
+    c->user = *u;
+    cookie = route_session_cookie(&c->req);
+    if (u->state == USER_KNOWN && cookie.n > 0) {
+        sessions_put(cookie, u, ttl_us);
+    }
+    decide(c);
+    if (c->state == ST_HEAD || c->state == ST_BODY) {
+        process_client(c);
+    }
+    flow(c);
 }
 
 void

@@ -14,6 +14,9 @@ int proxy_upstream_callback(struct lws *wsi, enum lws_callback_reasons reason, v
 /* The control plane answered a look-up for <conn> (found or not, or the link went down:
  * <unavailable>). Called by ctl_link. */
 void proxy_lookup_done(struct conn *c, bool unavailable);
+/* The control plane said who the request's credentials belong to; <ttl_us> is how long this
+ * answer may serve the same session cookie here (0: not at all). */
+void proxy_auth_done(struct conn *c, const struct user *u, lws_usec_t ttl_us);
 /* The resolver answered for <c>: <addr> is numeric, or NULL when the name does not resolve. */
 void proxy_resolved(struct conn *c, const char *addr);
 

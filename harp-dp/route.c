@@ -361,14 +361,48 @@ parse_port(struct span s, unsigned *port)
     return v >= 1 && v <= 65535;
 }
 
+struct span
+route_session_cookie(const struct http1_head *h)
+{
+    static const char name[] = "oc_sessionPassphrase";
+    struct span found = {"", 0};
+    size_t i, j, start, end, nl = sizeof(name) - 1;
+
+    for (i = 0; i < h->nheaders; i++) {
+        struct span v = h->headers[i].value;
+
+        if (!span_ieq(h->headers[i].name, "cookie")) {
+            continue;
+        }
+        for (j = 0; j < v.n;) {
+            while (j < v.n && (v.p[j] == ' ' || v.p[j] == ';')) {
+                j++;
+            }
+            start = j;
+            while (j < v.n && v.p[j] != ';') {
+                j++;
+            }
+            end = j;
+            while (end > start && v.p[end - 1] == ' ') {
+                end--;
+            }
+            if (end - start > nl && memcmp(v.p + start, name, nl) == 0 &&
+                v.p[start + nl] == '=') {
+                found = (struct span){v.p + start + nl + 1, end - start - nl - 1};
+            }
+        }
+    }
+    return found;
+}
+
 static void
-base64_auth(char *out, size_t outlen, const char *token)
+base64_auth(char *out, size_t outlen, const char *user, const char *token)
 {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     char in[768];
     size_t n, i, o = 0;
 
-    n = (size_t)snprintf(in, sizeof(in), ":%s", token);
+    n = (size_t)snprintf(in, sizeof(in), "%s:%s", user, token);
     if (n >= sizeof(in)) {
         n = sizeof(in) - 1;
     }
@@ -393,7 +427,7 @@ base64_auth(char *out, size_t outlen, const char *token)
 
 void
 route_decide(const struct table *t, const struct http1_head *h, const char *key, bool looked_up,
-             struct decision *d)
+             const struct user *user, struct decision *d)
 {
     const struct span *v, *port;
     size_t i, n;
@@ -481,6 +515,16 @@ route_decide(const struct table *t, const struct http1_head *h, const char *key,
         set(d, VERDICT_DROP, true, "internal ExApp endpoint without AppAPI's signature");
         return;
     }
+    /* HaRP resolves the user before it looks at the routes, whenever there are credentials. */
+    if (user->state == USER_UNRESOLVED &&
+        (route_session_cookie(h).n > 0 || http1_header_get(h, "authorization") != NULL)) {
+        set(d, VERDICT_AUTH, false, "credentials to resolve");
+        return;
+    }
+    if (user->state == USER_ERROR) {
+        set(d, VERDICT_UNAUTHORIZED, false, "Nextcloud cannot say who the user is");
+        return;
+    }
     for (i = 0; i < d->app->meta.nroutes; i++) {
         const struct route *r = &d->app->routes[i];
 
@@ -488,17 +532,19 @@ route_decide(const struct table *t, const struct http1_head *h, const char *key,
             continue;
         }
         d->route = r;
-        if (r->access_level != ACCESS_PUBLIC) {
-            /* Users are resolved with the auth issue; until then only PUBLIC passes. */
-            set(d, VERDICT_UNAUTHORIZED, false, "route needs a user");
+        if (r->access_level != ACCESS_PUBLIC &&
+            !(user->state == USER_KNOWN && r->access_level <= user->level)) {
+            set(d, VERDICT_FORBIDDEN, true, "access level too low for the route");
             return;
         }
         snprintf(d->host, sizeof(d->host), "%s",
                  d->app->meta.resolved_host[0] ? d->app->meta.resolved_host : d->app->meta.host);
         d->port = d->app->meta.port;
         d->version = (struct span){d->app->meta.version, strlen(d->app->meta.version)};
-        base64_auth(d->auth, sizeof(d->auth), d->app->meta.token);
-        set(d, VERDICT_TO_EXAPP, false, "public route");
+        base64_auth(d->auth, sizeof(d->auth), user->state == USER_KNOWN ? user->id : "",
+                    d->app->meta.token);
+        set(d, VERDICT_TO_EXAPP, false,
+            r->access_level == ACCESS_PUBLIC ? "public route" : "user route");
         return;
     }
     set(d, VERDICT_NOT_FOUND, true, "no route matches");

@@ -50,9 +50,24 @@ enum verdict {
     VERDICT_NOT_FOUND,    /* 404 */
     VERDICT_UNAVAILABLE,  /* 503 */
     VERDICT_LOOKUP,       /* the app is not in the table: ask the control plane, decide again */
+    VERDICT_AUTH,         /* credentials to resolve into a user: ask, decide again */
     VERDICT_TO_EXAPP,
     VERDICT_TO_CONTROL,
     VERDICT_TO_DOCKER,
+};
+
+/* Who the request's credentials belong to, as Nextcloud's user-info said (spec 2.5). */
+enum user_state {
+    USER_UNRESOLVED, /* not asked (yet) */
+    USER_NONE,       /* no user object: no credentials, or Nextcloud answered 4xx */
+    USER_KNOWN,      /* a user object: user_id (may be "") and access level */
+    USER_ERROR,      /* Nextcloud could not be asked: 401 */
+};
+
+struct user {
+    enum user_state state;
+    char id[256];
+    int level;
 };
 
 struct decision {
@@ -75,7 +90,9 @@ struct decision {
 /* Decides what to do with request <h> (spec 2.3, without users and bans yet). <looked_up>:
  * the control plane was already asked for this app id. Never allocates. */
 void route_decide(const struct table *t, const struct http1_head *h, const char *key,
-                  bool looked_up, struct decision *d);
+                  bool looked_up, const struct user *user, struct decision *d);
+/* The value of the last oc_sessionPassphrase cookie (name case-sensitive), or an empty span. */
+struct span route_session_cookie(const struct http1_head *h);
 
 /* Pure helpers, exported for tests. */
 bool route_has_traversal(struct span path);

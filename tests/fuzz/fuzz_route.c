@@ -41,12 +41,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *buf = (const char *)data;
     struct http1_head h;
     struct decision d;
+    struct user u = {.id = "u"};
 
+    if (size < 16) {
+        return 0;
+    }
     if (http1_parse_request(buf, size, &h) != HTTP1_OK) {
         return 0;
     }
-    route_decide(table(), &h, "key", size & 1, &d);
+    u.state = (enum user_state)(size % 4);
+    u.level = (int)(size % 3);
+    route_decide(table(), &h, "key", size & 1, &u, &d);
     assert(d.verdict >= VERDICT_DROP && d.verdict <= VERDICT_TO_DOCKER);
+    assert(d.verdict != VERDICT_AUTH || u.state == USER_UNRESOLVED);
     if (d.verdict == VERDICT_TO_EXAPP || d.verdict == VERDICT_TO_CONTROL ||
         d.verdict == VERDICT_TO_DOCKER) {
         assert(!route_has_traversal(h.path));

@@ -58,14 +58,14 @@ def test_methods_and_bodies_pass(gateway):
 
 @pytest.mark.parametrize("path,status", [
     ("/", 404), ("/exapps", 404), ("/exapps/", 404), ("/exapps/testapp/none", 404),
-    ("/exapps/testapp/user", 401), ("/exapps/testapp/admin/x", 401),
+    ("/exapps/testapp/user", 403), ("/exapps/testapp/admin/x", 403),
     ("/exapps/App_Api/info", 404), ("/exapps/unknown-app/x", 404),
 ])
 def test_local_answers(gateway, path, status):
     r = gateway.get(path)
     assert r.status == status, r
     assert r.headers["content-type"] == "text/plain"
-    assert r.text == {401: "401 Unauthorized", 404: "404 Not Found"}[status]
+    assert r.text == {403: "403 Forbidden", 404: "404 Not Found"}[status]
 
 
 @pytest.mark.parametrize("path", ["/exapps/testapp/../x", "/exapps/testapp/%2e%2E/x",
@@ -111,7 +111,7 @@ def test_signed_request_for_an_unregistered_app_uses_its_headers(gateway):
 def test_first_matching_route_decides(gateway):
     gateway.register(routes=[{"url": ".*", "access_level": 1},
                              {"url": "^/public", "access_level": 0}])
-    assert gateway.get("/exapps/testapp/public/x").status == 401
+    assert gateway.get("/exapps/testapp/public/x").status == 403
 
 
 def test_route_regex_is_python_re_match_semantics(gateway):

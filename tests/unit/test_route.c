@@ -26,7 +26,7 @@ make_table(void)
 }
 
 static void
-decide(const struct table *t, const char *raw, struct decision *d)
+decide_as(const struct table *t, const char *raw, const struct user *u, struct decision *d)
 {
     static char buf[4096];
     struct http1_head h;
@@ -36,7 +36,15 @@ decide(const struct table *t, const char *raw, struct decision *d)
         printf("# bad test request\n");
         abort();
     }
-    route_decide(t, &h, KEY, false, d);
+    route_decide(t, &h, KEY, false, u, d);
+}
+
+static void
+decide(const struct table *t, const char *raw, struct decision *d)
+{
+    struct user none = {.state = USER_UNRESOLVED};
+
+    decide_as(t, raw, &none, d);
 }
 
 static void
@@ -88,7 +96,54 @@ test_decisions(void)
     IS_STR(d.host, "127.0.0.1", "host");
     IS_INT(d.port, 23001, "port");
     decide(t, "GET /exapps/myapp/user HTTP/1.1\r\nHost: h\r\n\r\n", &d);
-    IS_INT(d.verdict, VERDICT_UNAUTHORIZED, "USER route needs a user");
+    OK(d.verdict == VERDICT_FORBIDDEN && d.failure, "USER route, no credentials: 403, failure");
+    decide(t, "GET /exapps/myapp/user HTTP/1.1\r\nHost: h\r\nCookie: a=1; "
+              "oc_sessionPassphrase=s1; b=2\r\n\r\n",
+           &d);
+    IS_INT(d.verdict, VERDICT_AUTH, "a session cookie: ask who it is");
+    decide(t, "GET /exapps/myapp/public HTTP/1.1\r\nHost: h\r\nAuthorization: Basic eDp5\r\n"
+              "\r\n",
+           &d);
+    IS_INT(d.verdict, VERDICT_AUTH, "Authorization: ask, even for a PUBLIC route (HaRP's order)");
+    decide(t, "GET /exapps/myapp/user HTTP/1.1\r\nHost: h\r\nCookie: oc_sessionpassphrase=x; "
+              "oc_sessionPassphrase=\r\n\r\n",
+           &d);
+    IS_INT(d.verdict, VERDICT_FORBIDDEN, "empty or other-case cookie: no credentials");
+    {
+        struct user alice = {.state = USER_KNOWN, .id = "alice", .level = 1};
+        struct user admin = {.state = USER_KNOWN, .id = "admin", .level = 2};
+        struct user anon = {.state = USER_KNOWN, .id = "", .level = 0};
+        struct user none = {.state = USER_NONE};
+        struct user error = {.state = USER_ERROR};
+        const char *user_req = "GET /exapps/myapp/user HTTP/1.1\r\nHost: h\r\n"
+                               "Cookie: oc_sessionPassphrase=s1\r\n\r\n";
+        const char *pub_req = "GET /exapps/myapp/public HTTP/1.1\r\nHost: h\r\n"
+                              "Cookie: oc_sessionPassphrase=s1\r\n\r\n";
+
+        decide_as(t, user_req, &alice, &d);
+        IS_INT(d.verdict, VERDICT_TO_EXAPP, "a user passes a USER route");
+        IS_STR(d.auth, "YWxpY2U6dG9r", "base64('alice:tok')");
+        decide_as(t, user_req, &admin, &d);
+        IS_INT(d.verdict, VERDICT_TO_EXAPP, "an admin passes a USER route");
+        decide_as(t, user_req, &anon, &d);
+        OK(d.verdict == VERDICT_FORBIDDEN && d.failure, "level 0 on a USER route: 403");
+        decide_as(t, user_req, &none, &d);
+        IS_INT(d.verdict, VERDICT_FORBIDDEN, "no user object: 403");
+        decide_as(t, user_req, &error, &d);
+        OK(d.verdict == VERDICT_UNAUTHORIZED && !d.failure, "Nextcloud error: 401, no failure");
+        decide_as(t, pub_req, &error, &d);
+        IS_INT(d.verdict, VERDICT_UNAUTHORIZED, "even on a PUBLIC route (HaRP's order)");
+        decide_as(t, pub_req, &alice, &d);
+        IS_STR(d.auth, "YWxpY2U6dG9r", "a PUBLIC route still names the user");
+    }
+    {
+        struct http1_head h;
+        const char *r = "GET / HTTP/1.1\r\nHost: h\r\nCookie: oc_sessionPassphrase=first\r\n"
+                        "Cookie: x=1;oc_sessionPassphrase=last ; y=2\r\n\r\n";
+
+        http1_parse_request(r, strlen(r), &h);
+        OK(span_eq(route_session_cookie(&h), "last"), "the last session cookie counts");
+    }
     decide(t, "GET /exapps/myapp/nope HTTP/1.1\r\nHost: h\r\n\r\n", &d);
     OK(d.verdict == VERDICT_NOT_FOUND && d.failure, "no route: 404 and a failure");
     decide(t, "GET /exapps/myapp/heartbeat HTTP/1.1\r\nHost: h\r\n\r\n", &d);

@@ -11,6 +11,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+
+class Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the default 5 drops bursts of connections
+
 PATTERN = bytes(range(256)) * 256  # 64 KiB
 
 
@@ -116,7 +120,7 @@ class HttpBackend:
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = handle_any
             do_OPTIONS = do_PROPFIND = handle_any
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

@@ -18,6 +18,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+
+class Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the default 5 drops bursts of connections
+
 KEY_MESSAGE = {"message": "Harp shared key is not valid"}
 
 
@@ -42,7 +46,7 @@ class FakeNextcloud:
             def do_GET(self):
                 fake.handle(self)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
