@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <string.h>
+
 #include "api.h"
+#include "cidr.h"
 #include "log.h"
 
 static void
@@ -78,7 +81,93 @@ on_dataplanes(struct api_req *req, struct api_resp *resp)
     api_json(resp, 200, o);
 }
 
+static void
+on_ban_list(struct api_req *req, struct api_resp *resp)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "bans", store_ban_list(req->ctl->store, (int64_t)time(NULL)));
+    api_json(resp, 200, o);
+}
+
+/* The canonical text of an IP address, or an answered 400. */
+static int
+ban_ip(const char *raw, struct api_resp *resp, char ip[IP_STR_MAX])
+{
+    struct ipaddr a;
+
+    if (raw == NULL || !ip_parse(raw, strlen(raw), &a)) {
+        api_error(resp, 400, "ip: must be an IPv4 or IPv6 address");
+        return -1;
+    }
+    ip_format(&a, ip);
+    return 0;
+}
+
+static void
+on_ban_add(struct api_req *req, struct api_resp *resp)
+{
+    json_t *body = api_body_json(req, resp), *secs;
+    char ip[IP_STR_MAX];
+    struct hp_err err;
+    json_int_t n;
+
+    if (body == NULL) {
+        return;
+    }
+    if (!json_is_object(body) ||
+        ban_ip(json_string_value(json_object_get(body, "ip")), resp, ip) == -1) {
+        if (!json_is_object(body)) {
+            api_error(resp, 400, "body: must be a JSON object");
+        }
+        json_decref(body);
+        return;
+    }
+    secs = json_object_get(body, "seconds");
+    n = secs == NULL ? (json_int_t)req->ctl->cfg.blacklist_window : json_integer_value(secs);
+    if (secs != NULL && (!json_is_integer(secs) || n < 1 || n > 31536000 * 10LL)) {
+        api_error(resp, 400, "seconds: must be a whole number from 1 to 315360000");
+        json_decref(body);
+        return;
+    }
+    json_decref(body);
+    if (store_ban_put(req->ctl->store, ip, 0, "operator", (int64_t)time(NULL) + n, &err) == -1) {
+        api_error(resp, 500, "the ban could not be stored");
+        return;
+    }
+    log_notice("bans: %s banned by an operator for %lld s", ip, (long long)n);
+    publish_bans_changed(req->ctl->pub, NULL);
+    api_json(resp, 201, json_pack("{s:s,s:I}", "ip", ip, "expires_at", (json_int_t)time(NULL) + n));
+}
+
+static void
+on_ban_rm(struct api_req *req, struct api_resp *resp)
+{
+    char ip[IP_STR_MAX];
+    struct hp_err err;
+    int rc;
+
+    if (ban_ip(req->param, resp, ip) == -1) {
+        return;
+    }
+    rc = store_ban_delete(req->ctl->store, ip, &err);
+    if (rc == -1) {
+        api_error(resp, 500, "the ban could not be removed");
+        return;
+    }
+    publish_bans_changed(req->ctl->pub, ip);
+    if (rc == 0) {
+        api_error(resp, 404, "no ban for that address");
+        return;
+    }
+    log_notice("bans: %s unbanned by an operator", ip);
+    api_empty(resp, 204);
+}
+
 const struct api_route api_ops_routes[] = {
+    {"GET", "/api/v1/bans", false, false, on_ban_list},
+    {"POST", "/api/v1/bans", false, false, on_ban_add},
+    {"DELETE", "/api/v1/bans/", true, false, on_ban_rm},
     {"GET", "/api/v1/dataplanes", false, false, on_dataplanes},
     {"GET", "/api/v1/status", false, false, on_status},
     {"GET", "/api/v1/exapps", false, false, on_exapp_list},

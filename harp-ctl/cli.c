@@ -31,6 +31,9 @@ static const char usage_main[] =
     "  exapp show ID         show one ExApp and its routes (never its token)\n"
     "  exapp rm ID           remove an ExApp\n"
     "  dp list               list connected data planes and their table versions\n"
+    "  ban list              client IPs banned, with failures and expiry\n"
+    "  ban add IP [--for S]  ban an IP (default: HP_BLACKLIST_WINDOW seconds)\n"
+    "  ban rm IP             lift a ban\n"
     "  config check          validate the configuration and print the effective settings\n"
     "\n"
     "options (each overrides its environment variable):\n"
@@ -295,6 +298,7 @@ parse_args(int argc, char **argv, struct cli_opts *o)
         {"--log-level", offsetof(struct cli_opts, log_level)},
         {"--nc-url", offsetof(struct cli_opts, nc_url)},
         {"--shared-key-file", offsetof(struct cli_opts, shared_key_file)},
+        {"--for", offsetof(struct cli_opts, for_seconds)},
     };
     size_t j, flen;
     int i;
@@ -382,6 +386,8 @@ cli_main(int argc, char **argv)
         rc = cli_exapp(&opts);
     } else if (strcmp(cmd, "dp") == 0) {
         rc = cli_dp(&opts);
+    } else if (strcmp(cmd, "ban") == 0) {
+        rc = cli_ban(&opts);
     } else {
         fprintf(stderr, "harp-ctl: unknown command '%s' (see harp-ctl --help)\n", cmd);
         rc = CLI_USAGE;

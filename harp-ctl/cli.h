@@ -23,6 +23,7 @@ struct cli_opts {
     const char *log_level;       /* HP_LOG_LEVEL */
     const char *nc_url;          /* NC_INSTANCE_URL */
     const char *shared_key_file; /* HP_SHARED_KEY_FILE (and HP_SHARED_KEY ignored) */
+    const char *for_seconds;     /* ban add --for */
     bool json;
     bool help;
     const char *args[CLI_MAX_ARGS];
@@ -44,5 +45,6 @@ const char *cli_time(long long t, char *buf, size_t len);
 int cli_main(int argc, char **argv);
 int cli_exapp(struct cli_opts *opts);
 int cli_dp(struct cli_opts *opts);
+int cli_ban(struct cli_opts *opts);
 
 #endif

@@ -20,6 +20,11 @@
  *    data plane gets the remaining lifetime with the answer, so it can serve the session alone
  *    until then. Requests with only an Authorization header are looked up every time.
  *
+ * 6. Failure events from every data plane count against the client IP together; at
+ *    HP_BLACKLIST_COUNT within HP_BLACKLIST_WINDOW the IP is banned in the store and the whole
+ *    list of bans in force goes to every data plane (also after each snapshot and whenever an
+ *    operator changes it or a ban expires).
+ *
  *   accept -> [link] --hello--> snapshot --(change)--> delta ... --(eof/error)--> closed
  */
 #include "config.h"
@@ -37,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cidr.h"
 #include "ctl.h"
 #include "frame.h"
 #include "log.h"
@@ -112,6 +118,22 @@ struct session {
     struct session *next;
 };
 
+/* Failures of one client IP within the window, over every data plane (newest last). */
+#define FAIL_BUCKETS 4096
+#define FAIL_MAX_IPS 100000
+
+struct failures {
+    char ip[IP_STR_MAX];
+    double *ts;
+    size_t n;
+    struct failures *next;
+};
+
+struct forget {
+    char ip[IP_STR_MAX];
+    struct forget *next;
+};
+
 struct missing {
     char app_id[EXAPP_ID_MAX + 1];
     double until;
@@ -134,6 +156,9 @@ struct publish {
     struct authreq *auth_inflight;
     struct session *sessions[SESSION_BUCKETS];
     size_t nsessions;
+    struct failures *fails[FAIL_BUCKETS];
+    size_t nfails;
+    json_t *bans; /* [{ip, expires_at}] as last pushed */
     /* Shared, under mtx. */
     pthread_mutex_t mtx;
     int refs; /* the publisher itself and each running look-up worker */
@@ -142,6 +167,8 @@ struct publish {
     struct lookup *done;
     struct authreq *auth_done;
     struct missing *missing;
+    bool bans_changed;
+    struct forget *forget;
     json_t *dp_info;
 };
 
@@ -792,6 +819,196 @@ finish_auths(struct publish *pub, struct authreq *done)
     }
 }
 
+static double
+now_wall(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+send_bans(struct publish *pub, struct link *l)
+{
+    json_t *m = msg_new(MSG_BANS);
+
+    json_object_set(m, "bans", pub->bans);
+    send_msg(l, m);
+}
+
+/* Reads the bans in force from the store and pushes them to every data plane. */
+static void
+push_bans(struct publish *pub)
+{
+    json_t *list = store_ban_list(pub->ctl->store, (int64_t)now_wall()), *b, *v;
+    struct link *l;
+    size_t i;
+
+    json_decref(pub->bans);
+    pub->bans = json_array();
+    json_array_foreach(list, i, v)
+    {
+        b = json_pack("{s:O,s:O}", "ip", json_object_get(v, "ip"), "expires_at",
+                      json_object_get(v, "expires_at"));
+        json_array_append_new(pub->bans, b);
+    }
+    json_decref(list);
+    for (l = pub->links; l != NULL; l = l->next) {
+        if (l->hello) {
+            send_bans(pub, l);
+        }
+    }
+}
+
+void
+publish_bans_changed(struct publish *pub, const char *forget_ip)
+{
+    struct forget *f;
+
+    if (pub == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&pub->mtx);
+    pub->bans_changed = true;
+    if (forget_ip != NULL) {
+        f = xcalloc(1, sizeof(*f));
+        snprintf(f->ip, sizeof(f->ip), "%s", forget_ip);
+        f->next = pub->forget;
+        pub->forget = f;
+    }
+    pthread_mutex_unlock(&pub->mtx);
+    wake(pub);
+}
+
+static struct failures **
+fail_slot(struct publish *pub, const char *ip)
+{
+    struct failures **fp;
+
+    for (fp = &pub->fails[session_hash(ip) % FAIL_BUCKETS]; *fp != NULL; fp = &(*fp)->next) {
+        if (strcmp((*fp)->ip, ip) == 0) {
+            break;
+        }
+    }
+    return fp;
+}
+
+static void
+fail_drop(struct publish *pub, struct failures **fp)
+{
+    struct failures *f = *fp;
+
+    *fp = f->next;
+    free(f->ts);
+    free(f);
+    pub->nfails--;
+}
+
+/* Drops the failures older than the window (all of them with <all>). */
+static void
+fails_prune(struct publish *pub, double now, bool all)
+{
+    double window = pub->ctl->cfg.blacklist_window;
+    struct failures **fp;
+    size_t b;
+
+    for (b = 0; b < FAIL_BUCKETS; b++) {
+        for (fp = &pub->fails[b]; *fp != NULL;) {
+            if (all || (*fp)->ts[(*fp)->n - 1] <= now - window) {
+                fail_drop(pub, fp);
+            } else {
+                fp = &(*fp)->next;
+            }
+        }
+    }
+}
+
+static bool
+banned(struct publish *pub, const char *ip)
+{
+    json_t *b;
+    size_t i;
+
+    json_array_foreach(pub->bans, i, b)
+    {
+        if (strcmp(json_string_value(json_object_get(b, "ip")), ip) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A failure of <raw_ip> seen by a data plane (spec 2.7): HP_BLACKLIST_COUNT of them within
+ * HP_BLACKLIST_WINDOW seconds ban the IP until the oldest of them leaves the window. */
+static void
+on_failure(struct publish *pub, const char *raw_ip)
+{
+    const struct hp_config *cfg = &pub->ctl->cfg;
+    double now = now_wall(), window = cfg->blacklist_window;
+    struct failures **fp, *f;
+    struct ipaddr addr;
+    struct hp_err err;
+    char ip[IP_STR_MAX];
+    size_t i, keep;
+    int64_t until;
+
+    if (cfg->blacklist_count == 0 || raw_ip == NULL || !ip_parse(raw_ip, strlen(raw_ip), &addr)) {
+        return;
+    }
+    ip_format(&addr, ip);
+    if (banned(pub, ip)) {
+        return;
+    }
+    fp = fail_slot(pub, ip);
+    if ((f = *fp) == NULL) {
+        if (pub->nfails >= FAIL_MAX_IPS) {
+            fails_prune(pub, now, false);
+            if (pub->nfails >= FAIL_MAX_IPS) {
+                fails_prune(pub, now, true);
+            }
+            fp = fail_slot(pub, ip);
+        }
+        f = xcalloc(1, sizeof(*f));
+        snprintf(f->ip, sizeof(f->ip), "%s", ip);
+        f->ts = xcalloc(cfg->blacklist_count, sizeof(double));
+        f->next = NULL;
+        *fp = f;
+        pub->nfails++;
+    }
+    for (i = 0, keep = 0; i < f->n; i++) {
+        if (f->ts[i] > now - window) {
+            f->ts[keep++] = f->ts[i];
+        }
+    }
+    f->n = keep;
+    if (f->n == cfg->blacklist_count) {
+        memmove(f->ts, f->ts + 1, (f->n - 1) * sizeof(double));
+        f->n--;
+    }
+    f->ts[f->n++] = now;
+    if (f->n < cfg->blacklist_count) {
+        return;
+    }
+    until = (int64_t)(f->ts[0] + window + 0.999);
+    if (store_ban_put(pub->ctl->store, ip, (int)f->n, "failures", until, &err) == 0) {
+        log_notice("bans: %s banned until %lld after %zu failures in %u s", ip, (long long)until,
+                   f->n, cfg->blacklist_window);
+    }
+    fail_drop(pub, fp);
+    push_bans(pub);
+}
+
+static void
+on_event(struct publish *pub, json_t *msg)
+{
+    const char *ev = json_string_value(json_object_get(msg, "event"));
+
+    if (strcmp(ev, "failure") == 0) {
+        on_failure(pub, json_string_value(json_object_get(msg, "ip")));
+    }
+}
+
 static void
 on_hello(struct publish *pub, struct link *l, json_t *msg)
 {
@@ -816,6 +1033,7 @@ on_hello(struct publish *pub, struct link *l, json_t *msg)
     log_info("publish: data plane %s (pid %lld) connected at version %lld", l->dp_id, l->pid,
              (long long)l->acked_version);
     send_snapshot(pub, l);
+    send_bans(pub, l);
     update_dp_info(pub);
 }
 
@@ -845,6 +1063,9 @@ on_frame(struct publish *pub, struct link *l, json_t *msg, struct hp_err *err)
         return 0;
     case MSG_AUTH:
         on_auth(pub, l, msg);
+        return 0;
+    case MSG_EVENT:
+        on_event(pub, msg);
         return 0;
     case MSG_PING:
         send_msg(l, msg_new(MSG_PONG));
@@ -954,6 +1175,10 @@ housekeeping(struct publish *pub)
     if (ping) {
         pub->last_ping = now;
         update_dp_info(pub);
+        fails_prune(pub, now_wall(), false);
+    }
+    if (store_ban_prune(pub->ctl->store, (int64_t)now_wall()) > 0) {
+        push_bans(pub);
     }
 }
 
@@ -965,11 +1190,14 @@ publish_loop(void *arg)
     struct link **pl = NULL, *l;
     struct lookup *done;
     struct authreq *auth_done;
+    struct forget *forget, *f;
+    bool bans_changed;
     size_t cap = 0, n, i;
     uint64_t cnt;
     bool changed, stop;
 
     publish_changes(pub);
+    push_bans(pub);
     for (;;) {
         if (cap < pub->nlinks + 2) {
             cap = pub->nlinks + 16;
@@ -998,6 +1226,10 @@ publish_loop(void *arg)
         stop = pub->stop;
         done = pub->done;
         auth_done = pub->auth_done;
+        bans_changed = pub->bans_changed;
+        forget = pub->forget;
+        pub->bans_changed = false;
+        pub->forget = NULL;
         pub->changed = false;
         pub->done = NULL;
         pub->auth_done = NULL;
@@ -1029,6 +1261,18 @@ publish_loop(void *arg)
         }
         if (changed) {
             publish_changes(pub);
+        }
+        while ((f = forget) != NULL) {
+            struct failures **fp = fail_slot(pub, f->ip);
+
+            if (*fp != NULL) {
+                fail_drop(pub, fp);
+            }
+            forget = f->next;
+            free(f);
+        }
+        if (bans_changed) {
+            push_bans(pub);
         }
         finish_lookups(pub, done);
         finish_auths(pub, auth_done);
@@ -1188,14 +1432,22 @@ publish_stop(struct publish *pub)
         authreq_free(ar);
     }
     sessions_prune(pub, 0, true);
+    fails_prune(pub, 0, true);
+    while (pub->forget != NULL) {
+        struct forget *f = pub->forget;
+
+        pub->forget = f->next;
+        free(f);
+    }
     last = --pub->refs == 0;
     pthread_mutex_unlock(&pub->mtx);
     close(pub->listen_fd);
     unlink(pub->path);
     json_decref(pub->table);
     json_decref(pub->dp_info);
+    json_decref(pub->bans);
     free(pub->path);
-    pub->table = pub->dp_info = NULL;
+    pub->table = pub->dp_info = pub->bans = NULL;
     if (last) {
         publish_free(pub);
     }

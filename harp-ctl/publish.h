@@ -19,6 +19,9 @@ void publish_stop(struct publish *pub);
 void publish_notify(struct publish *pub);
 /* <app_id> was registered: forget that Nextcloud did not know it. Any thread. */
 void publish_forget_missing(struct publish *pub, const char *app_id);
+/* The bans changed in the store (an operator's add or remove): push them; forget the failures
+ * counted for <forget_ip> (may be NULL). Any thread. */
+void publish_bans_changed(struct publish *pub, const char *forget_ip);
 /* A new array describing each connected data plane. Any thread. */
 json_t *publish_dataplanes(struct publish *pub);
 

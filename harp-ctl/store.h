@@ -43,4 +43,14 @@ bool store_exapp_removed(struct store *st, const char *app_id);
 int store_exapp_delete(struct store *st, const char *app_id, struct hp_err *err);
 size_t store_exapp_count(struct store *st);
 
+/* Bans by client IP (canonical text). <reason> is "failures" or "operator". */
+int store_ban_put(struct store *st, const char *ip, int failures, const char *reason,
+                  int64_t expires_at, struct hp_err *err);
+/* 1 when removed, 0 when absent, -1 on error. */
+int store_ban_delete(struct store *st, const char *ip, struct hp_err *err);
+/* The bans still in force at <now>: [{ip, failures, reason, created_at, expires_at}]. */
+json_t *store_ban_list(struct store *st, int64_t now);
+/* Deletes bans expired at <now>; returns how many. */
+int store_ban_prune(struct store *st, int64_t now);
+
 #endif

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bans.h"
 #include "ctl_link.h"
 #include "frame.h"
 #include "log.h"
@@ -272,6 +273,20 @@ on_auth_reply(struct ctl_link *l, json_t *m)
     }
 }
 
+void
+ctl_link_failure(struct ctl_link *l, const char *ip)
+{
+    json_t *m;
+
+    if (!ctl_link_up(l)) {
+        return;
+    }
+    m = msg_new(MSG_EVENT);
+    json_object_set_new(m, "event", json_string("failure"));
+    json_object_set_new(m, "ip", json_string(ip));
+    send_msg(l, m);
+}
+
 static void
 on_lookup_reply(struct ctl_link *l, json_t *m)
 {
@@ -305,6 +320,9 @@ on_frame(struct ctl_link *l, json_t *m)
         return 0;
     case MSG_AUTH_REPLY:
         on_auth_reply(l, m);
+        return 0;
+    case MSG_BANS:
+        bans_replace(json_object_get(m, "bans"));
         return 0;
     case MSG_PING:
         send_msg(l, msg_new(MSG_PONG));

@@ -21,6 +21,8 @@ void ctl_link_forget(struct ctl_link *l, struct conn *c);
  * [[name, value], ...]); proxy_auth_done(c, ...) follows as for look-ups. */
 int ctl_link_auth(struct ctl_link *l, const char *app_id, struct span cookie, json_t *headers,
                   struct conn *c);
+/* Reports a failure of client <ip> (counted towards a ban). Dropped when the link is down. */
+void ctl_link_failure(struct ctl_link *l, const char *ip);
 int ctl_link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                       size_t len);
 

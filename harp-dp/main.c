@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bans.h"
 #include "ctl_link.h"
 #include "dp.h"
 #include "listen.h"
@@ -220,6 +221,7 @@ main(int argc, char **argv)
     lws_context_destroy(dp->ctx);
     resolve_stop();
     sessions_clear();
+    bans_clear();
     ctl_link_stop(dp->link);
     table_unref(dp->table);
     env_free(&dp->cfg);

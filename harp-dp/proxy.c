@@ -31,6 +31,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "bans.h"
+#include "clientip.h"
 #include "ctl_link.h"
 #include "log.h"
 #include "proxy.h"
@@ -93,6 +95,10 @@ struct conn {
     lws_sorted_usec_list_t sul;
     lws_usec_t last_cli, last_up;
     char peer[INET6_ADDRSTRLEN];
+    struct ipaddr peer_ip;
+    char client[IP_STR_MAX]; /* the current request's client IP (clientip.c) */
+    bool has_key;            /* the current request carries the valid shared key */
+    const struct route *route; /* the route that let the request through, for its statuses */
     char log_method[24], log_path[208]; /* copies: the head leaves c->in once forwarded */
 };
 
@@ -264,11 +270,22 @@ close_conn(struct conn *c)
 static void
 request_log(struct conn *c, unsigned status, const char *why)
 {
+    const char *client = c->client[0] ? c->client : c->peer;
+
     if (status != 0) {
         log_info("request: %s %s -> %u (%s) client=%s", c->log_method, c->log_path, status, why,
-                 c->peer);
+                 client);
     } else {
-        log_info("request: %s %s -> %s client=%s", c->log_method, c->log_path, why, c->peer);
+        log_info("request: %s %s -> %s client=%s", c->log_method, c->log_path, why, client);
+    }
+}
+
+/* Counts a failure against the request's client, unless it carries the valid key. */
+static void
+failure(struct conn *c)
+{
+    if (!c->has_key && c->client[0] != '\0') {
+        ctl_link_failure(dp->link, c->client);
     }
 }
 
@@ -281,6 +298,7 @@ finish_request(struct conn *c, bool keep)
     c->table = NULL;
     c->looked_up = false;
     c->user.state = USER_UNRESOLVED;
+    c->route = NULL;
     if (!keep) {
         c->close_after_flush = true;
         c->state = ST_CLOSING;
@@ -650,6 +668,10 @@ decide(struct conn *c)
 
 again:
     route_decide(dp->table, &c->req, dp->cfg.shared_key, c->looked_up, &c->user, &d);
+    if (d.failure) {
+        failure(c);
+    }
+    c->route = d.route;
     switch (d.verdict) {
     case VERDICT_AUTH:
         cookie = route_session_cookie(&c->req);
@@ -772,6 +794,40 @@ pump_body(struct conn *c)
     kick_up(c);
 }
 
+/* The client IP of the request just parsed, and HaRP's ban check (spec 2.3 step 2): a banned
+ * client is dropped silently, or answered 429 with HP_BAN_REPLY_429, unless it carries the
+ * valid shared key. True when the request was ended here. */
+static bool
+check_ban(struct conn *c)
+{
+    struct ipaddr ip;
+    int64_t now = (int64_t)time(NULL), until;
+    char body[96], head[256];
+
+    clientip_get(dp->cfg.trusted, &c->peer_ip, &c->req, &ip);
+    ip_format(&ip, c->client);
+    c->has_key = route_has_key(&c->req, dp->cfg.shared_key);
+    if (c->has_key || !bans_check(c->client, now, &until)) {
+        return false;
+    }
+    if (!dp->cfg.ban_reply_429) {
+        request_log(c, 0, "banned client: dropped");
+        close_conn(c);
+        return true;
+    }
+    snprintf(body, sizeof(body), "429 Too Many Requests");
+    snprintf(head, sizeof(head),
+             "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\n"
+             "Content-Length: %zu\r\nRetry-After: %lld\r\nConnection: close\r\n\r\n",
+             strlen(body), (long long)(until - now));
+    request_log(c, 429, "banned client");
+    qputs(&c->to_cli, head);
+    qputs(&c->to_cli, body);
+    c->req.head_len = 0;
+    finish_request(c, false);
+    return true;
+}
+
 static void
 process_client(struct conn *c)
 {
@@ -805,6 +861,9 @@ process_client(struct conn *c)
                 c->req.head_len = 0;
                 respond_plain(c, st == HTTP1_TOO_LARGE ? 431 : st == HTTP1_BAD_VERSION ? 505 : 400,
                               "malformed request");
+                return;
+            }
+            if (check_ban(c)) {
                 return;
             }
             decide(c);
@@ -872,6 +931,16 @@ process_upstream(struct conn *c)
                     close_conn(c);
                 }
                 return;
+            }
+            if (c->route != NULL && c->resp.status >= 200) {
+                size_t k;
+
+                for (k = 0; k < c->route->nbruteforce; k++) {
+                    if (c->route->bruteforce[k] == c->resp.status) {
+                        failure(c);
+                        break;
+                    }
+                }
             }
             q_push(&c->to_cli, c->uin, c->resp.head_len);
             c->resp_started = true;
@@ -1038,12 +1107,21 @@ proxy_client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
         c->last_cli = c->last_up = lws_now_usecs();
         if (getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)&ss, &sl) == 0) {
             if (ss.ss_family == AF_INET) {
-                inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->peer,
-                          sizeof(c->peer));
+                c->peer_ip.family = AF_INET;
+                memcpy(c->peer_ip.b, &((struct sockaddr_in *)&ss)->sin_addr, 4);
             } else if (ss.ss_family == AF_INET6) {
-                inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, c->peer,
-                          sizeof(c->peer));
+                const uint8_t *a6 = (const uint8_t *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+
+                /* An IPv4 client on a dual-stack socket counts as its IPv4 address. */
+                if (memcmp(a6, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0) {
+                    c->peer_ip.family = AF_INET;
+                    memcpy(c->peer_ip.b, a6 + 12, 4);
+                } else {
+                    c->peer_ip.family = AF_INET6;
+                    memcpy(c->peer_ip.b, a6, 16);
+                }
             }
+            ip_format(&c->peer_ip, c->peer);
         }
         lws_set_opaque_user_data(wsi, c);
         lws_sul_schedule(dp->ctx, 0, &c->sul, on_timer, LWS_US_PER_SEC);

@@ -309,8 +309,8 @@ route_docker_allowed(struct span method, struct span target)
     return false;
 }
 
-static bool
-key_valid(const struct http1_head *h, const char *key)
+bool
+route_has_key(const struct http1_head *h, const char *key)
 {
     const struct span *v = http1_header_get(h, "harp-shared-key");
 
@@ -434,7 +434,7 @@ route_decide(const struct table *t, const struct http1_head *h, const char *key,
     bool has_key;
 
     memset(d, 0, sizeof(*d));
-    has_key = key_valid(h, key);
+    has_key = route_has_key(h, key);
     if (route_has_traversal(h->path)) {
         set(d, VERDICT_DROP, !has_key, "parent directory in the path");
         return;

@@ -91,6 +91,8 @@ struct decision {
  * the control plane was already asked for this app id. Never allocates. */
 void route_decide(const struct table *t, const struct http1_head *h, const char *key,
                   bool looked_up, const struct user *user, struct decision *d);
+/* True when the request carries the valid harp-shared-key (constant-time comparison). */
+bool route_has_key(const struct http1_head *h, const char *key);
 /* The value of the last oc_sessionPassphrase cookie (name case-sensitive), or an empty span. */
 struct span route_session_cookie(const struct http1_head *h);
 

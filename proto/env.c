@@ -527,6 +527,25 @@ env_load(struct hp_config *cfg, enum env_scope scope, env_lookup_cb lookup, void
         if (cfg->k8s_bearer_token != NULL) {
             trim(cfg->k8s_bearer_token);
         }
+        cfg->trusted = xcalloc(1, sizeof(*cfg->trusted));
+        cidr_list_parse(cfg->trusted_proxy_ips, cfg->trusted);
+        if (cfg->trusted->ndequoted > 0) {
+            warn(cfg, "HP_TRUSTED_PROXY_IPS: quotes removed from %s%s", cfg->trusted->dequoted,
+                 cfg->trusted->ndequoted > 5 ? " and more" : "");
+        }
+        if (cfg->trusted->nmasked > 0) {
+            warn(cfg, "HP_TRUSTED_PROXY_IPS: host bits masked in %s%s", cfg->trusted->masked,
+                 cfg->trusted->nmasked > 5 ? " and more" : "");
+        }
+        if (cfg->trusted->ninvalid > 0) {
+            warn(cfg, "HP_TRUSTED_PROXY_IPS: %zu invalid entries ignored: %s%s",
+                 cfg->trusted->ninvalid, cfg->trusted->invalid,
+                 cfg->trusted->ninvalid > 5 ? " and more" : "");
+        }
+        if (cfg->trusted->n == 0 && cfg->trusted_proxy_ips[0] != '\0') {
+            warn(cfg, "HP_TRUSTED_PROXY_IPS: no valid entry; client IPs come from the TCP peer "
+                      "only");
+        }
     }
     if (cfg->ctl_socket == NULL) {
         cfg->ctl_socket = xasprintf("%s/ctl.sock", cfg->state_dir);
@@ -547,6 +566,8 @@ env_free(struct hp_config *cfg)
     cfg->shared_key = cfg->k8s_bearer_token = NULL;
     free(cfg->shared_key_file);
     free(cfg->nc_req_url);
+    free(cfg->trusted);
+    cfg->trusted = NULL;
     cfg->shared_key_file = cfg->nc_req_url = NULL;
     for (i = 0; i < NVARS; i++) {
         if (vars[i].kind == V_STR || vars[i].kind == V_URL || vars[i].kind == V_ADDR) {

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cidr.h"
 #include "err.h"
 #include "log.h"
 
@@ -37,6 +38,7 @@ struct hp_config {
     bool frp_disable_tls;
     unsigned frp_cert_validity_days;
     char *trusted_proxy_ips;
+    struct cidr_list *trusted; /* parsed from trusted_proxy_ips (ENV_SERVE) */
     enum log_level log_level;
     uint64_t timeout_connect_ms;
     uint64_t timeout_client_ms;

@@ -18,12 +18,13 @@ enum msg_type {
     MSG_ACK,    /* {version} */
     MSG_LOOKUP, /* {id, app_id}: an app id missing from the table */
     MSG_AUTH,   /* {id, app_id, cookie, headers: [[name, value], ...]}: who is the user */
-    MSG_EVENT,  /* {event, ...}: failures, tunnel up/down, stats */
+    MSG_EVENT,  /* {event, ...}: "failure" {ip}, tunnel up/down, stats */
     /* ctl -> dp */
     MSG_SNAPSHOT, /* {version, exapps: [...], settings: {...}} */
     MSG_DELTA,    /* {from, version, upserts: [...], deletes: [app_id, ...]} */
     MSG_LOOKUP_REPLY, /* {id, app_id, found, exapp?} */
     MSG_AUTH_REPLY,   /* {id, result: "user"|"anonymous"|"error", user_id, access_level, ttl_ms} */
+    MSG_BANS,         /* {bans: [{ip, expires_at}]}: the whole list, replacing the last one */
     MSG_ERROR,        /* {message}: the sender closes the link after it */
     /* both ways */
     MSG_PING,

@@ -230,7 +230,7 @@ class ProtoClient:
         data = json.dumps(msg).encode()
         self.sock.sendall(struct.pack(">I", len(data)) + data)
 
-    def recv(self, skip=("ping", "pong")):
+    def recv(self, skip=("ping", "pong", "bans")):
         import struct
         while True:
             while len(self.buf) < 4 or len(self.buf) < 4 + struct.unpack(">I", self.buf[:4])[0]:

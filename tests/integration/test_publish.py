@@ -94,7 +94,7 @@ def test_protocol_errors_close_only_that_link(ctl, first):
     bad.send(first)
     with pytest.raises((EOFError, ConnectionResetError)):
         while True:
-            bad.recv(skip=("ping", "pong", "error"))
+            bad.recv(skip=("ping", "pong", "error", "bans"))
     ctl.secrets.append("pub-token-secret")
     assert ctl.request("POST", "/exapp_storage/after", meta()).status == 204
     assert good.recv()["type"] == "delta"

@@ -271,9 +271,31 @@ test_client_scope(void)
     env_free(&cfg);
 }
 
+static void
+test_trusted_proxies(void)
+{
+    struct kv env[] = {BASE, {"HP_TRUSTED_PROXY_IPS", "'10.0.0.0/8', 192.168.1.7/24, bogus"},
+                       {NULL, NULL}};
+    struct hp_config cfg;
+    struct hp_err err;
+    int i;
+    bool q = false, m = false, inv = false;
+
+    IS_INT(load(&cfg, env, &err), 0, "lenient list loads");
+    IS_INT(cfg.trusted->n, 2, "two networks");
+    for (i = 0; i < cfg.nwarnings; i++) {
+        q |= strstr(cfg.warnings[i], "quotes removed from 10.0.0.0/8") != NULL;
+        m |= strstr(cfg.warnings[i], "host bits masked in 192.168.1.7/24") != NULL;
+        inv |= strstr(cfg.warnings[i], "1 invalid entries ignored: bogus") != NULL;
+    }
+    OK(q && m && inv, "dequoted, masked and invalid entries reported");
+    env_free(&cfg);
+}
+
 int
 main(void)
 {
+    test_trusted_proxies();
     test_defaults();
     test_nc_url();
     test_shared_key();

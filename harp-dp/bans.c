@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* A hash of banned IPs with their expiry; replaced whole at each push. One thread. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "bans.h"
+#include "cidr.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#define BUCKETS 1024
+
+struct ban {
+    char ip[IP_STR_MAX];
+    int64_t expires;
+    struct ban *next;
+};
+
+static struct ban *buckets[BUCKETS];
+
+static unsigned
+hash(const char *s)
+{
+    unsigned h = 2166136261u;
+
+    for (; *s != '\0'; s++) {
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    }
+    return h % BUCKETS;
+}
+
+void
+bans_clear(void)
+{
+    struct ban *b;
+    size_t i;
+
+    for (i = 0; i < BUCKETS; i++) {
+        while ((b = buckets[i]) != NULL) {
+            buckets[i] = b->next;
+            free(b);
+        }
+    }
+}
+
+void
+bans_replace(const json_t *bans)
+{
+    const json_t *v;
+    struct ban *b;
+    const char *ip;
+    size_t i;
+    unsigned h;
+
+    bans_clear();
+    json_array_foreach(bans, i, v)
+    {
+        ip = json_string_value(json_object_get(v, "ip"));
+        if (ip == NULL || strlen(ip) >= IP_STR_MAX) {
+            continue;
+        }
+        b = xcalloc(1, sizeof(*b));
+        snprintf(b->ip, sizeof(b->ip), "%s", ip);
+        b->expires = json_integer_value(json_object_get(v, "expires_at"));
+        h = hash(ip);
+        b->next = buckets[h];
+        buckets[h] = b;
+    }
+    log_info("bans: %zu in force", json_array_size(bans));
+}
+
+bool
+bans_check(const char *ip, int64_t now, int64_t *expires)
+{
+    struct ban *b;
+
+    for (b = buckets[hash(ip)]; b != NULL; b = b->next) {
+        if (strcmp(b->ip, ip) == 0 && b->expires > now) {
+            *expires = b->expires;
+            return true;
+        }
+    }
+    return false;
+}
