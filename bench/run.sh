@@ -23,19 +23,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
-P_BACKEND=19780 P_HARP=19781 P_HAPROXY=19782 P_NGINX=19783 P_CTL=19201
+P_BACKEND=19780 P_HARP=19781 P_HAPROXY=19782 P_NGINX=19783 P_CTL=19201 P_NC=19202
 KEY=bench-shared-key
 gcc -O2 -o "$run/backend" "$top/bench/backend.c"
 taskset -c 1 "$run/backend" $P_BACKEND & pids+=($!)
 
-export HP_SHARED_KEY=$KEY NC_INSTANCE_URL=http://127.0.0.1:9 HP_STATE_DIR=$run/state \
-       HP_CONTROL_ADDRESS=127.0.0.1:$P_CTL HP_EXAPPS_ADDRESS=127.0.0.1:$P_HARP HP_LOG_LEVEL=warning
+taskset -c 1 /usr/bin/python3 "$top/bench/nextcloud.py" $P_NC & pids+=($!)
+export HP_SHARED_KEY=$KEY NC_INSTANCE_URL=http://127.0.0.1:$P_NC HP_STATE_DIR=$run/state \
+       HP_CONTROL_ADDRESS=127.0.0.1:$P_CTL HP_EXAPPS_ADDRESS=127.0.0.1:$P_HARP HP_LOG_LEVEL=warning \
+       HP_SESSION_LIFETIME=10
 taskset -c 1 "$build/harp-ctl/harp-ctl" serve 2>"$run/ctl.log" & pids+=($!)
 for i in $(seq 100); do curl -fs "http://127.0.0.1:$P_CTL/heartbeat" >/dev/null && break; sleep 0.05; done
 taskset -c 1 "$build/harp-dp/harp-dp" --id bench 2>"$run/dp.log" & dp_pid=$!; pids+=($dp_pid)
 curl -fsS -X POST -H "harp-shared-key: $KEY" "http://127.0.0.1:$P_CTL/exapp_storage/bench" \
     -d "{\"exapp_token\":\"t\",\"exapp_version\":\"1.0.0\",\"host\":\"127.0.0.1\",\"port\":$P_BACKEND,
-         \"routes\":[{\"url\":\"^/public\",\"access_level\":0,\"bruteforce_protection\":[]}]}"
+         \"routes\":[{\"url\":\"^/public\",\"access_level\":0,\"bruteforce_protection\":[]},
+                     {\"url\":\"^/user\",\"access_level\":1,\"bruteforce_protection\":[]}]}"
 for i in $(seq 100); do
     [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P_HARP/exapps/bench/public/x")" = 200 ] && break
     sleep 0.05
@@ -116,6 +119,7 @@ url() { # target scenario
         haproxy:public) echo "http://127.0.0.1:$P_HAPROXY/exapps/bench/public/x" ;;
         nginx:public) echo "http://127.0.0.1:$P_NGINX/exapps/bench/public/x" ;;
         harp:control) echo "http://127.0.0.1:$P_HARP/exapps/app_api/heartbeat" ;;
+        harp:user) echo "http://127.0.0.1:$P_HARP/exapps/bench/user/x" ;;
         haproxy:control) echo "http://127.0.0.1:$P_HAPROXY/exapps/app_api/heartbeat" ;;
         nginx:control) echo "http://127.0.0.1:$P_NGINX/exapps/app_api/heartbeat" ;;
     esac
@@ -140,6 +144,23 @@ for scen in public control; do
     done
 done
 
+# An authenticated USER route, harp only (the peers do not authenticate), with a warm session
+# cache: harp-dp asks Nextcloud once per HP_SESSION_LIFETIME through harp-ctl.
+curl -fs -o /dev/null -H "Cookie: oc_sessionPassphrase=bench-session" "$(url harp user)" \
+    || { echo "bench: the USER route does not answer 200" >&2; exit 1; }
+for rep in $(seq "$REPS"); do
+    for scen in public user; do
+        cookie=()
+        [ $scen = user ] && cookie=(-H "Cookie: oc_sessionPassphrase=bench-session")
+        out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "${cookie[@]}" \
+              "$(url harp $scen)")
+        if echo "$out" | grep -q "Non-2xx"; then echo "bench: harp $scen: errors" >&2; echo "$out" >&2; exit 1; fi
+        RPS[auth:$scen]+="$(echo "$out" | awk '/Requests\/sec/ {print $2}') "
+        P50[auth:$scen]+="$(echo "$out" | awk '$1 == "50%" {print $2}' | to_ms) "
+        P99[auth:$scen]+="$(echo "$out" | awk '$1 == "99%" {print $2}' | to_ms) "
+    done
+done
+
 printf '\nharp-dp benchmark: %s, %s s x %s runs, %s connections, medians\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$DURATION" "$REPS" "$CONNS"
 for scen in public control; do
     printf '\n%s route\n' "$([ $scen = public ] && echo 'PUBLIC ExApp' || echo 'AppAPI control (/exapps/app_api/heartbeat)')"
@@ -155,6 +176,17 @@ for scen in public control; do
         awk -v t="$t" -v r="$r" -v d="$d" -v b="$best" -v p50="$p50" -v p99="$p99" \
             'BEGIN {printf "%-8s %10.0f %9.2f %9.2f %10.2f %10.2f\n", t, r, r/d, r/b, p50, p99}'
     done
+done
+
+printf '\nAuthenticated USER route (session cookie, warm cache) against PUBLIC without one, harp only\n'
+printf '%-8s %10s %9s %10s %10s\n' route req/s x_public p50_ms p99_ms
+pub=$(echo ${RPS[auth:public]} | tr ' ' '\n' | median)
+for scen in public user; do
+    r=$(echo ${RPS[auth:$scen]} | tr ' ' '\n' | median)
+    p50=$(echo ${P50[auth:$scen]} | tr ' ' '\n' | median)
+    p99=$(echo ${P99[auth:$scen]} | tr ' ' '\n' | median)
+    awk -v t="$scen" -v r="$r" -v d="$pub" -v p50="$p50" -v p99="$p99" \
+        'BEGIN {printf "%-8s %10.0f %9.2f %10.2f %10.2f\n", t, r, r/d, p50, p99}'
 done
 
 hwm() { awk '/VmHWM/ {s += $2} END {printf "%.1f", s/1024}' $(for p in "$@"; do echo /proc/$p/status; done) 2>/dev/null; }
