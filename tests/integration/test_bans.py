@@ -161,3 +161,18 @@ def test_operators_manage_bans(make_gateway):
     c.cli("ban", "rm", "127.0.0.1")
     wait_for(lambda: gw.get("/exapps/testapp/public/x").status == 200, timeout=3,
              what="the lifted ban reaching the data plane")
+
+
+@pytest.mark.parametrize("failing", [
+    lambda gw: dropped(gw, "/exapps/testapp/%2e%2e/x"),                          # F1
+    lambda gw: gw.get("/exapps/app_api/info", {"harp-shared-key": "nope"}),     # F3
+    lambda gw: dropped(gw, "/exapps/testapp/heartbeat",                          # F4
+                       "ex-app-version: 1\r\nex-app-id: t\r\nex-app-host: h\r\n"
+                       "ex-app-port: 1\r\nauthorization-app-api: QQ==\r\n"
+                       "harp-shared-key: nope\r\n"),
+    lambda gw: gw.get("/exapps/ghost-app/x"),                                   # F5
+])
+def test_each_failure_kind_counts(banning, failing):
+    for _ in range(3):
+        failing(banning)
+    wait_banned(banning)
