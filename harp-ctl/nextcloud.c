@@ -39,15 +39,41 @@ nc_handle(const char *url, struct curl_slist *hdrs, struct http_body *body)
     return c;
 }
 
+/* Runs a GET; the handle (to be cleaned up by the caller) with *<status> and *<ctype>, or
+ * NULL with <err>. */
+static CURL *
+nc_perform(const char *url, struct curl_slist *hdrs, struct http_body *body, long *status,
+           const char **ctype, struct hp_err *err)
+{
+    CURL *c = nc_handle(url, hdrs, body);
+    char *ct = NULL;
+    CURLcode rc;
+
+    if (c == NULL) {
+        err_set(err, "cannot create an HTTP client");
+        return NULL;
+    }
+    rc = curl_easy_perform(c);
+    if (rc != CURLE_OK) {
+        err_set(err, "Nextcloud unreachable: %s", curl_easy_strerror(rc));
+        curl_easy_cleanup(c);
+        return NULL;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+    *ctype = ct;
+    return c;
+}
+
 int
 nextcloud_exapp_meta(const struct hp_config *cfg, const char *app_id, struct exapp *app,
                      struct hp_err *err)
 {
     struct curl_slist *hdrs = NULL;
     struct http_body a = {.max = MAX_ANSWER};
-    char *url, *key, *esc, *ctype = NULL;
+    char *url, *key, *esc;
+    const char *ctype = NULL;
     long status = 0;
-    CURLcode rc;
     json_t *j;
     CURL *c;
     int ret = -1;
@@ -57,18 +83,10 @@ nextcloud_exapp_meta(const struct hp_config *cfg, const char *app_id, struct exa
     curl_free(esc);
     key = xasprintf("harp-shared-key: %s", cfg->shared_key);
     hdrs = curl_slist_append(hdrs, key);
-    c = nc_handle(url, hdrs, &a);
+    c = nc_perform(url, hdrs, &a, &status, &ctype, err);
     if (c == NULL) {
-        err_set(err, "cannot create an HTTP client");
         goto out;
     }
-    rc = curl_easy_perform(c);
-    if (rc != CURLE_OK) {
-        err_set(err, "Nextcloud unreachable: %s", curl_easy_strerror(rc));
-        goto out;
-    }
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ctype);
     if (status == 401 || status == 404) {
         ret = 0;
         goto out;
@@ -111,12 +129,12 @@ nextcloud_user_info(const struct hp_config *cfg, const char *app_id, const json_
     struct http_body a = {.max = MAX_ANSWER};
     enum nc_user_result ret = NC_USER_ERROR;
     const json_t *pair, *uid, *lvl;
-    char *url, *line, *esc, *ctype = NULL;
+    char *url, *line, *esc;
+    const char *ctype = NULL;
     long status = 0;
     json_t *j = NULL;
-    CURLcode rc;
     size_t i;
-    CURL *c;
+    CURL *c = NULL;
 
     esc = curl_easy_escape(NULL, app_id, 0);
     url = xasprintf("%s/index.php/apps/app_api/harp/user-info?appId=%s", cfg->nc_req_url, esc);
@@ -139,18 +157,10 @@ nextcloud_user_info(const struct hp_config *cfg, const char *app_id, const json_
     secret_free(line);
     /* curl would otherwise add its own, and send a client Expect along */
     hdrs = curl_slist_append(hdrs, "Expect:");
-    c = nc_handle(url, hdrs, &a);
+    c = nc_perform(url, hdrs, &a, &status, &ctype, err);
     if (c == NULL) {
-        err_set(err, "cannot create an HTTP client");
         goto out;
     }
-    rc = curl_easy_perform(c);
-    if (rc != CURLE_OK) {
-        err_set(err, "Nextcloud unreachable: %s", curl_easy_strerror(rc));
-        goto out;
-    }
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ctype);
     if (status >= 400 && status < 500) {
         ret = NC_ANONYMOUS;
         goto out;

@@ -45,6 +45,7 @@
 #include "cidr.h"
 #include "ctl.h"
 #include "frame.h"
+#include "hash.h"
 #include "log.h"
 #include "msg.h"
 #include "nextcloud.h"
@@ -588,12 +589,7 @@ finish_lookups(struct publish *pub, struct lookup *done)
 static unsigned
 session_hash(const char *cookie)
 {
-    unsigned h = 2166136261u;
-
-    for (; *cookie != '\0'; cookie++) {
-        h = (h ^ (unsigned char)*cookie) * 16777619u;
-    }
-    return h % SESSION_BUCKETS;
+    return hash_fnv1a(cookie, strlen(cookie)) % SESSION_BUCKETS;
 }
 
 static void

@@ -7,6 +7,7 @@
 
 #include "bans.h"
 #include "cidr.h"
+#include "hash.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -23,12 +24,7 @@ static struct ban *buckets[BUCKETS];
 static unsigned
 hash(const char *s)
 {
-    unsigned h = 2166136261u;
-
-    for (; *s != '\0'; s++) {
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    }
-    return h % BUCKETS;
+    return hash_fnv1a(s, strlen(s)) % BUCKETS;
 }
 
 void

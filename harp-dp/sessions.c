@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "secret.h"
 #include "sessions.h"
 #include "xmalloc.h"
@@ -26,13 +27,7 @@ static size_t nentries;
 static unsigned
 hash(struct span s)
 {
-    unsigned h = 2166136261u;
-    size_t i;
-
-    for (i = 0; i < s.n; i++) {
-        h = (h ^ (unsigned char)s.p[i]) * 16777619u;
-    }
-    return h % BUCKETS;
+    return hash_fnv1a(s.p, s.n) % BUCKETS;
 }
 
 static void
