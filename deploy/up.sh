@@ -57,30 +57,26 @@ if [ -z "${HP_SHARED_KEY:-}${HP_SHARED_KEY_FILE:-}" ]; then
     export HP_SHARED_KEY_FILE="$state/shared_key"
 fi
 "$ctl" config check >/dev/null
-nohup "$ctl" serve >>"$state/harp-ctl.log" 2>&1 </dev/null &
-echo $! > "$pidfile"
-i=0
-until curl -fsS "http://$HP_CONTROL_ADDRESS/heartbeat" >/dev/null 2>&1; do
-    i=$((i + 1))
-    if [ $i -gt 100 ] || ! running "$pidfile"; then
-        echo "harp-ctl did not start; see $state/harp-ctl.log" >&2
-        tail -5 "$state/harp-ctl.log" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
-nohup "$dpbin" >>"$state/harp-dp.log" 2>&1 </dev/null &
-echo $! > "$dppidfile"
-i=0
-until curl -sS -o /dev/null "http://$HP_EXAPPS_ADDRESS/" 2>/dev/null; do
-    i=$((i + 1))
-    if [ $i -gt 100 ] || ! running "$dppidfile"; then
-        echo "harp-dp did not start; see $state/harp-dp.log" >&2
-        tail -5 "$state/harp-dp.log" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
+# start NAME PIDFILE PROBE-URL COMMAND...: runs COMMAND in the background with its log in the
+# state directory and waits until PROBE-URL answers.
+start() {
+    name=$1 pf=$2 probe=$3
+    shift 3
+    nohup "$@" >>"$state/$name.log" 2>&1 </dev/null &
+    echo $! > "$pf"
+    i=0
+    until curl -sS -o /dev/null "$probe" 2>/dev/null; do
+        i=$((i + 1))
+        if [ $i -gt 100 ] || ! running "$pf"; then
+            echo "$name did not start; see $state/$name.log" >&2
+            tail -5 "$state/$name.log" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+}
+start harp-ctl "$pidfile" "http://$HP_CONTROL_ADDRESS/heartbeat" "$ctl" serve
+start harp-dp "$dppidfile" "http://$HP_EXAPPS_ADDRESS/" "$dpbin"
 echo "harp is running: control plane http://$HP_CONTROL_ADDRESS, ExApps http://$HP_EXAPPS_ADDRESS"
 echo "  (logs: $state/harp-ctl.log, $state/harp-dp.log)"
 echo "Try: curl -H \"harp-shared-key: \$(cat $state/shared_key)\" http://$HP_EXAPPS_ADDRESS/exapps/app_api/heartbeat"
