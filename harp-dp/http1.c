@@ -96,13 +96,13 @@ find_head(const char *buf, size_t len, size_t *head_len)
     return len >= HTTP1_MAX_HEAD ? HTTP1_TOO_LARGE : HTTP1_INCOMPLETE;
 }
 
-static bool
-parse_u64(struct span s, uint64_t *out)
+bool
+http1_parse_uint(struct span s, size_t max_digits, uint64_t *out)
 {
     uint64_t v = 0;
     size_t i;
 
-    if (s.n == 0 || s.n > 19) {
+    if (s.n == 0 || s.n > max_digits) {
         return false;
     }
     for (i = 0; i < s.n; i++) {
@@ -160,7 +160,7 @@ parse_headers(const char *p, const char *end, struct http1_head *h)
         h->headers[h->nheaders].value = (struct span){v, (size_t)(ve - v)};
         if (span_ieq(h->headers[h->nheaders].name, "content-length")) {
             ncl++;
-            if (!parse_u64(h->headers[h->nheaders].value, &h->content_length)) {
+            if (!http1_parse_uint(h->headers[h->nheaders].value, 19, &h->content_length)) {
                 return HTTP1_BAD;
             }
         } else if (span_ieq(h->headers[h->nheaders].name, "transfer-encoding")) {
@@ -329,6 +329,18 @@ enum {
     CS_END_LF,
 };
 
+/* One byte of a line the tracker skips (a chunk extension or a trailer): CR moves to
+ * <after_cr>; a bare LF or more than <limit> bytes is an error. */
+static bool
+skip_line(struct http1_chunked *c, unsigned char ch, int after_cr, size_t limit)
+{
+    if (ch == '\r') {
+        c->state = after_cr;
+        return true;
+    }
+    return ch != '\n' && ++c->line_len <= limit;
+}
+
 enum http1_chunk_result
 http1_chunked_feed(struct http1_chunked *c, const char *buf, size_t len, size_t *used)
 {
@@ -359,9 +371,7 @@ http1_chunked_feed(struct http1_chunked *c, const char *buf, size_t len, size_t 
             i++;
             break;
         case CS_EXT:
-            if (ch == '\r') {
-                c->state = CS_SIZE_LF;
-            } else if (ch == '\n' || ++c->line_len > 4096) {
+            if (!skip_line(c, ch, CS_SIZE_LF, 4096)) {
                 return CHUNK_BAD;
             }
             i++;
@@ -407,9 +417,7 @@ http1_chunked_feed(struct http1_chunked *c, const char *buf, size_t len, size_t 
             i++;
             break;
         case CS_TRAILER_LINE:
-            if (ch == '\r') {
-                c->state = CS_TRAILER_LF;
-            } else if (ch == '\n' || ++c->line_len > 8192) {
+            if (!skip_line(c, ch, CS_TRAILER_LF, 8192)) {
                 return CHUNK_BAD;
             }
             i++;

@@ -156,27 +156,16 @@ route_match(const struct route *r, struct span target)
     return pcre2_match(r->re, (PCRE2_SPTR)target.p, target.n, 0, 0, match_data, match_ctx) >= 0;
 }
 
-/* Length of a '.' or "%2e"/"%2E" at <p>, or 0. */
+/* Length of <c> ('.' or '/', both 0x2X) or its escape "%2x"/"%2X" at <p>, or 0. */
 static size_t
-dot_at(const char *p, const char *end)
+char_at(const char *p, const char *end, char c)
 {
-    if (p < end && *p == '.') {
-        return 1;
-    }
-    if (end - p >= 3 && p[0] == '%' && p[1] == '2' && (p[2] == 'e' || p[2] == 'E')) {
-        return 3;
-    }
-    return 0;
-}
+    char lo = "0123456789abcdef"[c & 15], up = "0123456789ABCDEF"[c & 15];
 
-/* Length of a '/' or "%2f"/"%2F" at <p>, or 0. */
-static size_t
-slash_at(const char *p, const char *end)
-{
-    if (p < end && *p == '/') {
+    if (p < end && *p == c) {
         return 1;
     }
-    if (end - p >= 3 && p[0] == '%' && p[1] == '2' && (p[2] == 'f' || p[2] == 'F')) {
+    if (end - p >= 3 && p[0] == '%' && p[1] == '2' && (p[2] == lo || p[2] == up)) {
         return 3;
     }
     return 0;
@@ -198,15 +187,15 @@ route_has_traversal(struct span path)
             continue;
         }
         q = p + i;
-        if ((n = dot_at(q, end)) == 0) {
+        if ((n = char_at(q, end, '.')) == 0) {
             continue;
         }
         q += n;
-        if ((n = dot_at(q, end)) == 0) {
+        if ((n = char_at(q, end, '.')) == 0) {
             continue;
         }
         q += n;
-        if (q == end || slash_at(q, end) > 0) {
+        if (q == end || char_at(q, end, '/') > 0) {
             return true;
         }
     }
@@ -345,20 +334,13 @@ set(struct decision *d, enum verdict v, bool failure, const char *why)
 static bool
 parse_port(struct span s, unsigned *port)
 {
-    unsigned v = 0;
-    size_t i;
+    uint64_t v;
 
-    if (s.n == 0 || s.n > 5) {
+    if (!http1_parse_uint(s, 5, &v) || v < 1 || v > 65535) {
         return false;
     }
-    for (i = 0; i < s.n; i++) {
-        if (s.p[i] < '0' || s.p[i] > '9') {
-            return false;
-        }
-        v = v * 10 + (unsigned)(s.p[i] - '0');
-    }
-    *port = v;
-    return v >= 1 && v <= 65535;
+    *port = (unsigned)v;
+    return true;
 }
 
 struct span

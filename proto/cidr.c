@@ -146,9 +146,10 @@ cidr_list_contains(const struct cidr_list *l, const struct ipaddr *ip)
     return false;
 }
 
-/* Length of a quote character at <p> (ASCII ' " or UTF-8 “ ” ‘ ’), or 0. */
+/* Length of a quote character (ASCII ' " or UTF-8 “ ” ‘ ’) at the start of <p>, or with
+ * <at_end> at its end; 0 when there is none. */
 static size_t
-quote_at(const char *p, size_t n)
+quote_len(const char *p, size_t n, bool at_end)
 {
     static const char *const q[] = {"'", "\"", "\xe2\x80\x9c", "\xe2\x80\x9d", "\xe2\x80\x98",
                                     "\xe2\x80\x99"};
@@ -156,23 +157,7 @@ quote_at(const char *p, size_t n)
 
     for (i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
         l = strlen(q[i]);
-        if (n >= l && memcmp(p, q[i], l) == 0) {
-            return l;
-        }
-    }
-    return 0;
-}
-
-static size_t
-quote_before(const char *p, size_t n)
-{
-    static const char *const q[] = {"'", "\"", "\xe2\x80\x9c", "\xe2\x80\x9d", "\xe2\x80\x98",
-                                    "\xe2\x80\x99"};
-    size_t i, l;
-
-    for (i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
-        l = strlen(q[i]);
-        if (n >= l && memcmp(p + n - l, q[i], l) == 0) {
+        if (n >= l && memcmp(at_end ? p + n - l : p, q[i], l) == 0) {
             return l;
         }
     }
@@ -217,10 +202,10 @@ cidr_list_parse(const char *s, struct cidr_list *out)
         trim(&start, &n);
         orig = n;
         changed = false;
-        while (n > 0 && ((q = quote_at(start, n)) > 0)) {
+        while (n > 0 && ((q = quote_len(start, n, false)) > 0)) {
             start += q, n -= q, changed = true;
         }
-        while (n > 0 && ((q = quote_before(start, n)) > 0)) {
+        while (n > 0 && ((q = quote_len(start, n, true)) > 0)) {
             n -= q, changed = true;
         }
         trim(&start, &n);
