@@ -6,6 +6,10 @@ PKGS="build-essential autoconf automake autoconf-archive pkg-config
       libmicrohttpd-dev libwebsockets-dev libssl-dev libsqlite3-dev libcurl4-openssl-dev
       libjansson-dev libpcre2-dev
       python3 python3-pytest python3-websockets sqlite3 curl clang"
+# The tests run a real Docker engine and build their images from busybox; an engine or a
+# busybox already installed (docker-ce, say) is used as it is.
+command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] || PKGS="$PKGS docker.io"
+command -v busybox >/dev/null 2>&1 || PKGS="$PKGS busybox-static"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -30,7 +30,8 @@ struct conn_state {
     bool too_large;
 };
 
-static const struct api_route *const route_tables[] = {api_harp_routes, api_ops_routes};
+static const struct api_route *const route_tables[] = {api_harp_routes, api_docker_routes,
+                                                       api_ops_routes, api_engine_routes};
 
 static const char *
 reason(unsigned status)
@@ -67,6 +68,21 @@ api_empty(struct api_resp *resp, unsigned status)
     resp->content_type = NULL;
     free(resp->body);
     resp->body = NULL;
+}
+
+void
+api_text(struct api_resp *resp, unsigned status, const char *text)
+{
+    resp->status = status;
+    resp->content_type = "text/plain; charset=utf-8";
+    free(resp->body);
+    resp->body = xstrdup(text);
+}
+
+const char *
+api_header(struct api_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
 json_t *
@@ -244,7 +260,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
                                .path = url,
                                .param = param,
                                .body = cs->body,
-                               .body_len = cs->len};
+                               .body_len = cs->len,
+                               .conn = conn};
         route->handler(&req, &resp);
     }
     if (resp.status >= 500) {
@@ -291,7 +308,10 @@ api_start(struct ctl *ctl, struct hp_err *err)
     struct sockaddr_storage ss;
     char host[256];
     unsigned port;
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    /* A thread per connection: Docker calls (wait_for_start: up to 105 s) block only their own
+     * connection. */
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_ERROR_LOG;
 
     memset(&ss, 0, sizeof(ss));
     api->ctl = ctl;
@@ -312,8 +332,7 @@ api_start(struct ctl *ctl, struct hp_err *err)
     api->mhd = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER,
         on_mhd_log, api, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, 4u, MHD_OPTION_CONNECTION_LIMIT,
-        1024u, MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_END);
     if (api->mhd == NULL) {
         err_set(err, "HP_CONTROL_ADDRESS: cannot listen on %s (in use, or not an address of "

@@ -22,6 +22,7 @@ struct api_req {
     const char *param; /* the part of the path after a route's prefix, or NULL */
     const char *body;
     size_t body_len;
+    void *conn; /* the MHD connection, for api_header() */
 };
 
 /* What a handler answers: set with api_json(), api_error() or api_empty(). */
@@ -52,6 +53,10 @@ void api_json(struct api_resp *resp, unsigned status, json_t *obj);
 /* text/plain; "<status>: <Reason>" when <msg> is NULL, else "<status>: <Reason>: <msg>". */
 void api_error(struct api_resp *resp, unsigned status, const char *msg);
 void api_empty(struct api_resp *resp, unsigned status);
+/* text/plain with <text> as the whole body (HaRP's Docker endpoints answer so). */
+void api_text(struct api_resp *resp, unsigned status, const char *text);
+/* The value of request header <name> (case-insensitive), or NULL. */
+const char *api_header(struct api_req *req, const char *name);
 /* Parses the request body as JSON (whatever its Content-Type); on failure answers 400. */
 json_t *api_body_json(struct api_req *req, struct api_resp *resp);
 
@@ -60,5 +65,7 @@ void api_exapp_delete(struct api_req *req, struct api_resp *resp);
 
 extern const struct api_route api_harp_routes[];
 extern const struct api_route api_ops_routes[];
+extern const struct api_route api_docker_routes[];
+extern const struct api_route api_engine_routes[];
 
 #endif

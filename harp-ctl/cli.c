@@ -34,6 +34,10 @@ static const char usage_main[] =
     "  ban list              client IPs banned, with failures and expiry\n"
     "  ban add IP [--for S]  ban an IP (default: HP_BLACKLIST_WINDOW seconds)\n"
     "  ban rm IP             lift a ban\n"
+    "  engine list           Docker engines: port, address, reachability, Docker version\n"
+    "  engine add NAME       register an engine (--port P, --address unix:///p|tcp://IP:P)\n"
+    "  engine rm NAME        remove an engine\n"
+    "  engine ping NAME|PORT probe one engine\n"
     "  config check          validate the configuration and print the effective settings\n"
     "\n"
     "options (each overrides its environment variable):\n"
@@ -299,6 +303,8 @@ parse_args(int argc, char **argv, struct cli_opts *o)
         {"--nc-url", offsetof(struct cli_opts, nc_url)},
         {"--shared-key-file", offsetof(struct cli_opts, shared_key_file)},
         {"--for", offsetof(struct cli_opts, for_seconds)},
+        {"--port", offsetof(struct cli_opts, port)},
+        {"--address", offsetof(struct cli_opts, address)},
     };
     size_t j, flen;
     int i;
@@ -388,6 +394,8 @@ cli_main(int argc, char **argv)
         rc = cli_dp(&opts);
     } else if (strcmp(cmd, "ban") == 0) {
         rc = cli_ban(&opts);
+    } else if (strcmp(cmd, "engine") == 0) {
+        rc = cli_engine(&opts);
     } else {
         fprintf(stderr, "harp-ctl: unknown command '%s' (see harp-ctl --help)\n", cmd);
         rc = CLI_USAGE;

@@ -24,6 +24,8 @@ struct cli_opts {
     const char *nc_url;          /* NC_INSTANCE_URL */
     const char *shared_key_file; /* HP_SHARED_KEY_FILE (and HP_SHARED_KEY ignored) */
     const char *for_seconds;     /* ban add --for */
+    const char *port;            /* engine add --port */
+    const char *address;         /* engine add --address */
     bool json;
     bool help;
     const char *args[CLI_MAX_ARGS];
@@ -46,5 +48,6 @@ int cli_main(int argc, char **argv);
 int cli_exapp(struct cli_opts *opts);
 int cli_dp(struct cli_opts *opts);
 int cli_ban(struct cli_opts *opts);
+int cli_engine(struct cli_opts *opts);
 
 #endif

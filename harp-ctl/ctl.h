@@ -9,10 +9,13 @@
 #include "publish.h"
 #include "store.h"
 
+struct engines;
+
 struct ctl {
     struct hp_config cfg;
     struct store *store;
     struct publish *pub;
+    struct engines *engines;
     time_t started;
 };
 

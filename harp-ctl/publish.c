@@ -171,6 +171,8 @@ struct publish {
     bool bans_changed;
     struct forget *forget;
     json_t *dp_info;
+    json_t *engines;      /* [{port, address, tcp_port, api_min, api_max}], as last given */
+    bool engines_changed;
 };
 
 static double
@@ -857,6 +859,38 @@ push_bans(struct publish *pub)
     }
 }
 
+static void
+send_engines(struct publish *pub, struct link *l)
+{
+    json_t *m = msg_new(MSG_ENGINES);
+
+    pthread_mutex_lock(&pub->mtx);
+    json_object_set_new(m, "engines", pub->engines != NULL ? json_deep_copy(pub->engines)
+                                                           : json_array());
+    pthread_mutex_unlock(&pub->mtx);
+    send_msg(l, m);
+}
+
+void
+publish_engines(struct publish *pub, json_t *engines)
+{
+    if (pub == NULL) {
+        json_decref(engines);
+        return;
+    }
+    pthread_mutex_lock(&pub->mtx);
+    if (pub->engines != NULL && json_equal(pub->engines, engines)) {
+        json_decref(engines);
+        pthread_mutex_unlock(&pub->mtx);
+        return;
+    }
+    json_decref(pub->engines);
+    pub->engines = engines;
+    pub->engines_changed = true;
+    pthread_mutex_unlock(&pub->mtx);
+    wake(pub);
+}
+
 void
 publish_bans_changed(struct publish *pub, const char *forget_ip)
 {
@@ -1030,6 +1064,7 @@ on_hello(struct publish *pub, struct link *l, json_t *msg)
              (long long)l->acked_version);
     send_snapshot(pub, l);
     send_bans(pub, l);
+    send_engines(pub, l);
     update_dp_info(pub);
 }
 
@@ -1187,7 +1222,7 @@ publish_loop(void *arg)
     struct lookup *done;
     struct authreq *auth_done;
     struct forget *forget, *f;
-    bool bans_changed;
+    bool bans_changed, engines_changed;
     size_t cap = 0, n, i;
     uint64_t cnt;
     bool changed, stop;
@@ -1224,6 +1259,8 @@ publish_loop(void *arg)
         auth_done = pub->auth_done;
         bans_changed = pub->bans_changed;
         forget = pub->forget;
+        engines_changed = pub->engines_changed;
+        pub->engines_changed = false;
         pub->bans_changed = false;
         pub->forget = NULL;
         pub->changed = false;
@@ -1269,6 +1306,13 @@ publish_loop(void *arg)
         }
         if (bans_changed) {
             push_bans(pub);
+        }
+        if (engines_changed) {
+            for (l = pub->links; l != NULL; l = l->next) {
+                if (l->hello) {
+                    send_engines(pub, l);
+                }
+            }
         }
         finish_lookups(pub, done);
         finish_auths(pub, auth_done);
@@ -1442,8 +1486,9 @@ publish_stop(struct publish *pub)
     json_decref(pub->table);
     json_decref(pub->dp_info);
     json_decref(pub->bans);
+    json_decref(pub->engines);
     free(pub->path);
-    pub->table = pub->dp_info = pub->bans = NULL;
+    pub->table = pub->dp_info = pub->bans = pub->engines = NULL;
     if (last) {
         publish_free(pub);
     }

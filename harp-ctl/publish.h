@@ -22,6 +22,9 @@ void publish_forget_missing(struct publish *pub, const char *app_id);
 /* The bans changed in the store (an operator's add or remove): push them; forget the failures
  * counted for <forget_ip> (may be NULL). Any thread. */
 void publish_bans_changed(struct publish *pub, const char *forget_ip);
+/* The Docker engines data planes proxy to ([{port, address, tcp_port, api_min, api_max}],
+ * stolen): pushed to every data plane when it differs from the last. Any thread. */
+void publish_engines(struct publish *pub, json_t *engines);
 /* A new array describing each connected data plane. Any thread. */
 json_t *publish_dataplanes(struct publish *pub);
 

@@ -16,6 +16,7 @@
 #include "api.h"
 #include "cli.h"
 #include "ctl.h"
+#include "engines.h"
 #include "log.h"
 #include "serve.h"
 #include "xmalloc.h"
@@ -138,9 +139,11 @@ serve_main(struct cli_opts *opts)
         env_free(&ctl.cfg);
         return 1;
     }
+    ctl.engines = engines_start(&ctl);
     api = api_start(&ctl, &err);
     if (api == NULL) {
         log_errorx("serve: %s", err.msg);
+        engines_stop(ctl.engines);
         publish_stop(ctl.pub);
         store_close(ctl.store);
         env_free(&ctl.cfg);
@@ -162,6 +165,7 @@ serve_main(struct cli_opts *opts)
     }
     log_notice("serve: %s received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     api_stop(api);
+    engines_stop(ctl.engines);
     publish_stop(ctl.pub);
     store_close(ctl.store);
     curl_global_cleanup();

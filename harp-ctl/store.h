@@ -53,4 +53,23 @@ json_t *store_ban_list(struct store *st, int64_t now);
 /* Deletes bans expired at <now>; returns how many. */
 int store_ban_prune(struct store *st, int64_t now);
 
+/* Docker engines (schema 0004). <address> is "" (127.0.0.1:<port>, an FRP tunnel),
+ * unix:///path or tcp://host:port. */
+struct engine_rec {
+    unsigned port;
+    char name[64];
+    char address[256];
+    int64_t created_at;
+};
+
+/* 0 when added; -1 with <err> on failure, *<conflict> set when the name or port is taken. */
+int store_engine_add(struct store *st, const struct engine_rec *e, bool *conflict,
+                     struct hp_err *err);
+/* 1 and fills <e> when found, 0 when absent. By name when <name> is set, else by <port>. */
+int store_engine_get(struct store *st, const char *name, unsigned port, struct engine_rec *e);
+/* 1 when removed, 0 when absent, -1 on error. */
+int store_engine_delete(struct store *st, const char *name, struct hp_err *err);
+/* All engines by port; *<list> freed with free(). -1 on error. */
+int store_engine_list(struct store *st, struct engine_rec **list, size_t *n, struct hp_err *err);
+
 #endif

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "bans.h"
+#include "engine_map.h"
 #include "ctl_link.h"
 #include "frame.h"
 #include "log.h"
@@ -323,6 +324,9 @@ on_frame(struct ctl_link *l, json_t *m)
         return 0;
     case MSG_BANS:
         bans_replace(json_object_get(m, "bans"));
+        return 0;
+    case MSG_ENGINES:
+        engines_replace(json_object_get(m, "engines"));
         return 0;
     case MSG_PING:
         send_msg(l, msg_new(MSG_PONG));

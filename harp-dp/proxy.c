@@ -34,6 +34,7 @@
 #include "bans.h"
 #include "clientip.h"
 #include "ctl_link.h"
+#include "engine_map.h"
 #include "log.h"
 #include "proxy.h"
 #include "resolve.h"
@@ -459,13 +460,19 @@ queue_head(struct conn *c, const struct decision *d)
 {
     const struct http1_head *h = &c->req;
     const struct span *conn_hdr = http1_header_get(h, "connection");
+    static char vtarget[HTTP1_MAX_HEAD];
     char line[1200];
-    size_t i;
+    size_t i, vlen;
 
     head_len = 0;
     hspan(h->method);
     hputs(" ");
-    hspan(d->target);
+    if (c->dest == DEST_DOCKER &&
+        (vlen = engines_rewrite(d->docker_port, d->target, vtarget, sizeof(vtarget))) > 0) {
+        hput(vtarget, vlen);
+    } else {
+        hspan(d->target);
+    }
     if (h->query.p != NULL) {
         hputs("?");
         hspan(h->query);
@@ -487,7 +494,9 @@ queue_head(struct conn *c, const struct decision *d)
         hspan(hd->value);
         hputs("\r\n");
     }
-    if (http1_header_get(h, "host") == NULL) {
+    if (http1_header_get(h, "host") == NULL && c->up_host[0] == '+') {
+        hputs("Host: localhost\r\n");
+    } else if (http1_header_get(h, "host") == NULL) {
         snprintf(line, sizeof(line), "Host: %s:%u\r\n", c->up_host, c->up_port);
         hputs(line);
     }
@@ -514,10 +523,10 @@ connect_up(struct conn *c)
     memset(&ci, 0, sizeof(ci));
     ci.context = dp->ctx;
     ci.vhost = dp->vh;
-    ci.address = c->up_host;
+    ci.address = c->up_host; /* "+/path": a Unix socket */
     ci.port = (int)c->up_port;
-    ci.host = c->up_host;
-    ci.origin = c->up_host;
+    ci.host = c->up_host[0] == '+' ? "localhost" : c->up_host;
+    ci.origin = ci.host;
     ci.method = "RAW";
     ci.local_protocol_name = "harp-upstream";
     ci.opaque_user_data = c;
@@ -552,9 +561,8 @@ forward(struct conn *c, const struct decision *d)
         break;
     case VERDICT_TO_DOCKER:
         c->dest = DEST_DOCKER;
-        snprintf(host, sizeof(host), "127.0.0.1");
+        engines_upstream(d->docker_port, host, sizeof(host), &port);
         c->up_name[0] = '\0';
-        port = d->docker_port;
         break;
     default:
         c->dest = DEST_EXAPP;

@@ -33,6 +33,7 @@ static const struct {
                           {{"id", F_INT}, {"app_id", F_STR}, {"found", F_BOOL}, {NULL, 0}}},
     [MSG_AUTH_REPLY] = {"auth_reply", MSG_FROM_CTL, {{"id", F_INT}, {"result", F_STR}, {NULL, 0}}},
     [MSG_BANS] = {"bans", MSG_FROM_CTL, {{"bans", F_ARRAY}, {NULL, 0}}},
+    [MSG_ENGINES] = {"engines", MSG_FROM_CTL, {{"engines", F_ARRAY}, {NULL, 0}}},
     [MSG_ERROR] = {"error", MSG_BOTH, {{"message", F_STR}, {NULL, 0}}},
     [MSG_PING] = {"ping", MSG_BOTH, {{NULL, 0}}},
     [MSG_PONG] = {"pong", MSG_BOTH, {{NULL, 0}}},

@@ -10,7 +10,7 @@
 #include "err.h"
 
 /* Bump when any message changes; both sides refuse a peer with another version. */
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2
 
 enum msg_type {
     /* dp -> ctl */
@@ -25,6 +25,8 @@ enum msg_type {
     MSG_LOOKUP_REPLY, /* {id, app_id, found, exapp?} */
     MSG_AUTH_REPLY,   /* {id, result: "user"|"anonymous"|"error", user_id, access_level, ttl_ms} */
     MSG_BANS,         /* {bans: [{ip, expires_at}]}: the whole list, replacing the last one */
+    MSG_ENGINES,      /* {engines: [{port, address, tcp_port, api_min, api_max}]}: the whole
+                       * list; address "+/path" is a Unix socket */
     MSG_ERROR,        /* {message}: the sender closes the link after it */
     /* both ways */
     MSG_PING,

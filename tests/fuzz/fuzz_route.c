@@ -2,7 +2,7 @@
 /* The decision procedure on arbitrary request heads against a fixed table. Invariants: every
  * verdict is a known one; a forwarded request never contains a parent-directory segment; the
  * app id and target are views into the request's path; only app_api goes to the control API
- * and only with the key. */
+ * and only with the key; a Docker call's version rewrite keeps everything after the version. */
 #include "config.h"
 
 #include <assert.h>
@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine_map.h"
 #include "http1.h"
 #include "route.h"
 
@@ -59,6 +60,30 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         assert(!route_has_traversal(h.path));
         assert(d.app_id.p >= h.path.p && d.app_id.p + d.app_id.n <= h.path.p + h.path.n);
         assert(d.target.n > 0);
+    }
+    if (d.verdict == VERDICT_TO_DOCKER) {
+        static bool engines_set;
+        static char out[HTTP1_MAX_HEAD];
+        size_t n;
+
+        if (!engines_set) {
+            json_t *e = json_pack("[{s:i,s:s,s:i,s:s,s:s}]", "port", 24000, "address",
+                                  "+/run/docker.sock", "tcp_port", 0, "api_min", "1.12",
+                                  "api_max", "1.41");
+
+            engines_replace(e);
+            json_decref(e);
+            engines_set = true;
+        }
+        n = engines_rewrite(d.docker_port, d.target, out, sizeof(out));
+        if (n > 0) {
+            const char *rest = memchr(d.target.p + 1, '/', d.target.n - 1);
+            size_t rlen = rest != NULL ? (size_t)(d.target.p + d.target.n - rest) : 0;
+
+            assert(d.docker_port == 24000);
+            assert(n >= 5 && (memcmp(out, "/v1.12", 6) == 0 || memcmp(out, "/v1.41", 6) == 0));
+            assert(n - 6 == rlen && (rlen == 0 || memcmp(out + 6, rest, rlen) == 0));
+        }
     }
     if (d.verdict == VERDICT_TO_CONTROL) {
         assert(span_eq(d.app_id, "app_api"));

@@ -123,3 +123,13 @@ def ws_backend():
     b = WsBackend()
     yield b
     b.stop()
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """A real Docker engine (started for the session when none runs) with the test image."""
+    from helpers.docker_engine import IMAGE, Engine
+    eng = Engine()
+    eng.api.import_image(IMAGE)
+    yield eng
+    eng.stop()

@@ -16,6 +16,7 @@ SRCDIR = os.environ.get("HARP_SRCDIR") or os.path.abspath(
 HARP_CTL = os.path.join(BUILDDIR, "harp-ctl", "harp-ctl")
 SCHEMA_VERSION = len([f for f in os.listdir(os.path.join(SRCDIR, "schema")) if f.endswith(".sql")])
 MULT = float(os.environ.get("HP_TEST_TIMEOUT_MULTIPLIER", "1"))
+PROTO_VERSION = 2
 CAPTURES = os.path.join(SRCDIR, "tests", "fixtures", "appapi-captures", "appapi-33.0.0")
 
 
@@ -147,7 +148,10 @@ class Ctl(Process):
     def env(self):
         e = base_env(HP_SHARED_KEY=self.key, NC_INSTANCE_URL="http://127.0.0.1:9",
                      HP_STATE_DIR=self.state_dir, HP_CONTROL_ADDRESS=f"127.0.0.1:{self.port}",
-                     HP_LOG_LEVEL="debug")
+                     HP_LOG_LEVEL="debug",
+                     # No Docker engine and no certificates unless a test gives them.
+                     HP_DOCKER_SOCKET=os.path.join(self.workdir, "no-docker.sock"),
+                     HP_CERTS_DIR=os.path.join(self.workdir, "certs"))
         e.update({k: str(v) for k, v in self.extra_env.items()})
         return {k: v for k, v in e.items() if v != "__unset__"}
 
@@ -222,7 +226,7 @@ class ProtoClient:
         self.sock.connect(path)
         self.buf = b""
         if hello:
-            self.send({"type": "hello", "proto": 1, "dp_id": dp_id, "pid": os.getpid(),
+            self.send({"type": "hello", "proto": PROTO_VERSION, "dp_id": dp_id, "pid": os.getpid(),
                        "version": version})
 
     def send(self, msg):
@@ -230,7 +234,7 @@ class ProtoClient:
         data = json.dumps(msg).encode()
         self.sock.sendall(struct.pack(">I", len(data)) + data)
 
-    def recv(self, skip=("ping", "pong", "bans")):
+    def recv(self, skip=("ping", "pong", "bans", "engines")):
         import struct
         while True:
             while len(self.buf) < 4 or len(self.buf) < 4 + struct.unpack(">I", self.buf[:4])[0]:

@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* Operators' engine endpoints: GET/POST /api/v1/engines, GET/DELETE /api/v1/engines/{name}. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "cidr.h"
+#include "docker.h"
+#include "engines.h"
+#include "log.h"
+
+static void
+on_list(struct api_req *req, struct api_resp *resp)
+{
+    api_json(resp, 200, json_pack("{s:o}", "engines", engines_report(req->ctl, NULL)));
+}
+
+static void
+on_show(struct api_req *req, struct api_resp *resp)
+{
+    json_t *r = engines_report(req->ctl, req->param);
+
+    if (r == NULL) {
+        api_error(resp, 404, "no such engine");
+        return;
+    }
+    api_json(resp, 200, json_incref(json_array_get(r, 0)));
+    json_decref(r);
+}
+
+/* The lowest port of 24001-24099 no engine takes; 0 when all are taken. */
+static unsigned
+free_port(struct ctl *ctl)
+{
+    struct engine_rec e;
+    unsigned p;
+
+    for (p = ENGINE_PORT_MIN + 1; p <= ENGINE_PORT_MAX; p++) {
+        if (store_engine_get(ctl->store, NULL, p, &e) == 0) {
+            return p;
+        }
+    }
+    return 0;
+}
+
+static void
+on_add(struct api_req *req, struct api_resp *resp)
+{
+    json_t *body = api_body_json(req, resp), *jport, *jaddr;
+    struct engine_rec e;
+    struct docker_engine de;
+    struct hp_err err;
+    struct ipaddr ipa;
+    const char *name;
+    bool conflict;
+
+    if (body == NULL) {
+        return;
+    }
+    memset(&e, 0, sizeof(e));
+    name = json_string_value(json_object_get(body, "name"));
+    jport = json_object_get(body, "port");
+    jaddr = json_object_get(body, "address");
+    if (!json_is_object(body)) {
+        api_error(resp, 400, "body: must be a JSON object");
+    } else if (name == NULL || !engines_name_ok(name)) {
+        api_error(resp, 400,
+                  "name: 1-63 characters of A-Z a-z 0-9 _ . - starting with a "
+                  "letter or digit");
+    } else if (jport != NULL && !json_is_null(jport) &&
+               (!json_is_integer(jport) || json_integer_value(jport) < ENGINE_PORT_MIN ||
+                json_integer_value(jport) > ENGINE_PORT_MAX)) {
+        api_error(resp, 400, "port: must be a whole number from 24000 to 24099");
+    } else if (jaddr != NULL && !json_is_null(jaddr) && !json_is_string(jaddr)) {
+        api_error(resp, 400, "address: must be a string (unix:///path or tcp://IP:port)");
+    } else if (strcmp(name, "local") == 0 && json_integer_value(jport) != DOCKER_LOCAL_PORT) {
+        api_error(resp, 400, "name: \"local\" is the engine on port 24000");
+    } else {
+        snprintf(e.name, sizeof(e.name), "%s", name);
+        e.port = json_is_integer(jport) ? (unsigned)json_integer_value(jport) : free_port(req->ctl);
+        if (json_is_string(jaddr) && json_string_value(jaddr)[0] != '\0') {
+            if (docker_address_parse(json_string_value(jaddr), &de, &err) == -1) {
+                api_error(resp, 400, err.msg);
+                json_decref(body);
+                return;
+            }
+            if (de.unix_path[0] == '\0' && !ip_parse(de.host, strlen(de.host), &ipa)) {
+                api_error(resp, 400, "address: a tcp:// address needs an IP, not a host name");
+                json_decref(body);
+                return;
+            }
+            snprintf(e.address, sizeof(e.address), "%s", json_string_value(jaddr));
+        }
+        if (e.port == 0) {
+            api_error(resp, 409, "every port from 24001 to 24099 is taken");
+        } else if (store_engine_add(req->ctl->store, &e, &conflict, &err) == -1) {
+            api_error(resp, conflict ? 409 : 500,
+                      conflict ? err.msg
+                               : "the engine could not "
+                                 "be stored");
+        } else {
+            log_notice("engines: %s added on port %u%s%s", e.name, e.port,
+                       e.address[0] ? " at " : " (FRP tunnel)", e.address);
+            engines_changed(req->ctl->engines);
+            api_json(
+                resp, 201,
+                json_pack("{s:s,s:i,s:s}", "name", e.name, "port", e.port, "address", e.address));
+        }
+    }
+    json_decref(body);
+}
+
+static void
+on_rm(struct api_req *req, struct api_resp *resp)
+{
+    struct hp_err err;
+    int rc = store_engine_delete(req->ctl->store, req->param, &err);
+
+    if (rc == -1) {
+        api_error(resp, 500, "the engine could not be removed");
+    } else if (rc == 0) {
+        api_error(resp, 404, "no such engine");
+    } else {
+        log_notice("engines: %s removed", req->param);
+        engines_changed(req->ctl->engines);
+        api_empty(resp, 204);
+    }
+}
+
+const struct api_route api_engine_routes[] = {
+    {"GET", "/api/v1/engines", false, false, on_list},
+    {"POST", "/api/v1/engines", false, false, on_add},
+    {"GET", "/api/v1/engines/", true, false, on_show},
+    {"DELETE", "/api/v1/engines/", true, false, on_rm},
+    {NULL, NULL, false, false, NULL},
+};

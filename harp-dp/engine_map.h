@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* The Docker engines the control plane last pushed: where each docker-engine-port leads and
+ * which API versions the engine accepts. One thread. */
+#ifndef HARP_DP_ENGINE_MAP_H
+#define HARP_DP_ENGINE_MAP_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "http1.h"
+
+/* Replaces the list with <engines> ([{port, address, tcp_port, api_min?, api_max?}]). */
+void engines_replace(const json_t *engines);
+/* The upstream for engine port <port>: a listed engine's address ("+/path" for a Unix socket,
+ * port 0), else 127.0.0.1:<port>. */
+void engines_upstream(unsigned port, char *host, size_t hostlen, unsigned *up_port);
+/* When <target> starts with an API version (/v1.44/...) outside the range engine <port>
+ * accepts, writes the target with the nearest accepted version into <buf> and returns its
+ * length; 0 when it stays as it is. */
+size_t engines_rewrite(unsigned port, struct span target, char *buf, size_t len);
+
+#endif
