@@ -31,7 +31,8 @@ struct conn_state {
 };
 
 static const struct api_route *const route_tables[] = {api_harp_routes, api_docker_routes,
-                                                       api_ops_routes, api_engine_routes};
+                                                       api_ops_routes, api_engine_routes,
+                                                       api_cert_routes};
 
 static const char *
 reason(unsigned status)

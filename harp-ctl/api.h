@@ -67,5 +67,6 @@ extern const struct api_route api_harp_routes[];
 extern const struct api_route api_ops_routes[];
 extern const struct api_route api_docker_routes[];
 extern const struct api_route api_engine_routes[];
+extern const struct api_route api_cert_routes[];
 
 #endif

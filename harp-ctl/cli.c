@@ -38,6 +38,9 @@ static const char usage_main[] =
     "  engine add NAME       register an engine (--port P, --address unix:///p|tcp://IP:P)\n"
     "  engine rm NAME        remove an engine\n"
     "  engine ping NAME|PORT probe one engine\n"
+    "  certs show            the FRP CA, server and client certificates\n"
+    "  certs export DIR      write ca.crt, client.crt, client.key for a remote frpc\n"
+    "  certs rotate          replace every FRP certificate\n"
     "  config check          validate the configuration and print the effective settings\n"
     "\n"
     "options (each overrides its environment variable):\n"
@@ -396,6 +399,8 @@ cli_main(int argc, char **argv)
         rc = cli_ban(&opts);
     } else if (strcmp(cmd, "engine") == 0) {
         rc = cli_engine(&opts);
+    } else if (strcmp(cmd, "certs") == 0) {
+        rc = cli_certs(&opts);
     } else {
         fprintf(stderr, "harp-ctl: unknown command '%s' (see harp-ctl --help)\n", cmd);
         rc = CLI_USAGE;

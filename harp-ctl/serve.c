@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "ca.h"
 #include "cli.h"
 #include "ctl.h"
 #include "engines.h"
@@ -132,6 +133,12 @@ serve_main(struct cli_opts *opts)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (ca_init(&ctl, &err) == -1) {
+        log_errorx("serve: HP_CERTS_DIR: %s", err.msg);
+        store_close(ctl.store);
+        env_free(&ctl.cfg);
+        return 1;
+    }
     ctl.pub = publish_start(&ctl, &err);
     if (ctl.pub == NULL) {
         log_errorx("serve: %s", err.msg);

@@ -72,4 +72,17 @@ int store_engine_delete(struct store *st, const char *name, struct hp_err *err);
 /* All engines by port; *<list> freed with free(). -1 on error. */
 int store_engine_list(struct store *st, struct engine_rec **list, size_t *n, struct hp_err *err);
 
+/* The FRP certificates (schema 0005): "ca", "server", "client". */
+struct cert_rec {
+    char *cert_pem, *key_pem;
+    int64_t created_at;
+};
+
+/* Replaces all three in one transaction. 0, or -1 with <err>. */
+int store_cert_put_all(struct store *st, const struct cert_rec recs[3], struct hp_err *err);
+/* 1 and fills <recs> (ca, server, client; free with store_cert_free) when all three are
+ * stored, 0 when none or some are, -1 on error. */
+int store_cert_get_all(struct store *st, struct cert_rec recs[3]);
+void store_cert_free(struct cert_rec recs[3]);
+
 #endif

@@ -17,15 +17,13 @@ KEY = "docker-test-key-0123"
 
 @pytest.fixture
 def dgw(make_gateway, docker_engine, tmp_path):
-    """A gateway whose local engine (port 24000) is the test engine, with FRP client
-    certificates in its certificates directory."""
+    """A gateway whose local engine (port 24000) is the test engine; its FRP certificates
+    are generated into <tmp>/certs/frp."""
     certs = tmp_path / "certs"
-    (certs / "frp").mkdir(parents=True)
-    for name in ("ca.crt", "client.crt", "client.key"):
-        (certs / "frp" / name).write_text(f"-----{name} for the test-----\n")
     gw = make_gateway(key=KEY, register=False,
                       env={"HP_DOCKER_SOCKET": docker_engine.sock, "HP_CERTS_DIR": str(certs)})
     gw.engine = docker_engine
+    gw.certs = certs / "frp"
     gw.created = []
     # Data planes learn the engines (address, API range) from the control plane.
     wait_for(lambda: "engines: 1 known" in gw.dps[0].log(), what="engines pushed")
@@ -244,7 +242,8 @@ def test_install_certificates_into_a_stopped_container(dgw):
         b"-----BEGIN CERTIFICATE-----\nBBBB\nCCCC\n-----END CERTIFICATE-----"
     assert api.read_file(c, f"{d}/custom_ca_cert_2.crt") is None
     for name in ("ca.crt", "client.crt", "client.key"):
-        assert api.read_file(c, f"/certs/frp/{name}") == f"-----{name} for the test-----\n".encode()
+        assert api.read_file(c, f"/certs/frp/{name}") == (dgw.certs / name).read_bytes()
+    assert api.read_file(c, "/certs/frp/server.key") is None
     # Stopped before the call, so stopped again after it.
     assert api.json("GET", f"/containers/{c}/json")[1]["State"]["Status"] == "exited"
 

@@ -1,0 +1,497 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/*
+ * The FRP certificate authority, with OpenSSL's library. Certificates as HaRP's start script
+ * makes them: RSA 2048, SHA-256; CA CN=harp.nc; server CN=harp.nc with DNS:harp.nc; client
+ * CN=harp.client.nc with DNS:harp.client.nc; no extended key usage (frpc's Go TLS checks it).
+ *
+ * The store holds the set (and the CA key, which is never written out); the directory holds
+ * what frpc, ExApps and the data plane read. Files an operator put there win: they are never
+ * replaced except by an explicit rotation.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ca.h"
+#include "log.h"
+#include "secret.h"
+#include "xmalloc.h"
+
+#define MAX_PEM (64 * 1024)
+
+const char *const ca_files[CA_NFILES] = {"ca.crt", "server.crt", "server.key", "client.crt",
+                                         "client.key"};
+
+char *
+ca_dir(const struct ctl *ctl)
+{
+    return xasprintf("%s/frp", ctl->cfg.certs_dir);
+}
+
+static char *
+bio_string(BIO *b)
+{
+    char *p, *s;
+    long n = BIO_get_mem_data(b, &p);
+
+    s = xmalloc((size_t)n + 1);
+    memcpy(s, p, (size_t)n);
+    s[n] = '\0';
+    return s;
+}
+
+static bool
+add_ext(X509 *issuer, X509 *x, int nid, const char *value)
+{
+    X509V3_CTX ctx;
+    X509_EXTENSION *ext;
+    bool ok;
+
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
+    if ((ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value)) == NULL) {
+        return false;
+    }
+    ok = X509_add_ext(x, ext, -1) == 1;
+    X509_EXTENSION_free(ext);
+    return ok;
+}
+
+/* One certificate for CN <cn> (and SAN DNS:<cn> unless a CA), signed by <ca>/<ca_key>, or
+ * self-signed when <ca> is NULL. */
+static X509 *
+issue(const char *cn, EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_key, unsigned days)
+{
+    X509 *x = X509_new();
+    X509_NAME *name = X509_NAME_new();
+    BIGNUM *bn = BN_new();
+    unsigned char serial[16];
+    char san[300];
+    bool ok;
+
+    RAND_bytes(serial, sizeof(serial));
+    serial[0] &= 0x7f;
+    ok = x != NULL && name != NULL && bn != NULL && BN_bin2bn(serial, sizeof(serial), bn) &&
+         X509_set_version(x, 2) && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) &&
+         X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
+                                    0) &&
+         X509_set_subject_name(x, name) &&
+         X509_set_issuer_name(x, ca != NULL ? X509_get_subject_name(ca) : name) &&
+         X509_gmtime_adj(X509_getm_notBefore(x), 0) &&
+         X509_gmtime_adj(X509_getm_notAfter(x), (long)days * 86400) && X509_set_pubkey(x, key);
+    if (ok && ca == NULL) {
+        ok = add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE") &&
+             add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") &&
+             add_ext(x, x, NID_subject_key_identifier, "hash");
+    } else if (ok) {
+        snprintf(san, sizeof(san), "DNS:%s", cn);
+        ok = add_ext(ca, x, NID_basic_constraints, "CA:FALSE") &&
+             add_ext(ca, x, NID_key_usage, "critical,digitalSignature,keyEncipherment") &&
+             add_ext(ca, x, NID_subject_alt_name, san) &&
+             add_ext(ca, x, NID_subject_key_identifier, "hash") &&
+             add_ext(ca, x, NID_authority_key_identifier, "keyid:always");
+    }
+    ok = ok && X509_sign(x, ca_key != NULL ? ca_key : key, EVP_sha256()) > 0;
+    X509_NAME_free(name);
+    BN_free(bn);
+    if (!ok) {
+        X509_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+static int
+to_pem(X509 *x, EVP_PKEY *k, struct cert_rec *r)
+{
+    BIO *bc = BIO_new(BIO_s_mem()), *bk = BIO_new(BIO_s_mem());
+    int rc = -1;
+
+    if (bc != NULL && bk != NULL && PEM_write_bio_X509(bc, x) &&
+        PEM_write_bio_PrivateKey(bk, k, NULL, NULL, 0, NULL, NULL)) {
+        r->cert_pem = bio_string(bc);
+        r->key_pem = bio_string(bk);
+        r->created_at = (int64_t)time(NULL);
+        rc = 0;
+    }
+    BIO_free(bc);
+    BIO_free(bk);
+    return rc;
+}
+
+int
+ca_generate(unsigned days, struct cert_rec out[3], struct hp_err *err)
+{
+    static const char *const cns[3] = {"harp.nc", "harp.nc", "harp.client.nc"};
+    EVP_PKEY *keys[3] = {NULL, NULL, NULL};
+    X509 *certs[3] = {NULL, NULL, NULL};
+    int i, rc = 0;
+
+    memset(out, 0, 3 * sizeof(*out));
+    for (i = 0; i < 3 && rc == 0; i++) {
+        keys[i] = EVP_RSA_gen(2048);
+        certs[i] = keys[i] == NULL ? NULL
+                                   : issue(cns[i], keys[i], i == 0 ? NULL : certs[0],
+                                           i == 0 ? NULL : keys[0], days);
+        if (certs[i] == NULL || to_pem(certs[i], keys[i], &out[i]) == -1) {
+            rc = -1;
+        }
+    }
+    for (i = 0; i < 3; i++) {
+        X509_free(certs[i]);
+        EVP_PKEY_free(keys[i]);
+    }
+    if (rc == -1) {
+        store_cert_free(out);
+        err_set(err, "cannot generate the FRP certificates: %s",
+                ERR_reason_error_string(ERR_get_error()));
+    }
+    return rc;
+}
+
+/* --- files ------------------------------------------------------------------------------- */
+
+static const char *
+file_content(const struct cert_rec recs[3], int i)
+{
+    switch (i) {
+    case 0:
+        return recs[0].cert_pem;
+    case 1:
+        return recs[1].cert_pem;
+    case 2:
+        return recs[1].key_pem;
+    case 3:
+        return recs[2].cert_pem;
+    default:
+        return recs[2].key_pem;
+    }
+}
+
+static char *
+read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    size_t n;
+
+    if (f == NULL) {
+        return NULL;
+    }
+    buf = xmalloc(MAX_PEM + 1);
+    n = fread(buf, 1, MAX_PEM + 1, f);
+    fclose(f);
+    if (n > MAX_PEM) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Writes <content> to <dir>/<name> through a temporary file, mode <mode>. */
+static int
+write_file(const char *dir, const char *name, const char *content, mode_t mode, struct hp_err *err)
+{
+    char *path = xasprintf("%s/%s", dir, name), *tmp = xasprintf("%s/.%s.tmp", dir, name);
+    FILE *f;
+    int rc = -1;
+
+    unlink(tmp);
+    if ((f = fopen(tmp, "wx")) != NULL) {
+        if (fchmod(fileno(f), mode) == 0 && fputs(content, f) >= 0 && fflush(f) == 0 &&
+            fsync(fileno(f)) == 0) {
+            rc = 0;
+        }
+        if (fclose(f) != 0) {
+            rc = -1;
+        }
+    }
+    if (rc == 0 && rename(tmp, path) == -1) {
+        rc = -1;
+    }
+    if (rc == -1) {
+        err_set(err, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+    }
+    free(path);
+    free(tmp);
+    return rc;
+}
+
+/* Writes the files of <recs> into <dir>; only those missing unless <all>. */
+static int
+write_files(const char *dir, const struct cert_rec recs[3], bool all, struct hp_err *err)
+{
+    char *path;
+    struct stat sb;
+    int i;
+
+    if (mkdir(dir, 0755) == -1 && errno != EEXIST) {
+        err_set(err, "cannot create %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    chmod(dir, 0755);
+    for (i = 0; i < CA_NFILES; i++) {
+        path = xasprintf("%s/%s", dir, ca_files[i]);
+        if (!all && stat(path, &sb) == 0) {
+            free(path);
+            continue;
+        }
+        free(path);
+        if (write_file(dir, ca_files[i], file_content(recs, i),
+                       strstr(ca_files[i], ".key") != NULL ? 0600 : 0644, err) == -1) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Checks that a certificate PEM parses and, with <key_pem>, that the key matches it. */
+static bool
+pem_ok(const char *cert_pem, const char *key_pem)
+{
+    BIO *b = BIO_new_mem_buf(cert_pem, -1);
+    X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *k = NULL;
+    bool ok = x != NULL;
+
+    BIO_free(b);
+    if (ok && key_pem != NULL) {
+        b = BIO_new_mem_buf(key_pem, -1);
+        k = b != NULL ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+        ok = k != NULL && X509_check_private_key(x, k) == 1;
+        BIO_free(b);
+    }
+    EVP_PKEY_free(k);
+    X509_free(x);
+    return ok;
+}
+
+int
+ca_init(struct ctl *ctl, struct hp_err *err)
+{
+    struct cert_rec stored[3], files[3];
+    char *dir, *path, *content[CA_NFILES] = {NULL};
+    int i, present = 0, rc = -1, have;
+    bool same = true;
+
+    if (ctl->cfg.frp_disable_tls) {
+        log_notice("ca: HP_FRP_DISABLE_TLS=true: no FRP certificates");
+        return 0;
+    }
+    dir = ca_dir(ctl);
+    mkdir(ctl->cfg.certs_dir, 0755);
+    for (i = 0; i < CA_NFILES; i++) {
+        path = xasprintf("%s/%s", dir, ca_files[i]);
+        if ((content[i] = read_file(path)) != NULL) {
+            present++;
+        }
+        free(path);
+    }
+    have = store_cert_get_all(ctl->store, stored);
+    if (present == CA_NFILES) {
+        memset(files, 0, sizeof(files));
+        if (!pem_ok(content[0], NULL) || !pem_ok(content[1], content[2]) ||
+            !pem_ok(content[3], content[4])) {
+            err_set(err, "%s: the certificate files do not parse or their keys do not match", dir);
+            goto out;
+        }
+        for (i = 0; i < CA_NFILES; i++) {
+            same = same && have == 1 && strcmp(content[i], file_content(stored, i)) == 0;
+        }
+        if (same) {
+            log_info("ca: using the FRP certificates in %s", dir);
+            rc = 0;
+            goto out;
+        }
+        /* An operator's (or HaRP's) set: adopt it; HaRP also left its CA key beside it. */
+        path = xasprintf("%s/ca.key", dir);
+        files[0].key_pem = read_file(path);
+        free(path);
+        if (files[0].key_pem == NULL) {
+            files[0].key_pem = xstrdup("");
+        }
+        files[0].cert_pem = xstrdup(content[0]);
+        files[1].cert_pem = xstrdup(content[1]);
+        files[1].key_pem = xstrdup(content[2]);
+        files[2].cert_pem = xstrdup(content[3]);
+        files[2].key_pem = xstrdup(content[4]);
+        for (i = 0; i < 3; i++) {
+            files[i].created_at = (int64_t)time(NULL);
+        }
+        rc = store_cert_put_all(ctl->store, files, err);
+        store_cert_free(files);
+        if (rc == 0) {
+            log_notice("ca: adopted the FRP certificates found in %s", dir);
+        }
+        goto out;
+    }
+    if (present > 0 && have != 1) {
+        err_set(err,
+                "%s holds only some of ca.crt, server.crt, server.key, client.crt, "
+                "client.key: remove the directory to have new certificates generated",
+                dir);
+        goto out;
+    }
+    if (present > 0) {
+        for (i = 0; i < CA_NFILES; i++) {
+            if (content[i] != NULL && strcmp(content[i], file_content(stored, i)) != 0) {
+                err_set(err,
+                        "%s/%s differs from the stored certificates and others are "
+                        "missing: restore it, or remove the directory",
+                        dir, ca_files[i]);
+                goto out;
+            }
+        }
+    }
+    if (have != 1) {
+        if (ca_generate(ctl->cfg.frp_cert_validity_days, stored, err) == -1 ||
+            store_cert_put_all(ctl->store, stored, err) == -1) {
+            goto out;
+        }
+        have = 1;
+        log_notice("ca: generated the FRP CA and certificates (valid %u days)",
+                   ctl->cfg.frp_cert_validity_days);
+    }
+    rc = write_files(dir, stored, false, err);
+    if (rc == 0) {
+        log_notice("ca: FRP certificates written to %s", dir);
+    }
+out:
+    if (have == 1) {
+        store_cert_free(stored);
+    }
+    for (i = 0; i < CA_NFILES; i++) {
+        if (content[i] != NULL) {
+            secret_wipe(content[i], strlen(content[i]));
+            free(content[i]);
+        }
+    }
+    free(dir);
+    return rc;
+}
+
+int
+ca_rotate(struct ctl *ctl, struct hp_err *err)
+{
+    struct cert_rec recs[3];
+    char *dir;
+    int rc;
+
+    if (ctl->cfg.frp_disable_tls) {
+        err_set(err, "FRP TLS is disabled (HP_FRP_DISABLE_TLS=true)");
+        return -1;
+    }
+    if (ca_generate(ctl->cfg.frp_cert_validity_days, recs, err) == -1) {
+        return -1;
+    }
+    dir = ca_dir(ctl);
+    rc = store_cert_put_all(ctl->store, recs, err);
+    if (rc == 0) {
+        rc = write_files(dir, recs, true, err);
+    }
+    if (rc == 0) {
+        log_notice("ca: FRP certificates rotated; new files in %s", dir);
+    }
+    free(dir);
+    store_cert_free(recs);
+    return rc;
+}
+
+/* --- description ------------------------------------------------------------------------- */
+
+static json_t *
+name_text(const X509_NAME *n)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    char *s;
+    json_t *j;
+
+    X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253);
+    s = bio_string(b);
+    BIO_free(b);
+    j = json_string(s);
+    free(s);
+    return j;
+}
+
+static json_int_t
+asn1_unix(const ASN1_TIME *t)
+{
+    struct tm tm;
+
+    memset(&tm, 0, sizeof(tm));
+    if (ASN1_TIME_to_tm(t, &tm) != 1) {
+        return 0;
+    }
+    return (json_int_t)timegm(&tm);
+}
+
+json_t *
+ca_describe(const struct cert_rec recs[3])
+{
+    static const char *const names[3] = {"ca", "server", "client"};
+    json_t *a = json_array(), *o, *sans;
+    GENERAL_NAMES *gens;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen, j;
+    char fp[EVP_MAX_MD_SIZE * 3 + 1];
+    BIGNUM *bn;
+    char *serial;
+    X509 *x;
+    BIO *b;
+    int i, k;
+
+    for (i = 0; i < 3; i++) {
+        b = BIO_new_mem_buf(recs[i].cert_pem, -1);
+        x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+        BIO_free(b);
+        if (x == NULL) {
+            continue;
+        }
+        X509_digest(x, EVP_sha256(), md, &mdlen);
+        for (j = 0; j < mdlen; j++) {
+            snprintf(fp + j * 3, 4, "%02X%s", md[j], j + 1 < mdlen ? ":" : "");
+        }
+        bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+        serial = BN_bn2hex(bn);
+        sans = json_array();
+        gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+        for (k = 0; gens != NULL && k < sk_GENERAL_NAME_num(gens); k++) {
+            GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, k);
+
+            if (g->type == GEN_DNS) {
+                json_array_append_new(
+                    sans,
+                    json_sprintf("DNS:%s", (const char *)ASN1_STRING_get0_data(g->d.dNSName)));
+            }
+        }
+        GENERAL_NAMES_free(gens);
+        o = json_pack("{s:s,s:o,s:o,s:o,s:s,s:I,s:I,s:s,s:i,s:b}", "name", names[i], "subject",
+                      name_text(X509_get_subject_name(x)), "issuer",
+                      name_text(X509_get_issuer_name(x)), "san", sans, "serial", serial,
+                      "not_before", asn1_unix(X509_get0_notBefore(x)), "not_after",
+                      asn1_unix(X509_get0_notAfter(x)), "sha256", fp, "key_bits",
+                      EVP_PKEY_get_bits(X509_get0_pubkey(x)), "key_stored",
+                      recs[i].key_pem != NULL && recs[i].key_pem[0] != '\0');
+        OPENSSL_free(serial);
+        BN_free(bn);
+        X509_free(x);
+        json_array_append_new(a, o);
+    }
+    return a;
+}

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* The certificates table. Every function takes the store's mutex. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "secret.h"
+#include "store.h"
+#include "xmalloc.h"
+
+static const char *const names[3] = {"ca", "server", "client"};
+
+int
+store_cert_put_all(struct store *st, const struct cert_rec recs[3], struct hp_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    int i, rc = -1;
+
+    pthread_mutex_lock(&st->mtx);
+    if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        goto out;
+    }
+    if (sqlite3_prepare_v2(st->db,
+                           "INSERT INTO certificates (name, cert_pem, key_pem, created_at) "
+                           "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO UPDATE SET "
+                           "cert_pem = excluded.cert_pem, key_pem = excluded.key_pem, "
+                           "created_at = excluded.created_at",
+                           -1, &s, NULL) != SQLITE_OK) {
+        goto rollback;
+    }
+    for (i = 0; i < 3; i++) {
+        sqlite3_reset(s);
+        sqlite3_bind_text(s, 1, names[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, recs[i].cert_pem, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, recs[i].key_pem, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 4, recs[i].created_at);
+        if (sqlite3_step(s) != SQLITE_DONE) {
+            goto rollback;
+        }
+    }
+    if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+        rc = 0;
+        goto out;
+    }
+rollback:
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+    if (rc == -1) {
+        err_set(err, "database: write certificates: %s", sqlite3_errmsg(st->db));
+    }
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->mtx);
+    return rc;
+}
+
+int
+store_cert_get_all(struct store *st, struct cert_rec recs[3])
+{
+    sqlite3_stmt *s;
+    int i, found = 0, rc = -1;
+
+    memset(recs, 0, 3 * sizeof(*recs));
+    pthread_mutex_lock(&st->mtx);
+    if (sqlite3_prepare_v2(st->db, "SELECT name, cert_pem, key_pem, created_at FROM certificates",
+                           -1, &s, NULL) == SQLITE_OK) {
+        while (sqlite3_step(s) == SQLITE_ROW) {
+            for (i = 0; i < 3; i++) {
+                if (strcmp((const char *)sqlite3_column_text(s, 0), names[i]) == 0 &&
+                    recs[i].cert_pem == NULL) {
+                    recs[i].cert_pem = xstrdup((const char *)sqlite3_column_text(s, 1));
+                    recs[i].key_pem = xstrdup((const char *)sqlite3_column_text(s, 2));
+                    recs[i].created_at = sqlite3_column_int64(s, 3);
+                    found++;
+                }
+            }
+        }
+        sqlite3_finalize(s);
+        rc = found == 3 ? 1 : 0;
+    }
+    pthread_mutex_unlock(&st->mtx);
+    if (rc != 1) {
+        store_cert_free(recs);
+    }
+    return rc;
+}
+
+void
+store_cert_free(struct cert_rec recs[3])
+{
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        if (recs[i].key_pem != NULL) {
+            secret_wipe(recs[i].key_pem, strlen(recs[i].key_pem));
+        }
+        free(recs[i].cert_pem);
+        free(recs[i].key_pem);
+        recs[i].cert_pem = recs[i].key_pem = NULL;
+    }
+}
