@@ -5,7 +5,7 @@ set -e
 PKGS="build-essential autoconf automake autoconf-archive pkg-config
       libmicrohttpd-dev libwebsockets-dev libssl-dev libsqlite3-dev libcurl4-openssl-dev
       libjansson-dev libpcre2-dev
-      python3 python3-pytest python3-websockets sqlite3 curl clang"
+      python3 python3-pytest python3-websockets python3-cryptography sqlite3 curl clang openssl"
 # The tests run a real Docker engine and build their images from busybox; an engine or a
 # busybox already installed (docker-ce, say) is used as it is.
 command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] || PKGS="$PKGS docker.io"

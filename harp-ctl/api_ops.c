@@ -81,6 +81,27 @@ on_dataplanes(struct api_req *req, struct api_resp *resp)
     api_json(resp, 200, o);
 }
 
+/* Every data plane's FRP tunnels, with the data plane that serves each. */
+static void
+on_tunnels(struct api_req *req, struct api_resp *resp)
+{
+    json_t *dps = publish_dataplanes(req->ctl->pub), *d, *t, *list = json_array();
+    size_t i, k;
+
+    json_array_foreach(dps, i, d)
+    {
+        json_array_foreach(json_object_get(d, "tunnels"), k, t)
+        {
+            json_t *c = json_deep_copy(t);
+
+            json_object_set(c, "dp_id", json_object_get(d, "dp_id"));
+            json_array_append_new(list, c);
+        }
+    }
+    json_decref(dps);
+    api_json(resp, 200, json_pack("{s:o}", "tunnels", list));
+}
+
 static void
 on_ban_list(struct api_req *req, struct api_resp *resp)
 {
@@ -169,6 +190,7 @@ const struct api_route api_ops_routes[] = {
     {"POST", "/api/v1/bans", false, false, on_ban_add},
     {"DELETE", "/api/v1/bans/", true, false, on_ban_rm},
     {"GET", "/api/v1/dataplanes", false, false, on_dataplanes},
+    {"GET", "/api/v1/tunnels", false, false, on_tunnels},
     {"GET", "/api/v1/status", false, false, on_status},
     {"GET", "/api/v1/exapps", false, false, on_exapp_list},
     {"GET", "/api/v1/exapps/", true, false, on_exapp_show},

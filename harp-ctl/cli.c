@@ -38,6 +38,7 @@ static const char usage_main[] =
     "  engine add NAME       register an engine (--port P, --address unix:///p|tcp://IP:P)\n"
     "  engine rm NAME        remove an engine\n"
     "  engine ping NAME|PORT probe one engine\n"
+    "  tunnel list           FRP tunnels up: name, port, client address, since when\n"
     "  certs show            the FRP CA, server and client certificates\n"
     "  certs export DIR      write ca.crt, client.crt, client.key for a remote frpc\n"
     "  certs rotate          replace every FRP certificate\n"
@@ -401,6 +402,8 @@ cli_main(int argc, char **argv)
         rc = cli_engine(&opts);
     } else if (strcmp(cmd, "certs") == 0) {
         rc = cli_certs(&opts);
+    } else if (strcmp(cmd, "tunnel") == 0) {
+        rc = cli_tunnel(&opts);
     } else {
         fprintf(stderr, "harp-ctl: unknown command '%s' (see harp-ctl --help)\n", cmd);
         rc = CLI_USAGE;

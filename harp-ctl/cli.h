@@ -50,5 +50,6 @@ int cli_dp(struct cli_opts *opts);
 int cli_ban(struct cli_opts *opts);
 int cli_engine(struct cli_opts *opts);
 int cli_certs(struct cli_opts *opts);
+int cli_tunnel(struct cli_opts *opts);
 
 #endif

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
-/* harp-ctl dp list */
+/* harp-ctl dp list, harp-ctl tunnel list */
 #include "config.h"
 
 #include <stdio.h>
@@ -52,6 +52,54 @@ cli_dp(struct cli_opts *opts)
         }
         if (json_array_size(dps) == 0) {
             printf("(no data plane connected)\n");
+        }
+    }
+    json_decref(j);
+    free(text);
+    return rc;
+}
+
+static const char usage_tunnel[] =
+    "usage: harp-ctl tunnel list [--json]\n"
+    "\n"
+    "FRP tunnels up: the proxy name frpc registered, its port on 127.0.0.1, the client's\n"
+    "address, since when, and the data plane serving it.\n";
+
+int
+cli_tunnel(struct cli_opts *opts)
+{
+    const json_t *t;
+    json_t *j;
+    char *text, when[32];
+    size_t i;
+    long st;
+    int rc = CLI_OK;
+
+    if (opts->help || opts->nargs != 2 || strcmp(opts->args[1], "list") != 0) {
+        fputs(usage_tunnel, opts->help ? stdout : stderr);
+        return opts->help ? CLI_OK : CLI_USAGE;
+    }
+    st = cli_call(opts, "GET", "/api/v1/tunnels", NULL, &j, &text);
+    if (st < 0) {
+        return st == -2 ? CLI_USAGE : CLI_UNREACHABLE;
+    }
+    if (st != 200 || j == NULL) {
+        rc = cli_refused(st, text, "tunnel list");
+    } else if (opts->json) {
+        cli_print_json(j);
+    } else {
+        printf("%-24s  %5s  %-39s  %-20s  %s\n", "NAME", "PORT", "PEER", "SINCE", "DATA PLANE");
+        json_array_foreach(json_object_get(j, "tunnels"), i, t)
+        {
+            printf("%-24s  %5lld  %-39s  %-20s  %s\n",
+                   json_string_value(json_object_get(t, "name")),
+                   (long long)json_integer_value(json_object_get(t, "port")),
+                   json_string_value(json_object_get(t, "peer")),
+                   cli_time(json_integer_value(json_object_get(t, "since")), when, sizeof(when)),
+                   json_string_value(json_object_get(t, "dp_id")));
+        }
+        if (json_array_size(json_object_get(j, "tunnels")) == 0) {
+            printf("(no tunnels)\n");
         }
     }
     json_decref(j);

@@ -44,6 +44,7 @@
 
 #include "cidr.h"
 #include "ctl.h"
+#include "engines.h"
 #include "frame.h"
 #include "hash.h"
 #include "log.h"
@@ -70,6 +71,7 @@ struct link {
     long long pid;
     int64_t sent_version, acked_version;
     double connected, last_seen;
+    json_t *tunnels; /* [{name, port, peer, since}] as the data plane last reported */
     struct link *next;
 };
 
@@ -250,10 +252,11 @@ update_dp_info(struct publish *pub)
             continue;
         }
         json_array_append_new(
-            a, json_pack("{s:s,s:I,s:I,s:I,s:f,s:f}", "dp_id", l->dp_id, "pid", (json_int_t)l->pid,
-                         "applied_version", (json_int_t)l->acked_version, "table_version",
-                         (json_int_t)pub->version, "connected_seconds", now - l->connected,
-                         "seen_seconds_ago", now - l->last_seen));
+            a, json_pack("{s:s,s:I,s:I,s:I,s:f,s:f,s:o}", "dp_id", l->dp_id, "pid",
+                         (json_int_t)l->pid, "applied_version", (json_int_t)l->acked_version,
+                         "table_version", (json_int_t)pub->version, "connected_seconds",
+                         now - l->connected, "seen_seconds_ago", now - l->last_seen, "tunnels",
+                         l->tunnels != NULL ? json_deep_copy(l->tunnels) : json_array()));
     }
     pthread_mutex_lock(&pub->mtx);
     json_decref(pub->dp_info);
@@ -298,6 +301,7 @@ close_link(struct publish *pub, struct link *l, const char *why)
     close(l->fd);
     frame_reader_free(&l->rd);
     free(l->out);
+    json_decref(l->tunnels);
     free(l);
     pub->nlinks--;
     update_dp_info(pub);
@@ -1030,12 +1034,20 @@ on_failure(struct publish *pub, const char *raw_ip)
 }
 
 static void
-on_event(struct publish *pub, json_t *msg)
+on_event(struct publish *pub, struct link *l, json_t *msg)
 {
     const char *ev = json_string_value(json_object_get(msg, "event"));
+    json_t *t = json_object_get(msg, "tunnels");
 
     if (strcmp(ev, "failure") == 0) {
         on_failure(pub, json_string_value(json_object_get(msg, "ip")));
+    } else if (strcmp(ev, "tunnels") == 0 && json_is_array(t)) {
+        json_decref(l->tunnels);
+        l->tunnels = json_incref(t);
+        log_info("publish: data plane %s reports %zu tunnels", l->dp_id, json_array_size(t));
+        update_dp_info(pub);
+        /* An engine behind a tunnel that came up: probe its API versions now. */
+        engines_changed(pub->ctl->engines);
     }
 }
 
@@ -1096,7 +1108,7 @@ on_frame(struct publish *pub, struct link *l, json_t *msg, struct hp_err *err)
         on_auth(pub, l, msg);
         return 0;
     case MSG_EVENT:
-        on_event(pub, msg);
+        on_event(pub, l, msg);
         return 0;
     case MSG_PING:
         send_msg(l, msg_new(MSG_PONG));

@@ -22,6 +22,7 @@
 
 #include "bans.h"
 #include "engine_map.h"
+#include "frp.h"
 #include "ctl_link.h"
 #include "frame.h"
 #include "log.h"
@@ -288,6 +289,20 @@ ctl_link_failure(struct ctl_link *l, const char *ip)
     send_msg(l, m);
 }
 
+void
+ctl_link_tunnels(struct ctl_link *l)
+{
+    json_t *m;
+
+    if (!ctl_link_up(l)) {
+        return;
+    }
+    m = msg_new(MSG_EVENT);
+    json_object_set_new(m, "event", json_string("tunnels"));
+    json_object_set_new(m, "tunnels", frp_tunnels());
+    send_msg(l, m);
+}
+
 static void
 on_lookup_reply(struct ctl_link *l, json_t *m)
 {
@@ -430,6 +445,7 @@ ctl_link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         json_object_set_new(hello, "pid", json_integer(getpid()));
         json_object_set_new(hello, "version", json_integer(dp->table ? dp->table->version : -1));
         send_msg(l, hello);
+        ctl_link_tunnels(l);
         return 0;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         link_down(l);

@@ -23,6 +23,8 @@ int ctl_link_auth(struct ctl_link *l, const char *app_id, struct span cookie, js
                   struct conn *c);
 /* Reports a failure of client <ip> (counted towards a ban). Dropped when the link is down. */
 void ctl_link_failure(struct ctl_link *l, const char *ip);
+/* Reports the FRP tunnels this data plane serves (the whole list). */
+void ctl_link_tunnels(struct ctl_link *l);
 int ctl_link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                       size_t len);
 

@@ -12,6 +12,7 @@
 #include "bans.h"
 #include "ctl_link.h"
 #include "dp.h"
+#include "frp.h"
 #include "listen.h"
 #include "log.h"
 #include "proxy.h"
@@ -22,13 +23,15 @@
 struct dp *dp;
 
 static const char usage[] =
-    "usage: harp-dp [--id NAME] [--log-level LEVEL]\n"
+    "usage: harp-dp [--id NAME] [--log-level LEVEL] [--frp]\n"
     "\n"
     "A harp data plane: routes /exapps/<appid>/... on HP_EXAPPS_ADDRESS (and\n"
     "HP_EXAPPS_HTTPS_ADDRESS when $HP_CERTS_DIR/cert.pem exists) with the table that\n"
     "'harp-ctl serve' pushes over HP_CTL_SOCKET, and forwards /exapps/app_api/... to the\n"
     "control API at HP_CONTROL_ADDRESS. Reads the same HP_* variables as harp-ctl.\n"
-    "Several harp-dp may run on the same ports. Stops on SIGTERM.\n";
+    "Several harp-dp may run on the same ports. Stops on SIGTERM.\n"
+    "--frp: also serve the FRP frontend on HP_FRP_ADDRESS (one data plane per host), TLS\n"
+    "with the certificates in $HP_CERTS_DIR/frp unless HP_FRP_DISABLE_TLS=true.\n";
 
 /* The loop was woken by another thread (the resolver): deliver what it finished. */
 static int
@@ -47,6 +50,9 @@ static const struct lws_protocols protocols[] = {
     {"harp-accept", listen_callback, 0, 0, 0, NULL, 0},
     {"harp-upstream", proxy_upstream_callback, 0, 0, 0, NULL, 0},
     {"harp-ctl", ctl_link_callback, 0, 0, 0, NULL, 0},
+    {"harp-frp-accept", frp_accept_callback, 0, 0, 0, NULL, 0},
+    {"harp-frp", frp_session_callback, 0, 0, 0, NULL, 0},
+    {"harp-frp-user", frp_user_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -106,6 +112,7 @@ main(int argc, char **argv)
     struct hp_err err;
     struct opts o = {NULL};
     const char *id = NULL;
+    bool frp = false;
     char host[64], *summary, *line, *save = NULL;
     int i;
 
@@ -116,6 +123,8 @@ main(int argc, char **argv)
         } else if (strcmp(argv[i], "--version") == 0) {
             printf("harp-dp %s\n", PACKAGE_VERSION);
             return 0;
+        } else if (strcmp(argv[i], "--frp") == 0) {
+            frp = true;
         } else if (strcmp(argv[i], "--id") == 0 && i + 1 < argc) {
             id = argv[++i];
         } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
@@ -205,6 +214,10 @@ main(int argc, char **argv)
         log_notice("dp: serving HTTPS on %s with %s", dp->cfg.exapps_https_address, cert);
     }
     free(cert);
+    if (frp && frp_start(&err) == -1) {
+        log_errorx("dp: HP_FRP_ADDRESS: %s", err.msg);
+        return 1;
+    }
     if (resolve_start() == -1) {
         log_errorx("dp: cannot start the resolver thread");
         return 1;
@@ -219,6 +232,7 @@ main(int argc, char **argv)
     }
     log_notice("dp: stopping");
     lws_context_destroy(dp->ctx);
+    frp_stop();
     resolve_stop();
     sessions_clear();
     bans_clear();

@@ -90,12 +90,13 @@ def make_gateway(ctl_factory, fake_nc):
     from helpers.backends import HttpBackend
     made = []
 
-    def make(ndp=1, env=None, register=True, key="test-shared-key-0123"):
+    def make(ndp=1, env=None, register=True, key="test-shared-key-0123", dp_args=None):
         fake_nc.key = key
         ctl = ctl_factory(key=key,
                           env=dict({"NC_INSTANCE_URL": fake_nc.url}, **(env or {}))).start()
         port = free_port()
-        dps = [Dp(ctl, port, f"dp{i}", env=env).start() for i in range(ndp)]
+        dps = [Dp(ctl, port, f"dp{i}", env=env, args=dp_args if i == 0 else None).start()
+               for i in range(ndp)]
         backend = HttpBackend()
         gw = Gateway(ctl, fake_nc, backend, dps)
         made.append(gw)

@@ -258,7 +258,8 @@ HARP_DP = os.path.join(BUILDDIR, "harp-dp", "harp-dp")
 class Dp(Process):
     """One `harp-dp` process beside a Ctl; several may share `port`."""
 
-    def __init__(self, ctl, port, name, env=None):
+    def __init__(self, ctl, port, name, env=None, args=None):
+        self.args = list(args or [])
         self.ctl = ctl
         self.port = port
         self.name = name
@@ -273,7 +274,7 @@ class Dp(Process):
         return e
 
     def command(self):
-        return [HARP_DP, "--id", self.name]
+        return [HARP_DP, "--id", self.name, *self.args]
 
     def ready(self):
         return self.connected()

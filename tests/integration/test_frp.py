@@ -1,0 +1,286 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""The FRP frontend of harp-dp --frp, driven by two independent clients: ours
+(helpers/frpc.py: TLS, yamux flow control, piping to local targets) and minifrpc.py from the
+protocol notes (plain TCP)."""
+import hashlib
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness import SRCDIR, free_port, http_request, wait_for
+from helpers.backends import pattern_sha256
+
+pytest.importorskip("cryptography")
+from helpers.frpc import Frpc  # noqa: E402
+
+KEY = "test-shared-key-0123"
+MINIFRPC = os.path.join(SRCDIR, "tests", "fixtures", "frp-vectors", "tools", "minifrpc.py")
+
+
+def tunnel_port(lo=23000, hi=23999):
+    while True:
+        p = random.randint(lo, hi)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+                return p
+            except OSError:
+                continue
+
+
+@pytest.fixture
+def frp(make_gateway, tmp_path):
+    def make(tls=True, env=None, **kw):
+        port = free_port()
+        e = {"HP_FRP_ADDRESS": f"127.0.0.1:{port}", "HP_FRP_DISABLE_TLS": "false" if tls else "true",
+             "HP_CERTS_DIR": str(tmp_path / "certs")}
+        e.update(env or {})
+        gw = make_gateway(env=e, dp_args=["--frp"], **kw)
+        gw.frp_port = port
+        d = tmp_path / "certs" / "frp"
+        gw.tls = {"ca": str(d / "ca.crt"), "cert": str(d / "client.crt"),
+                  "key": str(d / "client.key")} if tls else None
+        return gw
+    return make
+
+
+def client(gw, **kw):
+    kw.setdefault("tls", gw.tls)
+    return Frpc(gw.frp_port, **kw)
+
+
+def get(port, path="/x", timeout=10):
+    return http_request(("127.0.0.1", port), "GET", path, None, {}, timeout=timeout)
+
+
+def port_free(port):
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def test_mutual_tls_login_proxy_and_requests(frp):
+    gw = frp(tls=True)
+    c = client(gw)
+    assert c.login().get("run_id")
+    port = tunnel_port()
+    r = c.new_proxy("exapp-a", port, ("tcp", gw.backend.port))
+    assert r == {"proxy_name": "exapp-a", "remote_addr": f":{port}"}
+    for i in range(5):
+        r = get(port, f"/through/{i}?q=1")
+        assert r.status == 200 and r.json()["path"] == f"/through/{i}?q=1"
+    # Operators see it.
+    out = gw.ctl.cli("tunnel", "list", "--json")
+    tunnels = json.loads(out.stdout)["tunnels"]
+    assert [(t["name"], t["port"], t["peer"], t["dp_id"]) for t in tunnels] == \
+        [("exapp-a", port, "127.0.0.1", "dp0")]
+    c.close()
+    wait_for(lambda: port_free(port), what="the port released when the client goes")
+    wait_for(lambda: json.loads(gw.ctl.cli("tunnel", "list", "--json").stdout)["tunnels"] == [],
+             what="the tunnel reported down")
+
+
+def test_first_byte_0x17(frp):
+    gw = frp(tls=True)
+    c = client(gw, first_byte=True)
+    assert c.login().get("run_id")
+    port = tunnel_port()
+    assert "error" not in c.new_proxy("b", port, ("tcp", gw.backend.port))
+    assert get(port).status == 200
+    c.close()
+
+
+def test_tls_without_client_certificate_or_without_tls_is_refused(frp):
+    gw = frp(tls=True)
+    with pytest.raises((ssl_error(), OSError, EOFError, AssertionError)):
+        c = client(gw, tls={"ca": gw.tls["ca"]})
+        c.login()
+    with pytest.raises((OSError, EOFError, AssertionError)):
+        c = client(gw, tls=None)
+        c.login()
+    # A certificate from another CA.
+    other = gw.ctl.workdir + "/other"
+    os.makedirs(other)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    f"{other}/k", "-out", f"{other}/c", "-days", "1", "-subj",
+                    "/CN=harp.client.nc"], check=True, capture_output=True)
+    with pytest.raises((ssl_error(), OSError, EOFError, AssertionError)):
+        c = client(gw, tls={"ca": gw.tls["ca"], "cert": f"{other}/c", "key": f"{other}/k"})
+        c.login()
+    assert "TLS handshake" in gw.dps[0].log() or "non-TLS" in gw.dps[0].log()
+
+
+def ssl_error():
+    import ssl
+    return ssl.SSLError
+
+
+def test_plain_mode_with_minifrpc(frp):
+    gw = frp(tls=False, key="sekrit")  # minifrpc sends metas.token "sekrit"
+    port = tunnel_port()
+    p = subprocess.Popen([sys.executable if False else "/usr/bin/python3", MINIFRPC, "--port",
+                          str(gw.frp_port), "--proxy", f"test-exapp:{port}", "--seconds", "6"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: not port_free(port), what="minifrpc's proxy bound")
+        r = get(port, "/")
+        assert (r.status, r.body) == (200, b"hello from minifrpc\n")
+        assert get(port, "/").body == b"hello from minifrpc\n"
+    finally:
+        p.kill()
+        out = p.communicate()[0]
+    assert "< LoginResp 1 {'version': '0.61.1', 'run_id':" in out
+    assert f"'remote_addr': ':{port}'" in out
+    wait_for(lambda: port_free(port), what="port released")
+
+
+def test_plain_client_refused_by_tls_frontend_and_tls_by_plain(frp):
+    gw = frp(tls=False)
+    with pytest.raises((OSError, EOFError, AssertionError, Exception)):
+        c = client(gw, tls={"ca": "/etc/ssl/certs/ca-certificates.crt"})
+        c.login()
+    c = client(gw)
+    assert c.login().get("run_id")
+
+
+def test_wrong_token_fails_and_counts_towards_a_ban(frp):
+    gw = frp(tls=False, env={"HP_BLACKLIST_COUNT": "2"})
+    r = client(gw).login(meta_token="wrong")
+    assert r == {"version": "0.61.1", "error": "send Login request to plugin error"}
+    r = client(gw).login(meta_token="")
+    assert r["error"] == "send Login request to plugin error"
+    wait_for(lambda: gw.ctl.request("GET", "/api/v1/bans").json()["bans"], what="ban")
+    assert gw.ctl.request("GET", "/api/v1/bans").json()["bans"][0]["ip"] == "127.0.0.1"
+    time.sleep(0.3)  # the ban reaches the data plane
+    r = client(gw).login()  # even the right token, from a banned address
+    assert r["error"] == "banned"
+
+
+def test_port_rules(frp):
+    gw = frp(tls=False)
+    c = client(gw)
+    c.login()
+    r = c.new_proxy("far", 25000, ("tcp", gw.backend.port))
+    assert r == {"proxy_name": "far", "error": "port not allowed"}
+    port = tunnel_port()
+    assert "error" not in c.new_proxy("one", port, ("tcp", gw.backend.port))
+    r = c.new_proxy("two", tunnel_port(), ("tcp", gw.backend.port))
+    assert r["error"] == "exceed the max_ports_per_client"
+    d = client(gw)
+    d.login()
+    assert d.new_proxy("other", port, ("tcp", 1))["error"] == "port already used"
+    e = client(gw)
+    e.login()
+    assert e.new_proxy("one", tunnel_port(), ("tcp", 1))["error"] == "proxy [one] already exists"
+    with socket.socket() as s:  # a port held by something else
+        held = tunnel_port()
+        s.bind(("127.0.0.1", held))
+        s.listen()
+        f = client(gw)
+        f.login()
+        assert f.new_proxy("held", held, ("tcp", 1))["error"] == "port unavailable"
+    # Engines' ports are allowed too.
+    g = client(gw)
+    g.login()
+    assert "error" not in g.new_proxy("engine", tunnel_port(24001, 24099), ("tcp", 1))
+
+
+def test_reconnect_with_run_id_gets_the_port_back(frp):
+    gw = frp(tls=True)
+    c = client(gw)
+    run_id = c.login()["run_id"]
+    port = tunnel_port()
+    assert "error" not in c.new_proxy("re", port, ("tcp", gw.backend.port))
+    # A new login with the same run_id replaces the old control before it is answered.
+    d = client(gw, run_id=run_id)
+    assert d.login()["run_id"] == run_id
+    assert d.new_proxy("re", port, ("tcp", gw.backend.port)) == \
+        {"proxy_name": "re", "remote_addr": f":{port}"}
+    assert get(port).status == 200
+    wait_for(lambda: c.ctl.fin, what="the replaced control stream ends")
+
+
+def test_one_gib_through_a_tunnel_in_constant_memory(frp):
+    gw = frp(tls=False)
+    c = client(gw)
+    c.login()
+    port = tunnel_port()
+    c.new_proxy("big", port, ("tcp", gw.backend.port))
+    size = 1 << 30
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(f"GET /big?size={size} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    h, head, got = hashlib.sha256(), b"", 0
+    while b"\r\n\r\n" not in head:
+        head += s.recv(65536)
+    head, body = head.split(b"\r\n\r\n", 1)
+    h.update(body)
+    got = len(body)
+    while got < size:
+        b = s.recv(1 << 20)
+        if not b:
+            break
+        h.update(b)
+        got += len(b)
+    s.close()
+    assert got == size and h.hexdigest() == pattern_sha256(size)
+    assert gw.dps[0].rss_peak_kib() < 32 * 1024
+
+
+def test_work_connection_without_answer_is_closed(frp):
+    gw = frp(tls=False, env={"HP_TIMEOUT_SERVER": "2s"})
+    c = client(gw)
+    c.login()
+    c.silent_work = True  # frpc whose local socket is down: it never writes or closes
+    port = tunnel_port()
+    c.new_proxy("mute", port, ("tcp", 1))
+    t0 = time.monotonic()
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.settimeout(20)
+    assert s.recv(100) == b""  # closed by harp, not left hanging
+    assert 1.5 < time.monotonic() - t0 < 10
+    s.close()
+
+
+def test_exapp_reached_through_a_tunnel(frp):
+    gw = frp(tls=True, register=False)
+    c = client(gw)
+    c.login()
+    port = tunnel_port()
+    c.new_proxy("tunnelled-app", port, ("tcp", gw.backend.port))
+    gw.register(app_id="tunnelled-app", port=port,
+                routes=[{"url": "^/public", "access_level": 0}])
+    r = gw.get("/exapps/tunnelled-app/public/page?x=1")
+    assert r.status == 200
+    seen = r.json()
+    assert seen["path"] == "/public/page?x=1"
+    assert dict((k.lower(), v) for k, v in seen["headers"])["ex-app-id"] == "tunnelled-app"
+
+
+def test_docker_engine_through_a_tunnel(frp, docker_engine):
+    gw = frp(tls=True, register=False)
+    assert gw.ctl.cli("engine", "add", "remote").returncode == 0  # port 24001: a tunnel
+    c = client(gw)
+    c.login()
+    r = c.new_proxy("remote-engine", 24001, ("unix", docker_engine.sock))
+    assert r == {"proxy_name": "remote-engine", "remote_addr": ":24001"}
+    r = http_request(("127.0.0.1", gw.port), "POST", "/exapps/app_api/docker/exapp/exists",
+                     b'{"name": "nobody"}', {"harp-shared-key": KEY,
+                                             "docker-engine-port": "24001"})
+    assert (r.status, r.json()) == (200, {"exists": False})
+    r = http_request(("127.0.0.1", gw.port), "GET", "/exapps/app_api/v1.44/_ping", None,
+                     {"harp-shared-key": KEY, "docker-engine-port": "24001"})
+    assert (r.status, r.body) == (200, b"OK")
+    engines = json.loads(gw.ctl.cli("engine", "list", "--json").stdout)["engines"]
+    remote = [e for e in engines if e["name"] == "remote"][0]
+    assert remote["reachable"] is True and remote["kind"] == "tunnel"
