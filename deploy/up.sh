@@ -5,7 +5,8 @@
 #   deploy/up.sh          start (or say it is already running)
 #   deploy/up.sh stop     stop what up.sh started
 # Local defaults (override through the environment): state in ./.harp, control API on
-# 127.0.0.1:8200, ExApps frontend on 127.0.0.1:8780, NC_INSTANCE_URL=http://localhost. A shared key is generated once into
+# 127.0.0.1:8200, ExApps frontend on 127.0.0.1:8780, FRP frontend on 127.0.0.1:8782 (TLS,
+# certificates in .harp/certs/frp), NC_INSTANCE_URL=http://localhost. A shared key is generated once into
 # .harp/shared_key (0600) and printed the first time.
 set -e
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +18,7 @@ export HP_CONTROL_ADDRESS=${HP_CONTROL_ADDRESS:-127.0.0.1:8200}
 export HP_EXAPPS_ADDRESS=${HP_EXAPPS_ADDRESS:-127.0.0.1:8780}
 export NC_INSTANCE_URL=${NC_INSTANCE_URL:-http://localhost}
 export HP_CERTS_DIR=${HP_CERTS_DIR:-$state/certs}
+export HP_FRP_ADDRESS=${HP_FRP_ADDRESS:-127.0.0.1:8782}
 export HP_LOG_LEVEL=${HP_LOG_LEVEL:-info}
 
 running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -76,8 +78,9 @@ start() {
     done
 }
 start harp-ctl "$pidfile" "http://$HP_CONTROL_ADDRESS/heartbeat" "$ctl" serve
-start harp-dp "$dppidfile" "http://$HP_EXAPPS_ADDRESS/" "$dpbin"
-echo "harp is running: control plane http://$HP_CONTROL_ADDRESS, ExApps http://$HP_EXAPPS_ADDRESS"
+start harp-dp "$dppidfile" "http://$HP_EXAPPS_ADDRESS/" "$dpbin" --frp
+echo "harp is running: control plane http://$HP_CONTROL_ADDRESS, ExApps http://$HP_EXAPPS_ADDRESS,"
+echo "  FRP frontend $HP_FRP_ADDRESS"
 echo "  (logs: $state/harp-ctl.log, $state/harp-dp.log)"
 echo "Try: curl -H \"harp-shared-key: \$(cat $state/shared_key)\" http://$HP_EXAPPS_ADDRESS/exapps/app_api/heartbeat"
 echo "     HP_STATE_DIR=$state $ctl status"

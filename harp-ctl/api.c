@@ -86,6 +86,12 @@ api_header(struct api_req *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+const char *
+api_query(struct api_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
 json_t *
 api_body_json(struct api_req *req, struct api_resp *resp)
 {

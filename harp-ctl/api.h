@@ -57,6 +57,8 @@ void api_empty(struct api_resp *resp, unsigned status);
 void api_text(struct api_resp *resp, unsigned status, const char *text);
 /* The value of request header <name> (case-insensitive), or NULL. */
 const char *api_header(struct api_req *req, const char *name);
+/* The value of query argument <name>, or NULL. */
+const char *api_query(struct api_req *req, const char *name);
 /* Parses the request body as JSON (whatever its Content-Type); on failure answers 400. */
 json_t *api_body_json(struct api_req *req, struct api_resp *resp);
 

@@ -10,6 +10,8 @@
 #include "docker.h"
 #include "engines.h"
 #include "log.h"
+#include "secret.h"
+#include "xmalloc.h"
 
 static void
 on_list(struct api_req *req, struct api_resp *resp)
@@ -129,7 +131,75 @@ on_rm(struct api_req *req, struct api_resp *resp)
     }
 }
 
+/* What a remote engine's host needs to dial in: a ready frpc.toml (run frpc in its
+ * directory) and the certificate files. ?server=HOST:PORT is the address frpc dials. */
+static void
+on_frpc(struct api_req *req, struct api_resp *resp)
+{
+    const struct hp_config *cfg = &req->ctl->cfg;
+    const char *server = api_query(req, "server");
+    struct engine_rec e;
+    struct cert_rec recs[3];
+    struct hp_err err;
+    char host[256], *toml;
+    unsigned port;
+    bool tls = !cfg->frp_disable_tls;
+    json_t *o;
+
+    if (store_engine_get(req->ctl->store, req->param, 0, &e) != 1) {
+        api_error(resp, 404, "no such engine");
+        return;
+    }
+    if (e.address[0] != '\0') {
+        api_error(resp, 409, "this engine is reached at its address, not through FRP");
+        return;
+    }
+    if (env_parse_hostport(server != NULL ? server : cfg->frp_address, host, sizeof(host), &port,
+                           &err) == -1) {
+        api_error(resp, 400, "server: expected HOST:PORT");
+        return;
+    }
+    if (server == NULL &&
+        (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || host[0] == '\0')) {
+        api_error(resp, 400,
+                  "server: HP_FRP_ADDRESS listens on every address; give the "
+                  "address the engine's host reaches, as HOST:PORT");
+        return;
+    }
+    if (strpbrk(host, "\"\\\n") != NULL || strpbrk(e.name, "\"\\\n") != NULL) {
+        api_error(resp, 400, "server: invalid characters");
+        return;
+    }
+    toml = xasprintf("# frpc for the Docker engine \"%s\" (docker-engine-port %u).\n"
+                     "# Run in this directory: frpc -c frpc.toml\n"
+                     "serverAddr = \"%s\"\nserverPort = %u\nloginFailExit = false\n\n"
+                     "metadatas.token = \"%s\"\n\n"
+                     "%s"
+                     "[[proxies]]\nname = \"%s\"\ntype = \"tcp\"\nremotePort = %u\n"
+                     "[proxies.plugin]\ntype = \"unix_domain_socket\"\n"
+                     "unixPath = \"/var/run/docker.sock\"\n",
+                     e.name, e.port, host, port, cfg->shared_key,
+                     tls ? "transport.tls.enable = true\ntransport.tls.certFile = \"client.crt\"\n"
+                           "transport.tls.keyFile = \"client.key\"\n"
+                           "transport.tls.trustedCaFile = \"ca.crt\"\n"
+                           "transport.tls.serverName = \"harp.nc\"\n\n"
+                         : "transport.tls.enable = false\n\n",
+                     e.name, e.port);
+    o = json_pack("{s:s}", "frpc.toml", toml);
+    secret_wipe(toml, strlen(toml));
+    free(toml);
+    if (tls && store_cert_get_all(req->ctl->store, recs) == 1) {
+        json_object_set_new(o, "ca.crt", json_string(recs[0].cert_pem));
+        json_object_set_new(o, "client.crt", json_string(recs[2].cert_pem));
+        json_object_set_new(o, "client.key", json_string(recs[2].key_pem));
+        store_cert_free(recs);
+    }
+    log_notice("engines: frpc configuration for %s handed out", e.name);
+    api_json(resp, 200, o);
+}
+
 const struct api_route api_engine_routes[] = {
+    {"GET", "/api/v1/frpc/", true, false, on_frpc},
     {"GET", "/api/v1/engines", false, false, on_list},
     {"POST", "/api/v1/engines", false, false, on_add},
     {"GET", "/api/v1/engines/", true, false, on_show},

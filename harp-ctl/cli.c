@@ -3,7 +3,10 @@
 #include "config.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -135,6 +138,27 @@ client_config(struct cli_opts *opts, struct hp_config *cfg)
         return -1;
     }
     return 0;
+}
+
+int
+cli_write_file(const char *dir, const char *name, const char *content, unsigned mode)
+{
+    char *path = xasprintf("%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    size_t len = strlen(content);
+    int rc = -1;
+
+    if (fd != -1 && fchmod(fd, mode) == 0 && write(fd, content, len) == (ssize_t)len) {
+        rc = 0;
+    }
+    if (rc == -1) {
+        fprintf(stderr, "harp-ctl: cannot write %s: %s\n", path, strerror(errno));
+    }
+    if (fd != -1) {
+        close(fd);
+    }
+    free(path);
+    return rc;
 }
 
 long
@@ -309,6 +333,8 @@ parse_args(int argc, char **argv, struct cli_opts *o)
         {"--for", offsetof(struct cli_opts, for_seconds)},
         {"--port", offsetof(struct cli_opts, port)},
         {"--address", offsetof(struct cli_opts, address)},
+        {"--frpc-dir", offsetof(struct cli_opts, frpc_dir)},
+        {"--server", offsetof(struct cli_opts, server)},
     };
     size_t j, flen;
     int i;

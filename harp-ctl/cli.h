@@ -26,6 +26,8 @@ struct cli_opts {
     const char *for_seconds;     /* ban add --for */
     const char *port;            /* engine add --port */
     const char *address;         /* engine add --address */
+    const char *frpc_dir;        /* engine add --frpc-dir */
+    const char *server;          /* engine add/frpc --server */
     bool json;
     bool help;
     const char *args[CLI_MAX_ARGS];
@@ -42,6 +44,8 @@ long cli_call(struct cli_opts *opts, const char *method, const char *path, const
 /* Prints the daemon's error answer and returns CLI_REFUSED. */
 int cli_refused(long status, const char *text, const char *what);
 void cli_print_json(const json_t *j);
+/* Writes <content> to <dir>/<name> with <mode>; -1 after printing why. */
+int cli_write_file(const char *dir, const char *name, const char *content, unsigned mode);
 const char *cli_time(long long t, char *buf, size_t len);
 
 int cli_main(int argc, char **argv);

@@ -47,27 +47,6 @@ print_cert(const json_t *c)
            (long long)json_integer_value(json_object_get(c, "key_bits")));
 }
 
-static int
-write_out(const char *dir, const char *name, const char *content, mode_t mode)
-{
-    char *path = xasprintf("%s/%s", dir, name);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    size_t len = strlen(content);
-    int rc = -1;
-
-    if (fd != -1 && fchmod(fd, mode) == 0 && write(fd, content, len) == (ssize_t)len) {
-        rc = 0;
-    }
-    if (rc == -1) {
-        fprintf(stderr, "harp-ctl: cannot write %s: %s\n", path, strerror(errno));
-    }
-    if (fd != -1) {
-        close(fd);
-    }
-    free(path);
-    return rc;
-}
-
 int
 cli_certs(struct cli_opts *opts)
 {
@@ -102,12 +81,14 @@ cli_certs(struct cli_opts *opts)
         if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
             fprintf(stderr, "harp-ctl: cannot create %s: %s\n", dir, strerror(errno));
             rc = CLI_USAGE;
-        } else if (write_out(dir, "ca.crt", json_string_value(json_object_get(j, "ca.crt")),
-                             0644) == -1 ||
-                   write_out(dir, "client.crt", json_string_value(json_object_get(j, "client.crt")),
-                             0644) == -1 ||
-                   write_out(dir, "client.key", json_string_value(json_object_get(j, "client.key")),
-                             0600) == -1) {
+        } else if (cli_write_file(dir, "ca.crt", json_string_value(json_object_get(j, "ca.crt")),
+                                  0644) == -1 ||
+                   cli_write_file(dir, "client.crt",
+                                  json_string_value(json_object_get(j, "client.crt")),
+                                  0644) == -1 ||
+                   cli_write_file(dir, "client.key",
+                                  json_string_value(json_object_get(j, "client.key")),
+                                  0600) == -1) {
             rc = CLI_USAGE;
         } else {
             printf("wrote %s/ca.crt, %s/client.crt, %s/client.key (0600)\n", dir, dir, dir);

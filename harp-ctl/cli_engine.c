@@ -3,16 +3,21 @@
 #include "config.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "secret.h"
 #include "xmalloc.h"
 
 static const char usage_engine[] =
     "usage: harp-ctl engine list [--json]\n"
     "       harp-ctl engine add NAME [--port PORT] [--address ADDRESS]\n"
+    "                               [--frpc-dir DIR [--server HOST:PORT]]\n"
+    "       harp-ctl engine frpc NAME DIR [--server HOST:PORT]\n"
     "       harp-ctl engine rm NAME\n"
     "       harp-ctl engine ping NAME|PORT [--json]\n"
     "\n"
@@ -20,7 +25,10 @@ static const char usage_engine[] =
     "(24000-24099). Port 24000 is the local engine (HP_DOCKER_SOCKET) when that socket\n"
     "exists. Without --address an engine is reached through its FRP tunnel on\n"
     "127.0.0.1:PORT; --port defaults to the first free port from 24001.\n"
-    "ADDRESS: unix:///path/to/docker.sock or tcp://IP:PORT.\n";
+    "ADDRESS: unix:///path/to/docker.sock or tcp://IP:PORT.\n"
+    "--frpc-dir (and engine frpc) writes what the engine's host needs into DIR: frpc.toml and\n"
+    "the certificate files; copy DIR there and run 'frpc -c frpc.toml' in it. --server is\n"
+    "the address that host dials (default HP_FRP_ADDRESS).\n";
 
 static void
 print_row(const json_t *e)
@@ -40,6 +48,58 @@ print_row(const json_t *e)
            api != NULL ? apis : "-");
 }
 
+/* Fetches the frpc bundle of engine <name> and writes it into <dir>. */
+static int
+write_frpc(struct cli_opts *opts, const char *name, const char *dir)
+{
+    static const char *const files[] = {"frpc.toml", "ca.crt", "client.crt", "client.key"};
+    char *esc = curl_easy_escape(NULL, name, 0), *path, *text = NULL;
+    json_t *j = NULL;
+    const char *v;
+    long st;
+    size_t i;
+    int rc = CLI_OK;
+
+    if (opts->server != NULL) {
+        char *s = curl_easy_escape(NULL, opts->server, 0);
+
+        path = xasprintf("/api/v1/frpc/%s?server=%s", esc, s);
+        curl_free(s);
+    } else {
+        path = xasprintf("/api/v1/frpc/%s", esc);
+    }
+    curl_free(esc);
+    st = cli_call(opts, "GET", path, NULL, &j, &text);
+    free(path);
+    if (st < 0) {
+        return st == -2 ? CLI_USAGE : CLI_UNREACHABLE;
+    }
+    if (st != 200 || j == NULL) {
+        rc = cli_refused(st, text, "engine frpc");
+    } else if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+        fprintf(stderr, "harp-ctl: cannot create %s: %s\n", dir, strerror(errno));
+        rc = CLI_USAGE;
+    } else {
+        for (i = 0; i < sizeof(files) / sizeof(files[0]) && rc == CLI_OK; i++) {
+            if ((v = json_string_value(json_object_get(j, files[i]))) != NULL &&
+                cli_write_file(dir, files[i], v, i == 1 || i == 2 ? 0644 : 0600) == -1) {
+                rc = CLI_USAGE;
+            }
+        }
+        if (rc == CLI_OK) {
+            printf("wrote %s/frpc.toml%s: copy %s to the engine's host and run frpc -c "
+                   "frpc.toml there\n",
+                   dir, json_object_get(j, "ca.crt") != NULL ? " and the certificates" : "", dir);
+        }
+    }
+    json_decref(j);
+    if (text != NULL) {
+        secret_wipe(text, strlen(text));
+    }
+    free(text);
+    return rc;
+}
+
 static void
 print_header(void)
 {
@@ -55,6 +115,7 @@ cli_engine(struct cli_opts *opts)
     bool add = strcmp(sub, "add") == 0 && opts->nargs == 3;
     bool rm = strcmp(sub, "rm") == 0 && opts->nargs == 3;
     bool ping = strcmp(sub, "ping") == 0 && opts->nargs == 3;
+    bool frpc = strcmp(sub, "frpc") == 0 && opts->nargs == 4;
     const json_t *e;
     json_t *j = NULL, *body;
     char *text = NULL, *path, *esc, *req = NULL, *end;
@@ -62,10 +123,15 @@ cli_engine(struct cli_opts *opts)
     long st, port;
     int rc = CLI_OK;
 
-    if (opts->help || !(list || add || rm || ping) ||
-        ((opts->port != NULL || opts->address != NULL) && !add)) {
+    if (opts->help || !(list || add || rm || ping || frpc) ||
+        ((opts->port != NULL || opts->address != NULL || opts->frpc_dir != NULL) && !add) ||
+        (opts->server != NULL && !frpc && opts->frpc_dir == NULL) ||
+        (opts->frpc_dir != NULL && opts->address != NULL)) {
         fputs(usage_engine, opts->help ? stdout : stderr);
         return opts->help ? CLI_OK : CLI_USAGE;
+    }
+    if (frpc) {
+        return write_frpc(opts, opts->args[2], opts->args[3]);
     }
     if (add) {
         body = json_pack("{s:s}", "name", opts->args[2]);
@@ -104,6 +170,9 @@ cli_engine(struct cli_opts *opts)
             "engine %s on port %lld, reached %s%s\n", json_string_value(json_object_get(j, "name")),
             (long long)json_integer_value(json_object_get(j, "port")),
             addr != NULL && addr[0] ? "at " : "through its FRP tunnel", addr != NULL ? addr : "");
+        if (opts->frpc_dir != NULL) {
+            rc = write_frpc(opts, opts->args[2], opts->frpc_dir);
+        }
     } else if (rm && st == 204) {
         printf("removed engine %s\n", opts->args[2]);
     } else if ((rm || ping) && st == 404) {

@@ -75,7 +75,7 @@ publish_list(struct ctl *ctl)
 {
     struct docker_engine *engs;
     struct docker_version v;
-    json_t *list = json_array(), *o;
+    json_t *list = json_array(), *o, *refused;
     char why[256];
     size_t n, i;
 
@@ -95,6 +95,12 @@ publish_list(struct ctl *ctl)
         json_array_append_new(list, o);
     }
     free(engs);
+    refused = store_engine_refusals(ctl->store);
+    json_array_foreach(refused, i, o)
+    {
+        json_array_append_new(list, json_pack("{s:O,s:b}", "port", o, "refused", 1));
+    }
+    json_decref(refused);
     publish_engines(ctl->pub, list);
 }
 

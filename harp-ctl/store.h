@@ -67,10 +67,13 @@ int store_engine_add(struct store *st, const struct engine_rec *e, bool *conflic
                      struct hp_err *err);
 /* 1 and fills <e> when found, 0 when absent. By name when <name> is set, else by <port>. */
 int store_engine_get(struct store *st, const char *name, unsigned port, struct engine_rec *e);
-/* 1 when removed, 0 when absent, -1 on error. */
+/* 1 when removed (its port then refused to FRP tunnels until an engine takes it again),
+ * 0 when absent, -1 on error. */
 int store_engine_delete(struct store *st, const char *name, struct hp_err *err);
 /* All engines by port; *<list> freed with free(). -1 on error. */
 int store_engine_list(struct store *st, struct engine_rec **list, size_t *n, struct hp_err *err);
+/* The ports refused to tunnels: [port, ...]. */
+json_t *store_engine_refusals(struct store *st);
 
 /* The FRP certificates (schema 0005): "ca", "server", "client". */
 struct cert_rec {

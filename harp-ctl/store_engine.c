@@ -26,6 +26,9 @@ store_engine_add(struct store *st, const struct engine_rec *e, bool *conflict, s
         step = sqlite3_step(s);
         if (step == SQLITE_DONE) {
             rc = 0;
+            sqlite3_exec(st->db,
+                         "DELETE FROM engine_refusals WHERE port IN (SELECT port FROM engines)",
+                         NULL, NULL, NULL);
         } else if (sqlite3_extended_errcode(st->db) == SQLITE_CONSTRAINT_PRIMARYKEY) {
             *conflict = true;
             err_set(err, "port %u is already taken by another engine", e->port);
@@ -87,13 +90,28 @@ store_engine_delete(struct store *st, const char *name, struct hp_err *err)
     int rc = -1;
 
     pthread_mutex_lock(&st->mtx);
-    if (sqlite3_prepare_v2(st->db, "DELETE FROM engines WHERE name = ?1", -1, &s, NULL) ==
-        SQLITE_OK) {
+    /* The engine goes and its port is refused to tunnels, in one statement each inside one
+     * transaction. */
+    sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (sqlite3_prepare_v2(st->db,
+                           "INSERT OR REPLACE INTO engine_refusals (port, since) "
+                           "SELECT port, unixepoch() FROM engines WHERE name = ?1",
+                           -1, &s, NULL) == SQLITE_OK) {
         sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
         if (sqlite3_step(s) == SQLITE_DONE) {
-            rc = sqlite3_changes(st->db) > 0 ? 1 : 0;
+            rc = 0;
         }
+        sqlite3_finalize(s);
+        s = NULL;
     }
+    if (rc == 0 && sqlite3_prepare_v2(st->db, "DELETE FROM engines WHERE name = ?1", -1, &s,
+                                      NULL) == SQLITE_OK) {
+        sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(s) == SQLITE_DONE ? (sqlite3_changes(st->db) > 0 ? 1 : 0) : -1;
+    } else {
+        rc = -1;
+    }
+    sqlite3_exec(st->db, rc == -1 ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
     if (rc == -1) {
         err_set(err, "database: delete engine: %s", sqlite3_errmsg(st->db));
     }
@@ -129,4 +147,22 @@ store_engine_list(struct store *st, struct engine_rec **list, size_t *n, struct 
     }
     pthread_mutex_unlock(&st->mtx);
     return rc;
+}
+
+json_t *
+store_engine_refusals(struct store *st)
+{
+    json_t *a = json_array();
+    sqlite3_stmt *s;
+
+    pthread_mutex_lock(&st->mtx);
+    if (sqlite3_prepare_v2(st->db, "SELECT port FROM engine_refusals ORDER BY port", -1, &s,
+                           NULL) == SQLITE_OK) {
+        while (sqlite3_step(s) == SQLITE_ROW) {
+            json_array_append_new(a, json_integer(sqlite3_column_int(s, 0)));
+        }
+        sqlite3_finalize(s);
+    }
+    pthread_mutex_unlock(&st->mtx);
+    return a;
 }

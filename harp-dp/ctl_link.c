@@ -342,6 +342,7 @@ on_frame(struct ctl_link *l, json_t *m)
         return 0;
     case MSG_ENGINES:
         engines_replace(json_object_get(m, "engines"));
+        frp_enforce_refusals();
         return 0;
     case MSG_PING:
         send_msg(l, msg_new(MSG_PONG));

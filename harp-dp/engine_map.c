@@ -15,6 +15,7 @@ struct engine {
     unsigned tcp_port;
     unsigned min_major, min_minor, max_major, max_minor;
     bool versions;
+    bool refused; /* an engine removed: its port is refused to FRP tunnels */
 };
 
 static struct engine *engines;
@@ -60,6 +61,12 @@ engines_replace(const json_t *list)
     {
         addr = json_string_value(json_object_get(v, "address"));
         port = json_integer_value(json_object_get(v, "port"));
+        if (json_is_true(json_object_get(v, "refused")) && port >= 1 && port <= 65535) {
+            e = &engines[nengines++];
+            e->port = (unsigned)port;
+            e->refused = true;
+            continue;
+        }
         tport = json_integer_value(json_object_get(v, "tcp_port"));
         if (addr == NULL || strlen(addr) >= sizeof(engines->address) || port < 1 || port > 65535 ||
             tport < 0 || tport > 65535) {
@@ -83,7 +90,7 @@ find(unsigned port)
     size_t i;
 
     for (i = 0; i < nengines; i++) {
-        if (engines[i].port == port) {
+        if (engines[i].port == port && !engines[i].refused) {
             return &engines[i];
         }
     }
@@ -139,4 +146,17 @@ engines_rewrite(unsigned port, struct span t, char *buf, size_t len)
     }
     n = snprintf(buf, len, "/v%u.%u%.*s", nmaj, nmin, (int)(t.n - i), t.p + i);
     return n > 0 && (size_t)n < len ? (size_t)n : 0;
+}
+
+bool
+engines_refused(unsigned port)
+{
+    size_t i;
+
+    for (i = 0; i < nengines; i++) {
+        if (engines[i].port == port && engines[i].refused) {
+            return true;
+        }
+    }
+    return false;
 }

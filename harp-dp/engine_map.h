@@ -5,6 +5,7 @@
 #define HARP_DP_ENGINE_MAP_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "http1.h"
@@ -18,5 +19,8 @@ void engines_upstream(unsigned port, char *host, size_t hostlen, unsigned *up_po
  * accepts, writes the target with the nearest accepted version into <buf> and returns its
  * length; 0 when it stays as it is. */
 size_t engines_rewrite(unsigned port, struct span target, char *buf, size_t len);
+
+/* True when engine port <port> was removed by an operator: FRP tunnels on it are refused. */
+bool engines_refused(unsigned port);
 
 #endif

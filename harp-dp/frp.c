@@ -36,11 +36,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bans.h"
 #include "ctl_link.h"
+#include "engine_map.h"
 #include "frp.h"
 #include "frp_msg.h"
 #include "log.h"
@@ -148,6 +150,7 @@ struct flistener {
 
 static SSL_CTX *tls_ctx;
 static bool tls_required;
+static struct timespec tls_mtime;
 static struct proxy *ports[PORTS_HI - PORTS_LO + 1];
 static uint8_t stream_key[16];
 
@@ -157,6 +160,7 @@ static void kick(struct session *s);
 static void user_close(struct tuser *u);
 static void pump_streams(struct session *s);
 static void schedule_ping(struct session *s);
+static void maybe_reload(void);
 
 /* --- buffers ---------------------------------------------------------------------------- */
 
@@ -446,13 +450,14 @@ on_new_proxy(struct control *c, json_t *m)
     } else if (find_proxy_name(name) != NULL) {
         snprintf(buf, sizeof(buf), "proxy [%.100s] already exists", name);
         err = buf;
-    } else if (port != 0 && !port_allowed(port)) {
+    } else if (port != 0 && (!port_allowed(port) || engines_refused((unsigned)port))) {
         err = "port not allowed";
     } else if (port != 0 && ports[port - PORTS_LO] != NULL) {
         err = "port already used";
     }
     if (err == NULL && port == 0) {
-        for (p = PORTS_LO; p <= PORTS_HI && ports[p - PORTS_LO] != NULL; p++) {
+        for (p = PORTS_LO;
+             p <= PORTS_HI && (ports[p - PORTS_LO] != NULL || engines_refused((unsigned)p)); p++) {
         }
         port = p;
         if (p > PORTS_HI) {
@@ -1257,6 +1262,9 @@ frp_accept_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (fl == NULL) {
             return 0;
         }
+        if (fl->px == NULL) {
+            maybe_reload();
+        }
         for (n = 0; n < 64; n++) {
             cfd = accept4(lws_get_socket_fd(wsi), NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (cfd == -1) {
@@ -1277,6 +1285,66 @@ frp_accept_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
 }
 
+/* (Re)loads the server certificate, key and CA from $HP_CERTS_DIR/frp. */
+static int
+load_tls(struct hp_err *err)
+{
+    char *crt = xasprintf("%s/frp/server.crt", dp->cfg.certs_dir);
+    char *key = xasprintf("%s/frp/server.key", dp->cfg.certs_dir);
+    char *ca = xasprintf("%s/frp/ca.crt", dp->cfg.certs_dir);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    struct stat sb;
+    int rc = -1;
+
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, crt) == 1 &&
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1 &&
+        SSL_CTX_load_verify_locations(ctx, ca, NULL) == 1 && stat(crt, &sb) == 0) {
+        /* Mutual TLS as frps with trustedCaFile: the CA names itself in the request, which
+         * is what Go's client needs to send its certificate. */
+        SSL_CTX_set_client_CA_list(ctx, SSL_load_client_CA_file(ca));
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+        SSL_CTX_free(tls_ctx);
+        tls_ctx = ctx;
+        tls_mtime = sb.st_mtim;
+        rc = 0;
+    } else {
+        err_set(err, "cannot load %s, %s and %s (harp-ctl serve writes them)", crt, key, ca);
+        SSL_CTX_free(ctx);
+    }
+    ERR_clear_error();
+    free(crt);
+    free(key);
+    free(ca);
+    return rc;
+}
+
+/* After `harp-ctl certs rotate`: new files are loaded and every TLS session is closed, so
+ * clients reconnect and must present a certificate of the new CA. */
+static void
+maybe_reload(void)
+{
+    char *crt = xasprintf("%s/frp/server.crt", dp->cfg.certs_dir);
+    struct stat sb;
+    struct hp_err err;
+    size_t i;
+
+    if (tls_ctx != NULL && stat(crt, &sb) == 0 &&
+        (sb.st_mtim.tv_sec != tls_mtime.tv_sec || sb.st_mtim.tv_nsec != tls_mtime.tv_nsec)) {
+        if (load_tls(&err) == 0) {
+            log_notice("frp: new certificates in %s/frp loaded", dp->cfg.certs_dir);
+            for (i = 0; i < MAX_SESSIONS; i++) {
+                if (sessions[i] != NULL && sessions[i]->ssl != NULL) {
+                    session_close(sessions[i], "certificates rotated");
+                }
+            }
+        } else {
+            log_warnx("frp: %s", err.msg);
+        }
+    }
+    free(crt);
+}
+
 int
 frp_start(struct hp_err *err)
 {
@@ -1285,34 +1353,16 @@ frp_start(struct hp_err *err)
     struct flistener *fl;
     struct lws *w;
     socklen_t sl;
-    char host[256], *crt, *key, *ca;
+    char host[256];
     unsigned port;
     int fd, one = 1;
 
     frp_stream_key("", stream_key);
     if (!dp->cfg.frp_disable_tls) {
-        crt = xasprintf("%s/frp/server.crt", dp->cfg.certs_dir);
-        key = xasprintf("%s/frp/server.key", dp->cfg.certs_dir);
-        ca = xasprintf("%s/frp/ca.crt", dp->cfg.certs_dir);
-        tls_ctx = SSL_CTX_new(TLS_server_method());
-        SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION);
-        if (SSL_CTX_use_certificate_chain_file(tls_ctx, crt) != 1 ||
-            SSL_CTX_use_PrivateKey_file(tls_ctx, key, SSL_FILETYPE_PEM) != 1 ||
-            SSL_CTX_load_verify_locations(tls_ctx, ca, NULL) != 1) {
-            err_set(err, "cannot load %s, %s and %s (harp-ctl serve writes them)", crt, key, ca);
-            free(crt);
-            free(key);
-            free(ca);
+        if (load_tls(err) == -1) {
             return -1;
         }
-        /* Mutual TLS as frps with trustedCaFile: the CA names itself in the request, which is
-         * what Go's client needs to send its certificate. */
-        SSL_CTX_set_client_CA_list(tls_ctx, SSL_load_client_CA_file(ca));
-        SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
         tls_required = true;
-        free(crt);
-        free(key);
-        free(ca);
     }
     memset(&ss, 0, sizeof(ss));
     if (env_parse_hostport(dp->cfg.frp_address, host, sizeof(host), &port, err) == -1) {
@@ -1350,6 +1400,20 @@ frp_start(struct hp_err *err)
     log_notice("frp: FRP frontend on %s (%s)", dp->cfg.frp_address,
                tls_required ? "TLS with client certificates" : "TLS disabled");
     return 0;
+}
+
+void
+frp_enforce_refusals(void)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
+        if (ports[i] != NULL && engines_refused(ports[i]->port)) {
+            log_notice("frp: tunnel %s on port %u closed: its engine was removed", ports[i]->name,
+                       ports[i]->port);
+            proxy_close(ports[i]);
+        }
+    }
 }
 
 json_t *

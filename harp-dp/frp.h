@@ -11,6 +11,8 @@ int frp_start(struct hp_err *err);
 void frp_stop(void);
 /* The tunnels up: [{name, port, peer, since}]. */
 json_t *frp_tunnels(void);
+/* Closes tunnels on engine ports an operator removed. */
+void frp_enforce_refusals(void);
 
 /* lws protocols: the listeners, client sessions, and users of the tunnels' ports. */
 int frp_accept_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

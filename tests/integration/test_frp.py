@@ -284,3 +284,101 @@ def test_docker_engine_through_a_tunnel(frp, docker_engine):
     engines = json.loads(gw.ctl.cli("engine", "list", "--json").stdout)["engines"]
     remote = [e for e in engines if e["name"] == "remote"][0]
     assert remote["reachable"] is True and remote["kind"] == "tunnel"
+
+
+def test_engine_add_writes_a_ready_frpc_folder_and_rm_refuses_the_tunnel(frp, tmp_path):
+    gw = frp(tls=True, register=False)
+    out = tmp_path / "remote1"
+    r = gw.ctl.cli("engine", "add", "remote1", "--frpc-dir", str(out))
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(out)) == ["ca.crt", "client.crt", "client.key", "frpc.toml"]
+    assert oct(os.stat(out / "frpc.toml").st_mode & 0o777) == "0o600"
+    toml = (out / "frpc.toml").read_text()
+    for line in (f'serverAddr = "127.0.0.1"', f"serverPort = {gw.frp_port}",
+                 f'metadatas.token = "{KEY}"', "loginFailExit = false",
+                 'transport.tls.serverName = "harp.nc"', 'transport.tls.certFile = "client.crt"',
+                 'name = "remote1"', "remotePort = 24001", 'type = "unix_domain_socket"',
+                 'unixPath = "/var/run/docker.sock"'):
+        assert line in toml, line
+    # A client using exactly those files gets the engine's tunnel.
+    c = client(gw, tls={"ca": str(out / "ca.crt"), "cert": str(out / "client.crt"),
+                        "key": str(out / "client.key")})
+    c.login()
+    assert c.new_proxy("remote1", 24001, ("tcp", gw.backend.port))["remote_addr"] == ":24001"
+    wait_for(lambda: not port_free(24001), what="tunnel bound")
+    # Removed: the tunnel is closed and refused from then on.
+    assert gw.ctl.cli("engine", "rm", "remote1").returncode == 0
+    wait_for(lambda: port_free(24001), what="the removed engine's tunnel closed")
+    assert c.new_proxy("remote1", 24001, ("tcp", 1))["error"] == "port not allowed"
+    # Registered again: allowed again.
+    assert gw.ctl.cli("engine", "add", "remote1", "--port", "24001").returncode == 0
+    wait_for(lambda: "error" not in c.new_proxy("remote1", 24001, ("tcp", gw.backend.port)),
+             what="port allowed again")
+    r = gw.ctl.cli("engine", "frpc", "remote1", str(tmp_path / "again"), "--server",
+                   "gw.example:443")
+    assert r.returncode == 0
+    toml = (tmp_path / "again" / "frpc.toml").read_text()
+    assert 'serverAddr = "gw.example"' in toml and "serverPort = 443" in toml
+    assert gw.ctl.cli("engine", "frpc", "nope", str(tmp_path / "x")).returncode == 1
+
+
+def test_rotation_makes_clients_use_the_new_certificates(frp, tmp_path):
+    gw = frp(tls=True)
+    old = dict(gw.tls)
+    for k in ("ca", "cert", "key"):  # keep copies of the old files
+        data = open(old[k], "rb").read()
+        old[k] = str(tmp_path / f"old-{k}")
+        open(old[k], "wb").write(data)
+    c = client(gw, tls=old)
+    assert c.login().get("run_id")
+    assert gw.ctl.cli("certs", "rotate").returncode == 0
+    time.sleep(0.05)
+    # The next connection makes the data plane load the new files and drop old sessions.
+    with pytest.raises(Exception):
+        client(gw, tls=old).login()
+    wait_for(lambda: c.closed, what="the old session closed")
+    d = client(gw)  # the new files
+    assert d.login().get("run_id")
+
+
+def test_the_recorded_client_flight_gets_frps_answers(frp):
+    """kat.txt's exact bytes of a client (recorded against the real frps 0.61.1) get the
+    answers the real frps gave: ACK, plaintext LoginResp, then the server's IV and encrypted
+    ReqWorkConn and NewProxyResp {test-exapp, :23000}."""
+    import re
+    import struct
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+    from helpers.frpc import CFB
+    if not port_free(23000):
+        pytest.skip("port 23000 is in use on this machine")
+    kat = open(os.path.join(SRCDIR, "tests", "fixtures", "frp-vectors", "kat.txt")).read()
+    flight = {n: bytes.fromhex(h) for n, h in re.findall(r"^(flight[12]) ([0-9a-f]+)$", kat, re.M)}
+    gw = frp(tls=False, key="sekrit")
+    s = socket.create_connection(("127.0.0.1", gw.frp_port))
+    s.settimeout(10)
+    s.sendall(flight["flight1"])
+    f = s.makefile("rb")
+
+    def frame():
+        v, t, fl, sid, ln = struct.unpack(">BBHII", f.read(12))
+        return t, fl, sid, ln, (f.read(ln) if t == 0 else b"")
+
+    assert frame()[:3] == (1, 2, 1)  # WINDOW_UPDATE ACK on stream 1
+    t, fl, sid, ln, body = frame()
+    assert body[:1] == b"1"
+    resp = json.loads(body[9:])
+    assert resp["version"] == "0.61.1" and len(resp["run_id"]) == 16
+    s.sendall(flight["flight2"])
+    data = b""
+    while True:
+        t, fl, sid, ln, body = frame()
+        data += body
+        if len(data) > 16:
+            dec = Cipher(algorithms.AES(hashlib.pbkdf2_hmac("sha1", b"", b"frp", 64, 16)),
+                         CFB(data[:16])).decryptor()
+            plain = dec.update(data[16:])
+            if b'"remote_addr"' in plain:
+                break
+    assert plain.startswith(bytes.fromhex("7200000000000000027b7d"))  # ReqWorkConn
+    assert b'{"proxy_name":"test-exapp","remote_addr":":23000"}' in plain
+    s.close()

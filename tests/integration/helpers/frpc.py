@@ -54,7 +54,10 @@ class TlsSocket:
     def _flush(self):
         out = self.outg.read()
         if out:
-            self.raw.sendall(out)
+            try:
+                self.raw.sendall(out)
+            except OSError:
+                pass  # the peer is gone; the reader sees the end
 
     def settimeout(self, t):
         self.raw.settimeout(t)
