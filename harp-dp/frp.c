@@ -83,7 +83,7 @@ struct stream {
     uint32_t send_window; /* what the client lets us send */
     uint32_t consumed;    /* used since our last window update */
     uint32_t recv_window; /* what the client may still send us */
-    bool fin_rx, fin_tx;
+    bool fin_rx;
     struct frp_cfb enc, dec;
     struct buf plain; /* control: decrypted, not yet decoded */
     struct control *ctl;
@@ -134,9 +134,7 @@ struct tuser {
     struct lws *wsi;
     struct proxy *px;
     struct stream *st;
-    struct buf out; /* to the user */
     bool closing;
-    lws_usec_t since;
     bool got_byte;
     char src[64], dst[64];
     unsigned src_port, dst_port;
@@ -145,7 +143,8 @@ struct tuser {
 
 /* A listening socket: the frontend, or one proxy's port. */
 struct flistener {
-    struct proxy *px; /* NULL: the frontend */
+    bool frontend;
+    struct proxy *px; /* a proxy's port; NULL once the proxy is gone */
 };
 
 static SSL_CTX *tls_ctx;
@@ -321,12 +320,25 @@ static void
 proxy_close(struct proxy *px)
 {
     ports[px->port - PORTS_LO] = NULL;
-    if (px->listener != NULL && !dp->stopping) {
+    if (px->ctl != NULL) {
+        struct tuser *u;
+
+        while ((u = px->ctl->waiting) != NULL) {
+            px->ctl->waiting = u->next_waiting;
+            u->px = NULL;
+            user_close(u);
+        }
+    }
+    if (px->listener != NULL) {
+        /* The listener outlives the proxy until lws closes it: it forgets the proxy. */
         struct flistener *fl = lws_get_opaque_user_data(px->listener);
 
-        free(fl);
-        lws_set_opaque_user_data(px->listener, NULL);
-        lws_set_timeout(px->listener, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+        if (fl != NULL) {
+            fl->px = NULL;
+        }
+        if (!dp->stopping) {
+            lws_set_timeout(px->listener, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+        }
     }
     log_info("frp: tunnel %s on 127.0.0.1:%u down", px->name, px->port);
     if (px->ctl != NULL) {
@@ -529,8 +541,8 @@ user_start(struct tuser *u, struct stream *st)
     u->st = st;
     st->user = u;
     st->kind = SK_PIPE;
-    u->since = lws_now_usecs();
     stream_msg(st, FRP_START_WORK_CONN, m, false);
+    u->px = NULL; /* piping now: the proxy may go, this connection stays */
     /* frpc leaves the stream silent when its local socket is down: give up after the
      * server timeout without a first byte. */
     lws_set_timer_usecs(u->wsi, (lws_usec_t)dp->timeout_server_s * LWS_US_PER_SEC);
@@ -639,7 +651,6 @@ frp_user_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         }
         addr_of(lws_get_socket_fd(wsi), true, u->src, sizeof(u->src), &u->src_port);
         addr_of(lws_get_socket_fd(wsi), false, u->dst, sizeof(u->dst), &u->dst_port);
-        u->since = lws_now_usecs();
         lws_rx_flow_control(wsi, 0);
         lws_set_timer_usecs(wsi, (lws_usec_t)FRP_WAIT_WORK_S * LWS_US_PER_SEC);
         if ((st = px->ctl->pool) != NULL) {
@@ -692,7 +703,6 @@ frp_user_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         if (u != NULL) {
             u->wsi = NULL;
             user_close(u);
-            buf_free(&u->out);
             free(u);
             lws_set_opaque_user_data(wsi, NULL);
         }
@@ -1262,8 +1272,10 @@ frp_accept_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (fl == NULL) {
             return 0;
         }
-        if (fl->px == NULL) {
+        if (fl->frontend) {
             maybe_reload();
+        } else if (fl->px == NULL) {
+            return 0; /* the proxy is gone; the listener closes soon */
         }
         for (n = 0; n < 64; n++) {
             cfd = accept4(lws_get_socket_fd(wsi), NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -1275,7 +1287,7 @@ frp_accept_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             ad.vh = dp->vh;
             ad.type = LWS_ADOPT_SOCKET;
             ad.fd.sockfd = cfd;
-            ad.vh_prot_name = fl->px != NULL ? "harp-frp-user" : "harp-frp";
+            ad.vh_prot_name = fl->frontend ? "harp-frp" : "harp-frp-user";
             ad.opaque = fl->px;
             lws_adopt_descriptor_vhost_via_info(&ad);
         }
@@ -1396,6 +1408,7 @@ frp_start(struct hp_err *err)
         return -1;
     }
     fl = xcalloc(1, sizeof(*fl));
+    fl->frontend = true;
     lws_set_opaque_user_data(w, fl);
     log_notice("frp: FRP frontend on %s (%s)", dp->cfg.frp_address,
                tls_required ? "TLS with client certificates" : "TLS disabled");

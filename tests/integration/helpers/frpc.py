@@ -281,6 +281,12 @@ class Frpc:
                 self.resp_cv.wait(left)
 
     def _work(self):
+        try:
+            self._work_stream()
+        except (OSError, EOFError, KeyError):
+            pass  # the session or the local target went away
+
+    def _work_stream(self):
         st = self.open()
         self.work_streams.append(st)
         st.write(msg("w", {"run_id": self.run_id}))
