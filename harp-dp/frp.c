@@ -45,6 +45,7 @@
 #include "engine_map.h"
 #include "frp.h"
 #include "frp_msg.h"
+#include "listen.h"
 #include "log.h"
 #include "secret.h"
 #include "xmalloc.h"
@@ -387,23 +388,16 @@ control_close(struct control *c)
 static struct lws *
 proxy_listen(struct proxy *px, const char **why)
 {
-    struct sockaddr_in sin;
     lws_sock_file_fd_type d;
     struct flistener *fl;
+    struct hp_err err;
     struct lws *w;
-    int fd, one = 1;
+    char addr[32];
+    int fd;
 
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((uint16_t)px->port);
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-        bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 || listen(fd, 256) == -1) {
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", px->port);
+    if ((fd = listen_fd(addr, false, &err)) == -1) {
         *why = "port unavailable";
-        if (fd != -1) {
-            close(fd);
-        }
         return NULL;
     }
     d.filefd = fd;
@@ -1360,14 +1354,10 @@ maybe_reload(void)
 int
 frp_start(struct hp_err *err)
 {
-    struct sockaddr_storage ss;
     lws_sock_file_fd_type d;
     struct flistener *fl;
     struct lws *w;
-    socklen_t sl;
-    char host[256];
-    unsigned port;
-    int fd, one = 1;
+    int fd;
 
     frp_stream_key("", stream_key);
     if (!dp->cfg.frp_disable_tls) {
@@ -1376,29 +1366,7 @@ frp_start(struct hp_err *err)
         }
         tls_required = true;
     }
-    memset(&ss, 0, sizeof(ss));
-    if (env_parse_hostport(dp->cfg.frp_address, host, sizeof(host), &port, err) == -1) {
-        return -1;
-    }
-    if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-        ((struct sockaddr_in *)&ss)->sin_family = AF_INET;
-        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
-        sl = sizeof(struct sockaddr_in);
-    } else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
-        ((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
-        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
-        sl = sizeof(struct sockaddr_in6);
-    } else {
-        err_set(err, "%s: not an IP address", host);
-        return -1;
-    }
-    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-        bind(fd, (struct sockaddr *)&ss, sl) == -1 || listen(fd, 256) == -1) {
-        err_set(err, "cannot listen on %s: %s", dp->cfg.frp_address, strerror(errno));
-        if (fd != -1) {
-            close(fd);
-        }
+    if ((fd = listen_fd(dp->cfg.frp_address, false, err)) == -1) {
         return -1;
     }
     d.filefd = fd;

@@ -22,16 +22,13 @@ struct listener {
 };
 
 int
-listen_start(const char *addr, struct lws_vhost *vh, bool tls, struct hp_err *err)
+listen_fd(const char *addr, bool reuseport, struct hp_err *err)
 {
-    struct listener *li;
-    struct lws *w;
     struct sockaddr_storage ss;
     socklen_t sl;
     char host[256];
     unsigned port;
     int fd, one = 1;
-    lws_sock_file_fd_type d;
 
     memset(&ss, 0, sizeof(ss));
     if (env_parse_hostport(addr, host, sizeof(host), &port, err) == -1) {
@@ -51,12 +48,26 @@ listen_start(const char *addr, struct lws_vhost *vh, bool tls, struct hp_err *er
     }
     fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1) ||
         bind(fd, (struct sockaddr *)&ss, sl) == -1 || listen(fd, 1024) == -1) {
         err_set(err, "cannot listen on %s: %s", addr, strerror(errno));
         if (fd != -1) {
             close(fd);
         }
+        return -1;
+    }
+    return fd;
+}
+
+int
+listen_start(const char *addr, struct lws_vhost *vh, bool tls, struct hp_err *err)
+{
+    struct listener *li;
+    struct lws *w;
+    lws_sock_file_fd_type d;
+    int fd;
+
+    if ((fd = listen_fd(addr, true, err)) == -1) {
         return -1;
     }
     d.filefd = fd;
@@ -75,8 +86,7 @@ listen_start(const char *addr, struct lws_vhost *vh, bool tls, struct hp_err *er
 }
 
 int
-listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                size_t len)
+listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     struct listener *li = lws_get_opaque_user_data(wsi);
     lws_sock_file_fd_type d;

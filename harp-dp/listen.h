@@ -4,6 +4,9 @@
 
 #include "dp.h"
 
+/* A non-blocking listening socket on <addr> ("host:port", IP literals), with SO_REUSEPORT
+ * when <reuseport>; -1 with <err>. */
+int listen_fd(const char *addr, bool reuseport, struct hp_err *err);
 /* Opens a SO_REUSEPORT listener on <addr> ("host:port") and adopts it into the loop; accepted
  * connections go to the "harp-client" protocol. 0, or -1 with <err>. */
 int listen_start(const char *addr, struct lws_vhost *vh, bool tls, struct hp_err *err);
