@@ -4,12 +4,12 @@
 # Prints req/s, p50/p99 latency and ratios (medians of REPS alternating runs) for a PUBLIC
 # route and an AppAPI control call, then MB/s and peak RSS for a 1 GiB download.
 #   bench/run.sh [BUILDDIR]          (default: ./build; run deploy/up.sh or make first)
-# Environment: DURATION (s, default 10), REPS (default 3), CONNS (default 50).
+# Environment: DURATION (s, default 10), REPS (default 5), CONNS (default 50).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$top/build}
 DURATION=${DURATION:-10}
-REPS=${REPS:-3}
+REPS=${REPS:-5}
 CONNS=${CONNS:-50}
 for tool in wrk haproxy nginx taskset curl; do
     command -v $tool >/dev/null || { echo "bench: $tool missing (apt-get install wrk haproxy nginx-light)" >&2; exit 1; }
@@ -164,17 +164,21 @@ done
 printf '\nharp-dp benchmark: %s, %s s x %s runs, %s connections, medians\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$DURATION" "$REPS" "$CONNS"
 for scen in public control; do
     printf '\n%s route\n' "$([ $scen = public ] && echo 'PUBLIC ExApp' || echo 'AppAPI control (/exapps/app_api/heartbeat)')"
-    printf '%-8s %10s %9s %9s %10s %10s %9s\n' target req/s x_direct x_best p50_ms p99_ms
+    printf '%-8s %10s %9s %9s %10s %10s %9s\n' target req/s x_direct x_best p50_ms p99_ms p99_x_best
     d=$(echo ${RPS[direct:$scen]} | tr ' ' '\n' | median)
     hp=$(echo ${RPS[haproxy:$scen]} | tr ' ' '\n' | median)
     ng=$(echo ${RPS[nginx:$scen]} | tr ' ' '\n' | median)
     best=$(awk -v a="$hp" -v b="$ng" 'BEGIN {print (a > b ? a : b)}')
+    hp99=$(echo ${P99[haproxy:$scen]} | tr ' ' '\n' | median)
+    ng99=$(echo ${P99[nginx:$scen]} | tr ' ' '\n' | median)
+    best99=$(awk -v a="$hp99" -v b="$ng99" 'BEGIN {print (a < b ? a : b)}')
     for t in "${targets[@]}"; do
         r=$(echo ${RPS[$t:$scen]} | tr ' ' '\n' | median)
         p50=$(echo ${P50[$t:$scen]} | tr ' ' '\n' | median)
         p99=$(echo ${P99[$t:$scen]} | tr ' ' '\n' | median)
-        awk -v t="$t" -v r="$r" -v d="$d" -v b="$best" -v p50="$p50" -v p99="$p99" \
-            'BEGIN {printf "%-8s %10.0f %9.2f %9.2f %10.2f %10.2f\n", t, r, r/d, r/b, p50, p99}'
+        awk -v t="$t" -v r="$r" -v d="$d" -v b="$best" -v p50="$p50" -v p99="$p99" -v b99="$best99" \
+            'BEGIN {printf "%-8s %10.0f %9.2f %9.2f %10.2f %10.2f %10.2f\n", t, r, r/d, r/b, p50, p99, p99/b99}'
+        echo "$scen $t: req/s ${RPS[$t:$scen]}| p99 ms ${P99[$t:$scen]}" >>"$run/runs.txt"
     done
 done
 
@@ -208,3 +212,6 @@ for t in direct haproxy nginx harp; do
     esac
     awk -v t=$t -v s="$speed" -v r="$rss" 'BEGIN {printf "%-8s %10.0f %14s\n", t, s/1e6, r}'
 done
+
+printf '\nSingle runs (run order)\n'
+cat "$run/runs.txt"

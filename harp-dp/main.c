@@ -229,6 +229,7 @@ main(int argc, char **argv)
         if (lws_service(dp->ctx, 0) < 0) {
             break;
         }
+        proxy_run_ready();
     }
     log_notice("dp: stopping");
     lws_context_destroy(dp->ctx);

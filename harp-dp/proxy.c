@@ -15,6 +15,12 @@
  *    its framing to know where the response ends. A 101 turns both sides into a byte tunnel.
  * 5. A connection is freed only from the client socket's close callback; the upstream socket's
  *    close only detaches it.
+ * 6. Input is read in the socket callbacks but processed after the service turn that read it
+ *    (proxy_run_ready), oldest waiter first: a connection's key is when we last sent to the
+ *    side that is now answering. lws walks ready sockets in descriptor-table order, so
+ *    processing inside the callbacks would serve the same connections first on every turn;
+ *    under load that skewed per-connection throughput by almost 2x and widened the latency
+ *    tail. Plain sockets are written directly (q_kick) rather than on the next POLLOUT turn.
  *
  *   HEAD --decide--> (LOOKUP --reply--> HEAD) --forward--> BODY --end--> WAIT --response end--> HEAD
  *                                                            \--101--> TUNNEL
@@ -24,11 +30,13 @@
 
 #include <arpa/inet.h>
 #include <assert.h>
+#include <errno.h>
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include "bans.h"
@@ -95,6 +103,10 @@ struct conn {
     char up_name[256];   /* the ExApp's host as registered, for re-resolving after failures */
     lws_sorted_usec_list_t sul;
     lws_usec_t last_cli, last_up;
+    /* deferred input (design note 6) */
+    struct conn *ready_next;
+    bool ready, cli_rx, up_rx;
+    lws_usec_t sent_cli, sent_up; /* when bytes last went to each side */
     char peer[INET6_ADDRSTRLEN];
     struct ipaddr peer_ip;
     char client[IP_STR_MAX]; /* the current request's client IP (clientip.c) */
@@ -104,6 +116,7 @@ struct conn {
 };
 
 static unsigned char wbuf[LWS_PRE + IO_CHUNK];
+static struct conn *ready_list;
 
 /* --- queues ------------------------------------------------------------------------------ */
 
@@ -172,6 +185,80 @@ q_write(struct queue *q, struct lws *wsi)
     return 0;
 }
 
+/* Writes <q> straight to a plain socket's descriptor until it is empty or the socket is full,
+ * bypassing lws: 0 when all went out, 1 when the rest must wait for POLLOUT, -1 on error. */
+static int
+q_send(struct queue *q, struct lws *wsi)
+{
+    struct iovec iov[16];
+    struct msghdr mh;
+    struct seg *s;
+    ssize_t n;
+    size_t k;
+    int fd = lws_get_socket_fd(wsi);
+
+    while (q->head != NULL) {
+        memset(&mh, 0, sizeof(mh));
+        for (k = 0, s = q->head; s != NULL && k < 16; s = s->next, k++) {
+            iov[k].iov_base = s->data + s->off;
+            iov[k].iov_len = s->len - s->off;
+        }
+        mh.msg_iov = iov;
+        mh.msg_iovlen = k;
+        n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 1 : -1;
+        }
+        q->bytes -= (size_t)n;
+        while ((s = q->head) != NULL && (size_t)n >= s->len - s->off) {
+            n -= (ssize_t)(s->len - s->off);
+            q->head = s->next;
+            free(s);
+        }
+        if (q->head == NULL) {
+            q->tail = NULL;
+        } else {
+            q->head->off += (size_t)n;
+        }
+    }
+    return 0;
+}
+
+/* Flushes <q> to <wsi> from its writable callback: TLS through lws, plain sockets directly.
+ * -1 when the socket failed; otherwise asks for the next POLLOUT while bytes remain. */
+static int
+q_flush(struct queue *q, struct lws *wsi)
+{
+    if (lws_is_ssl(wsi)) {
+        if (q_write(q, wsi) == -1) {
+            return -1;
+        }
+    } else if (q_send(q, wsi) == -1) {
+        return -1;
+    }
+    if (q->bytes > 0) {
+        lws_callback_on_writable(wsi);
+    }
+    return 0;
+}
+
+/* New bytes in <q>: a plain socket takes them at once when it can (no loop turn, no POLLOUT);
+ * the rest, and everything for TLS, waits for the writable callback. */
+static void
+q_kick(struct queue *q, struct lws *wsi)
+{
+    if (q->bytes == 0) {
+        return;
+    }
+    if (!lws_is_ssl(wsi) && q_send(q, wsi) == 0) {
+        return;
+    }
+    lws_callback_on_writable(wsi); /* full, TLS, or failed: the callback finds out */
+}
+
 /* --- helpers ----------------------------------------------------------------------------- */
 
 static void
@@ -203,8 +290,11 @@ static void flow(struct conn *c);
 static void
 kick_cli(struct conn *c)
 {
-    if (c->cli != NULL && c->to_cli.bytes > 0) {
-        lws_callback_on_writable(c->cli);
+    if (c->cli != NULL && c->close_after_flush) {
+        lws_callback_on_writable(c->cli); /* the writable callback closes once all is out */
+    } else if (c->cli != NULL && c->to_cli.bytes > 0) {
+        c->sent_cli = lws_now_usecs();
+        q_kick(&c->to_cli, c->cli);
     }
     flow(c);
 }
@@ -213,7 +303,8 @@ static void
 kick_up(struct conn *c)
 {
     if (c->up != NULL && c->up_connected && c->to_up.bytes > 0) {
-        lws_callback_on_writable(c->up);
+        c->sent_up = lws_now_usecs();
+        q_kick(&c->to_up, c->up);
     }
     flow(c);
 }
@@ -1089,6 +1180,13 @@ static void
 conn_free(struct conn *c)
 {
     lws_sul_cancel(&c->sul);
+    if (c->ready) {
+        struct conn **pp;
+
+        for (pp = &ready_list; *pp != c; pp = &(*pp)->ready_next) {
+        }
+        *pp = c->ready_next;
+    }
     ctl_link_forget(dp->link, c);
     resolve_forget(c);
     close_up(c);
@@ -1098,6 +1196,54 @@ conn_free(struct conn *c)
     free(c->in);
     free(c->uin);
     free(c);
+}
+
+static lws_usec_t
+ready_key(const struct conn *c)
+{
+    if (c->up_rx) {
+        return c->sent_up;
+    }
+    return c->sent_cli;
+}
+
+/* Input read during a service turn is processed after the turn, oldest waiter first. */
+static void
+mark_ready(struct conn *c)
+{
+    struct conn **pp;
+
+    if (c->ready) {
+        return;
+    }
+    c->ready = true;
+    for (pp = &ready_list; *pp != NULL && ready_key(*pp) <= ready_key(c); pp = &(*pp)->ready_next) {
+    }
+    c->ready_next = *pp;
+    *pp = c;
+}
+
+void
+proxy_run_ready(void)
+{
+    struct conn *c;
+
+    while ((c = ready_list) != NULL) {
+        ready_list = c->ready_next;
+        c->ready = false;
+        if (c->up_rx) {
+            c->up_rx = false;
+            process_upstream(c);
+            flow(c);
+        }
+        if (c->cli_rx) {
+            c->cli_rx = false;
+            if (c->state != ST_CLOSING) {
+                process_client(c);
+                flow(c);
+            }
+        }
+    }
 }
 
 int
@@ -1113,6 +1259,7 @@ proxy_client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
         c = xcalloc(1, sizeof(*c));
         c->cli = wsi;
         c->last_cli = c->last_up = lws_now_usecs();
+        c->sent_cli = c->last_cli;
         if (getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)&ss, &sl) == 0) {
             if (ss.ss_family == AF_INET) {
                 c->peer_ip.family = AF_INET;
@@ -1140,19 +1287,17 @@ proxy_client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
         }
         c->last_cli = lws_now_usecs();
         in_append(&c->in, &c->in_len, &c->in_cap, in, len);
-        process_client(c);
-        flow(c);
+        c->cli_rx = true;
+        mark_ready(c);
         return 0;
     case LWS_CALLBACK_RAW_WRITEABLE:
         if (c == NULL) {
             return 0;
         }
-        if (q_write(&c->to_cli, wsi) == -1) {
+        if (q_flush(&c->to_cli, wsi) == -1) {
             return -1;
         }
-        if (c->to_cli.bytes > 0) {
-            lws_callback_on_writable(wsi);
-        } else if (c->close_after_flush) {
+        if (c->to_cli.bytes == 0 && c->close_after_flush) {
             c->cli = NULL;
             close_up(c);
             lws_set_opaque_user_data(wsi, NULL);
@@ -1208,19 +1353,16 @@ proxy_upstream_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             return 0;
         }
         in_append(&c->uin, &c->uin_len, &c->uin_cap, in, len);
-        process_upstream(c);
-        flow(c);
+        c->up_rx = true;
+        mark_ready(c);
         return 0;
     case LWS_CALLBACK_RAW_WRITEABLE:
         if (c == NULL) {
             return 0;
         }
         c->last_up = lws_now_usecs();
-        if (q_write(&c->to_up, wsi) == -1) {
+        if (q_flush(&c->to_up, wsi) == -1) {
             return -1;
-        }
-        if (c->to_up.bytes > 0) {
-            lws_callback_on_writable(wsi);
         }
         flow(c);
         return 0;

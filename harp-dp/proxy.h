@@ -13,6 +13,8 @@ int proxy_upstream_callback(struct lws *wsi, enum lws_callback_reasons reason, v
                             void *in, size_t len);
 /* The control plane answered a look-up for <conn> (found or not, or the link went down:
  * <unavailable>). Called by ctl_link. */
+/* Processes the input read during the last service turn. */
+void proxy_run_ready(void);
 void proxy_lookup_done(struct conn *c, bool unavailable);
 /* The control plane said who the request's credentials belong to; <ttl_us> is how long this
  * answer may serve the same session cookie here (0: not at all). */
