@@ -223,6 +223,26 @@ cli_call(struct cli_opts *opts, const char *method, const char *path, const char
 }
 
 int
+cli_failed(long status)
+{
+    return status == -2 ? CLI_USAGE : CLI_UNREACHABLE;
+}
+
+char *
+cli_path(const char *collection, const char *item)
+{
+    char *esc, *path;
+
+    if (item == NULL) {
+        return xasprintf("/api/v1/%s", collection);
+    }
+    esc = curl_easy_escape(NULL, item, 0);
+    path = xasprintf("/api/v1/%s/%s", collection, esc);
+    curl_free(esc);
+    return path;
+}
+
+int
 cli_refused(long status, const char *text, const char *what)
 {
     if (status == 401) {
@@ -267,7 +287,7 @@ cmd_status(struct cli_opts *opts)
     }
     st = cli_call(opts, "GET", "/api/v1/status", NULL, &j, &text);
     if (st < 0) {
-        return st == -2 ? CLI_USAGE : CLI_UNREACHABLE;
+        return cli_failed(st);
     }
     if (st != 200 || j == NULL) {
         rc = cli_refused(st, text, "status");

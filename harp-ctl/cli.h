@@ -37,10 +37,15 @@ struct cli_opts {
 /* An env_lookup_cb: flags in <arg> (struct cli_opts) first, then the environment. */
 const char *cli_lookup(const char *name, void *arg);
 
-/* Calls the daemon. Returns the HTTP status with *<out> the parsed JSON body (or NULL), or -1
- * after printing why the daemon could not be reached. <body> may be NULL. */
+/* Calls the daemon. Returns the HTTP status with *<out> the parsed JSON body (or NULL); -1
+ * after printing why the daemon could not be reached, -2 after printing what is wrong with the
+ * client's configuration. <body> may be NULL. */
 long cli_call(struct cli_opts *opts, const char *method, const char *path, const char *body,
               json_t **out, char **text);
+/* The exit code for cli_call's failures (-1, -2). */
+int cli_failed(long status);
+/* "/api/v1/<collection>", or "/api/v1/<collection>/<item>" with <item> escaped; free() it. */
+char *cli_path(const char *collection, const char *item);
 /* Prints the daemon's error answer and returns CLI_REFUSED. */
 int cli_refused(long status, const char *text, const char *what);
 void cli_print_json(const json_t *j);

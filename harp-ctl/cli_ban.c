@@ -28,7 +28,7 @@ cli_ban(struct cli_opts *opts)
     bool rm = strcmp(sub, "rm") == 0 && opts->nargs == 3;
     const json_t *b;
     json_t *j, *body;
-    char *text, *path, *esc, *req = NULL, tbuf[32], *end;
+    char *text, *path, *req = NULL, tbuf[32], *end;
     size_t i;
     long st;
     int rc = CLI_OK;
@@ -51,19 +51,13 @@ cli_ban(struct cli_opts *opts)
         }
         req = json_dumps(body, JSON_COMPACT);
         json_decref(body);
-        path = xstrdup("/api/v1/bans");
-    } else if (rm) {
-        esc = curl_easy_escape(NULL, opts->args[2], 0);
-        path = xasprintf("/api/v1/bans/%s", esc);
-        curl_free(esc);
-    } else {
-        path = xstrdup("/api/v1/bans");
     }
+    path = cli_path("bans", rm ? opts->args[2] : NULL);
     st = cli_call(opts, list ? "GET" : add ? "POST" : "DELETE", path, req, &j, &text);
     free(path);
     free(req);
     if (st < 0) {
-        return st == -2 ? CLI_USAGE : CLI_UNREACHABLE;
+        return cli_failed(st);
     }
     if (add && st == 201) {
         printf("banned %s until %s\n", json_string_value(json_object_get(j, "ip")),

@@ -71,7 +71,7 @@ cli_certs(struct cli_opts *opts)
                            : "/api/v1/certs",
                   NULL, &j, &text);
     if (st < 0) {
-        return st == -2 ? CLI_USAGE : CLI_UNREACHABLE;
+        return cli_failed(st);
     }
     if (st != 200 || j == NULL) {
         rc = cli_refused(st, text, export ? "certs export" : rotate ? "certs rotate" : "certs");

@@ -30,7 +30,7 @@ cli_dp(struct cli_opts *opts)
     }
     st = cli_call(opts, "GET", "/api/v1/dataplanes", NULL, &j, &text);
     if (st < 0) {
-        return st == -2 ? CLI_USAGE : CLI_UNREACHABLE;
+        return cli_failed(st);
     }
     if (st != 200 || j == NULL) {
         rc = cli_refused(st, text, "dp list");
@@ -81,7 +81,7 @@ cli_tunnel(struct cli_opts *opts)
     }
     st = cli_call(opts, "GET", "/api/v1/tunnels", NULL, &j, &text);
     if (st < 0) {
-        return st == -2 ? CLI_USAGE : CLI_UNREACHABLE;
+        return cli_failed(st);
     }
     if (st != 200 || j == NULL) {
         rc = cli_refused(st, text, "tunnel list");

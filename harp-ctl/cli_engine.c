@@ -53,7 +53,7 @@ static int
 write_frpc(struct cli_opts *opts, const char *name, const char *dir)
 {
     static const char *const files[] = {"frpc.toml", "ca.crt", "client.crt", "client.key"};
-    char *esc = curl_easy_escape(NULL, name, 0), *path, *text = NULL;
+    char *path = cli_path("frpc", name), *text = NULL;
     json_t *j = NULL;
     const char *v;
     long st;
@@ -61,18 +61,17 @@ write_frpc(struct cli_opts *opts, const char *name, const char *dir)
     int rc = CLI_OK;
 
     if (opts->server != NULL) {
-        char *s = curl_easy_escape(NULL, opts->server, 0);
+        char *s = curl_easy_escape(NULL, opts->server, 0), *full;
 
-        path = xasprintf("/api/v1/frpc/%s?server=%s", esc, s);
+        full = xasprintf("%s?server=%s", path, s);
         curl_free(s);
-    } else {
-        path = xasprintf("/api/v1/frpc/%s", esc);
+        free(path);
+        path = full;
     }
-    curl_free(esc);
     st = cli_call(opts, "GET", path, NULL, &j, &text);
     free(path);
     if (st < 0) {
-        return st == -2 ? CLI_USAGE : CLI_UNREACHABLE;
+        return cli_failed(st);
     }
     if (st != 200 || j == NULL) {
         rc = cli_refused(st, text, "engine frpc");
@@ -118,7 +117,7 @@ cli_engine(struct cli_opts *opts)
     bool frpc = strcmp(sub, "frpc") == 0 && opts->nargs == 4;
     const json_t *e;
     json_t *j = NULL, *body;
-    char *text = NULL, *path, *esc, *req = NULL, *end;
+    char *text = NULL, *path, *req = NULL, *end;
     size_t i;
     long st, port;
     int rc = CLI_OK;
@@ -149,19 +148,13 @@ cli_engine(struct cli_opts *opts)
         }
         req = json_dumps(body, JSON_COMPACT);
         json_decref(body);
-        path = xstrdup("/api/v1/engines");
-    } else if (rm || ping) {
-        esc = curl_easy_escape(NULL, opts->args[2], 0);
-        path = xasprintf("/api/v1/engines/%s", esc);
-        curl_free(esc);
-    } else {
-        path = xstrdup("/api/v1/engines");
     }
+    path = cli_path("engines", rm || ping ? opts->args[2] : NULL);
     st = cli_call(opts, add ? "POST" : rm ? "DELETE" : "GET", path, req, &j, &text);
     free(path);
     free(req);
     if (st < 0) {
-        return st == -2 ? CLI_USAGE : CLI_UNREACHABLE;
+        return cli_failed(st);
     }
     if (add && st == 201) {
         const char *addr = json_string_value(json_object_get(j, "address"));

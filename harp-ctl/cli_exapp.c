@@ -122,7 +122,7 @@ cli_exapp(struct cli_opts *opts)
 {
     const char *sub = opts->nargs > 1 ? opts->args[1] : "";
     json_t *j;
-    char *text, *path, *esc;
+    char *text, *path;
     long st;
     int rc;
     bool list = strcmp(sub, "list") == 0 && opts->nargs == 2;
@@ -133,17 +133,11 @@ cli_exapp(struct cli_opts *opts)
         fputs(usage_exapp, opts->help ? stdout : stderr);
         return opts->help ? CLI_OK : CLI_USAGE;
     }
-    if (list) {
-        path = xstrdup("/api/v1/exapps");
-    } else {
-        esc = curl_easy_escape(NULL, opts->args[2], 0);
-        path = xasprintf("/api/v1/exapps/%s", esc);
-        curl_free(esc);
-    }
+    path = cli_path("exapps", list ? NULL : opts->args[2]);
     st = cli_call(opts, rm ? "DELETE" : "GET", path, NULL, &j, &text);
     free(path);
     if (st < 0) {
-        return st == -2 ? CLI_USAGE : CLI_UNREACHABLE;
+        return cli_failed(st);
     }
     if (rm && st == 204) {
         printf("removed %s\n", opts->args[2]);

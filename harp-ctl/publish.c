@@ -42,143 +42,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cidr.h"
 #include "ctl.h"
 #include "engines.h"
 #include "frame.h"
-#include "hash.h"
 #include "log.h"
 #include "msg.h"
-#include "nextcloud.h"
-#include "publish.h"
-#include "secret.h"
+#include "publish_int.h"
 #include "xmalloc.h"
 
 #define OUT_HIGH_MARK (64u * 1024 * 1024)
 #define MAX_LINKS 256
-#define NEGATIVE_TTL 15.0
 #define PING_INTERVAL 5.0
 #define LINK_IDLE_MAX 30.0
 
-struct link {
-    int fd;
-    uint64_t serial;
-    struct frame_reader rd;
-    char *out;
-    size_t out_len, out_off;
-    bool hello;
-    char dp_id[64];
-    long long pid;
-    int64_t sent_version, acked_version;
-    double connected, last_seen;
-    json_t *tunnels; /* [{name, port, peer, since}] as the data plane last reported */
-    struct link *next;
-};
-
-struct waiter {
-    uint64_t link_serial;
-    json_int_t req_id;
-};
-
-/* One Nextcloud look-up in flight, shared by every data plane that asked. */
-struct lookup {
-    char app_id[EXAPP_ID_MAX + 1];
-    struct waiter *waiters;
-    size_t nwaiters;
-    int result; /* set by the worker: 1 found, 0 not found, -1 error */
-    char error[sizeof(((struct hp_err *)0)->msg)];
-    struct publish *pub;
-    struct lookup *next;      /* in pub->inflight */
-    struct lookup *done_next; /* in pub->done */
-};
-
-/* One user-info call in flight, shared by the requests that carry the same session cookie
- * (an empty cookie, Authorization only, is never shared or cached). */
-struct authreq {
-    char *cookie;
-    char app_id[EXAPP_ID_MAX + 1];
-    json_t *headers;
-    struct waiter *waiters;
-    size_t nwaiters;
-    int result; /* enum nc_user_result */
-    char user_id[256];
-    int level;
-    char error[sizeof(((struct hp_err *)0)->msg)];
-    struct publish *pub;
-    struct authreq *next;      /* in pub->auth_inflight */
-    struct authreq *done_next; /* in pub->auth_done */
-};
-
-/* The session cache: cookie -> the user Nextcloud named, for HP_SESSION_LIFETIME. */
-#define SESSION_BUCKETS 4096
-#define SESSION_MAX 100000
-
-struct session {
-    char *cookie;
-    char user_id[256];
-    int level;
-    double fetched;
-    struct session *next;
-};
-
-/* Failures of one client IP within the window, over every data plane (newest last). */
-#define FAIL_BUCKETS 4096
-#define FAIL_MAX_IPS 100000
-
-struct failures {
-    char ip[IP_STR_MAX];
-    double *ts;
-    size_t n;
-    struct failures *next;
-};
-
-struct forget {
-    char ip[IP_STR_MAX];
-    struct forget *next;
-};
-
-struct missing {
-    char app_id[EXAPP_ID_MAX + 1];
-    double until;
-    struct missing *next;
-};
-
-struct publish {
-    struct ctl *ctl;
-    pthread_t thr;
-    int listen_fd, wake_fd;
-    char *path;
-    /* Owned by the thread. */
-    struct link *links;
-    size_t nlinks;
-    uint64_t serials;
-    json_t *table; /* app_id -> published exapp object */
-    int64_t version;
-    double last_ping;
-    struct lookup *inflight;
-    struct authreq *auth_inflight;
-    struct session *sessions[SESSION_BUCKETS];
-    size_t nsessions;
-    struct failures *fails[FAIL_BUCKETS];
-    size_t nfails;
-    json_t *bans; /* [{ip, expires_at}] as last pushed */
-    /* Shared, under mtx. */
-    pthread_mutex_t mtx;
-    int refs; /* the publisher itself and each running look-up worker */
-    bool changed, stop;
-    bool stopped; /* the thread has ended: workers clean up after themselves */
-    struct lookup *done;
-    struct authreq *auth_done;
-    struct missing *missing;
-    bool bans_changed;
-    struct forget *forget;
-    json_t *dp_info;
-    json_t *engines;      /* [{port, address, tcp_port, api_min, api_max}], as last given */
-    bool engines_changed;
-};
-
-static double
-now_mono(void)
+double
+pub_now_mono(void)
 {
     struct timespec ts;
 
@@ -186,8 +64,8 @@ now_mono(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void
-wake(struct publish *pub)
+void
+pub_wake(struct publish *pub)
 {
     uint64_t one = 1;
 
@@ -205,27 +83,7 @@ publish_notify(struct publish *pub)
     pthread_mutex_lock(&pub->mtx);
     pub->changed = true;
     pthread_mutex_unlock(&pub->mtx);
-    wake(pub);
-}
-
-void
-publish_forget_missing(struct publish *pub, const char *app_id)
-{
-    struct missing **mp, *m;
-
-    if (pub == NULL) {
-        return;
-    }
-    pthread_mutex_lock(&pub->mtx);
-    for (mp = &pub->missing; (m = *mp) != NULL;) {
-        if (strcmp(m->app_id, app_id) == 0) {
-            *mp = m->next;
-            free(m);
-        } else {
-            mp = &m->next;
-        }
-    }
-    pthread_mutex_unlock(&pub->mtx);
+    pub_wake(pub);
 }
 
 json_t *
@@ -245,7 +103,7 @@ update_dp_info(struct publish *pub)
 {
     json_t *a = json_array();
     struct link *l;
-    double now = now_mono();
+    double now = pub_now_mono();
 
     for (l = pub->links; l != NULL; l = l->next) {
         if (!l->hello) {
@@ -264,8 +122,8 @@ update_dp_info(struct publish *pub)
     pthread_mutex_unlock(&pub->mtx);
 }
 
-static void
-send_msg(struct link *l, json_t *msg)
+void
+pub_send(struct link *l, json_t *msg)
 {
     size_t n;
     char *f = frame_encode(msg, &n);
@@ -282,6 +140,16 @@ send_msg(struct link *l, json_t *msg)
     memcpy(l->out + l->out_len, f, n);
     l->out_len += n;
     free(f);
+}
+
+struct link *
+pub_link(struct publish *pub, uint64_t serial)
+{
+    struct link *l;
+
+    for (l = pub->links; l != NULL && l->serial != serial; l = l->next) {
+    }
+    return l;
 }
 
 static void
@@ -328,7 +196,7 @@ send_snapshot(struct publish *pub, struct link *l)
     json_object_set_new(m, "version", json_integer(pub->version));
     json_object_set_new(m, "exapps", table_array(pub->table));
     json_object_set_new(m, "settings", json_object());
-    send_msg(l, m);
+    pub_send(l, m);
     l->sent_version = pub->version;
 }
 
@@ -384,7 +252,7 @@ publish_changes(struct publish *pub)
             json_object_set_new(m, "version", json_integer(version));
             json_object_set(m, "upserts", upserts);
             json_object_set(m, "deletes", deletes);
-            send_msg(l, m);
+            pub_send(l, m);
             l->sent_version = version;
         }
     }
@@ -403,426 +271,8 @@ publish_changes(struct publish *pub)
     update_dp_info(pub);
 }
 
-static void publish_free(struct publish *pub);
-
-/* Runs the Nextcloud call. The store write happens under pub->mtx so that it never follows
- * publish_stop() (after which the store is closed); a worker that finishes after the thread
- * has ended frees its look-up and drops its reference instead. */
-static void *
-lookup_worker(void *arg)
-{
-    struct lookup *lk = arg;
-    struct publish *pub = lk->pub;
-    struct exapp app;
-    struct hp_err err = {""};
-    bool last;
-    int result;
-
-    result = nextcloud_exapp_meta(&pub->ctl->cfg, lk->app_id, &app, &err);
-    pthread_mutex_lock(&pub->mtx);
-    if (pub->stopped) {
-        if (result == 1) {
-            exapp_free(&app);
-        }
-        free(lk->waiters);
-        free(lk);
-        last = --pub->refs == 0;
-        pthread_mutex_unlock(&pub->mtx);
-        if (last) {
-            publish_free(pub);
-        }
-        return NULL;
-    }
-    if (result == 1 && pub->stop) {
-        exapp_free(&app);
-        result = -1;
-        err_set(&err, "stopping");
-    } else if (result == 1) {
-        if (store_exapp_removed(pub->ctl->store, lk->app_id)) {
-            result = 0; /* removed while we asked */
-        } else if (store_exapp_put(pub->ctl->store, &app, &err) == -1) {
-            result = -1;
-        } else {
-            pub->changed = true;
-        }
-        exapp_free(&app);
-    }
-    lk->result = result;
-    if (result == -1) {
-        snprintf(lk->error, sizeof(lk->error), "%s", err.msg);
-    }
-    lk->done_next = pub->done;
-    pub->done = lk;
-    pub->refs--;
-    pthread_mutex_unlock(&pub->mtx);
-    if (result == 1) {
-        log_info("lookup: %s fetched from Nextcloud", lk->app_id);
-    } else if (result == -1) {
-        log_warnx("lookup: %s: %s", lk->app_id, err.msg);
-    }
-    wake(pub);
-    return NULL;
-}
-
-static void
-reply_lookup(struct publish *pub, uint64_t serial, json_int_t id, const char *app_id, bool found,
-             const char *why)
-{
-    struct link *l;
-    json_t *m, *app;
-
-    for (l = pub->links; l != NULL && l->serial != serial; l = l->next) {
-    }
-    if (l == NULL) {
-        return;
-    }
-    m = msg_new(MSG_LOOKUP_REPLY);
-    json_object_set_new(m, "id", json_integer(id));
-    json_object_set_new(m, "app_id", json_string(app_id));
-    app = found ? json_object_get(pub->table, app_id) : NULL;
-    json_object_set_new(m, "found", json_boolean(app != NULL));
-    if (app != NULL) {
-        json_object_set(m, "exapp", app);
-    }
-    if (why != NULL) {
-        json_object_set_new(m, "error", json_string(why));
-    }
-    send_msg(l, m);
-}
-
-static bool
-known_missing(struct publish *pub, const char *app_id)
-{
-    struct missing **mp, *m;
-    double now = now_mono();
-    bool found = false;
-
-    pthread_mutex_lock(&pub->mtx);
-    for (mp = &pub->missing; (m = *mp) != NULL;) {
-        if (m->until <= now) {
-            *mp = m->next;
-            free(m);
-            continue;
-        }
-        found |= strcmp(m->app_id, app_id) == 0;
-        mp = &m->next;
-    }
-    pthread_mutex_unlock(&pub->mtx);
-    return found;
-}
-
-static void
-on_lookup(struct publish *pub, struct link *l, json_t *msg)
-{
-    const char *raw = json_string_value(json_object_get(msg, "app_id"));
-    json_int_t id = json_integer_value(json_object_get(msg, "id"));
-    char app_id[EXAPP_ID_MAX + 1];
-    struct lookup *lk;
-    struct hp_err err;
-    pthread_t t;
-
-    if (exapp_id_normalise(raw, app_id, &err) == -1) {
-        reply_lookup(pub, l->serial, id, raw, false, err.msg);
-        return;
-    }
-    if (json_object_get(pub->table, app_id) != NULL) {
-        reply_lookup(pub, l->serial, id, app_id, true, NULL);
-        return;
-    }
-    if (store_exapp_removed(pub->ctl->store, app_id) || known_missing(pub, app_id)) {
-        reply_lookup(pub, l->serial, id, app_id, false, NULL);
-        return;
-    }
-    for (lk = pub->inflight; lk != NULL && strcmp(lk->app_id, app_id) != 0; lk = lk->next) {
-    }
-    if (lk == NULL) {
-        lk = xcalloc(1, sizeof(*lk));
-        snprintf(lk->app_id, sizeof(lk->app_id), "%s", app_id);
-        lk->pub = pub;
-        pthread_mutex_lock(&pub->mtx);
-        pub->refs++;
-        pthread_mutex_unlock(&pub->mtx);
-        if (pthread_create(&t, NULL, lookup_worker, lk) != 0) {
-            pthread_mutex_lock(&pub->mtx);
-            pub->refs--;
-            pthread_mutex_unlock(&pub->mtx);
-            free(lk);
-            reply_lookup(pub, l->serial, id, app_id, false, "cannot start a look-up");
-            return;
-        }
-        pthread_detach(t);
-        lk->next = pub->inflight;
-        pub->inflight = lk;
-    }
-    lk->waiters = xrealloc(lk->waiters, (lk->nwaiters + 1) * sizeof(*lk->waiters));
-    lk->waiters[lk->nwaiters++] = (struct waiter){l->serial, id};
-}
-
-/* Replies to the waiters of finished look-ups; runs after the table was published. */
-static void
-finish_lookups(struct publish *pub, struct lookup *done)
-{
-    struct lookup *lk, **lp, *next;
-    struct missing *m;
-    size_t i;
-
-    for (lk = done; lk != NULL; lk = next) {
-        next = lk->done_next;
-        for (lp = &pub->inflight; *lp != NULL; lp = &(*lp)->next) {
-            if (*lp == lk) {
-                *lp = lk->next;
-                break;
-            }
-        }
-        if (lk->result == 0) {
-            m = xcalloc(1, sizeof(*m));
-            snprintf(m->app_id, sizeof(m->app_id), "%s", lk->app_id);
-            m->until = now_mono() + NEGATIVE_TTL;
-            pthread_mutex_lock(&pub->mtx);
-            m->next = pub->missing;
-            pub->missing = m;
-            pthread_mutex_unlock(&pub->mtx);
-        }
-        for (i = 0; i < lk->nwaiters; i++) {
-            reply_lookup(pub, lk->waiters[i].link_serial, lk->waiters[i].req_id, lk->app_id,
-                         lk->result == 1, lk->result == -1 ? lk->error : NULL);
-        }
-        free(lk->waiters);
-        free(lk);
-    }
-}
-
-static unsigned
-session_hash(const char *cookie)
-{
-    return hash_fnv1a(cookie, strlen(cookie)) % SESSION_BUCKETS;
-}
-
-static void
-session_free(struct session *se)
-{
-    secret_free(se->cookie);
-    free(se);
-}
-
-/* The fresh entry for <cookie>, or NULL; a stale one found on the way is dropped. */
-static struct session *
-session_get(struct publish *pub, const char *cookie, double now)
-{
-    struct session **sp, *se;
-    double lifetime = pub->ctl->cfg.session_lifetime;
-
-    for (sp = &pub->sessions[session_hash(cookie)]; (se = *sp) != NULL; sp = &se->next) {
-        if (strcmp(se->cookie, cookie) != 0) {
-            continue;
-        }
-        if (now - se->fetched <= lifetime) {
-            return se;
-        }
-        *sp = se->next;
-        session_free(se);
-        pub->nsessions--;
-        return NULL;
-    }
-    return NULL;
-}
-
-/* Drops expired sessions; all of them if the cache is still over its bound. */
-static void
-sessions_prune(struct publish *pub, double now, bool all)
-{
-    struct session **sp, *se;
-    size_t b;
-
-    for (b = 0; b < SESSION_BUCKETS; b++) {
-        for (sp = &pub->sessions[b]; (se = *sp) != NULL;) {
-            if (all || now - se->fetched > pub->ctl->cfg.session_lifetime) {
-                *sp = se->next;
-                session_free(se);
-                pub->nsessions--;
-            } else {
-                sp = &se->next;
-            }
-        }
-    }
-}
-
-static void
-session_put(struct publish *pub, const char *cookie, const char *user_id, int level, double now)
-{
-    struct session *se;
-    unsigned b = session_hash(cookie);
-
-    if (pub->nsessions >= SESSION_MAX) {
-        sessions_prune(pub, now, false);
-        if (pub->nsessions >= SESSION_MAX) {
-            sessions_prune(pub, now, true);
-        }
-    }
-    se = xcalloc(1, sizeof(*se));
-    se->cookie = xstrdup(cookie);
-    snprintf(se->user_id, sizeof(se->user_id), "%s", user_id);
-    se->level = level;
-    se->fetched = now;
-    se->next = pub->sessions[b];
-    pub->sessions[b] = se;
-    pub->nsessions++;
-}
-
-static void
-reply_auth(struct publish *pub, uint64_t serial, json_int_t id, int result, const char *user_id,
-           int level, double ttl, const char *why)
-{
-    struct link *l;
-    json_t *m;
-
-    for (l = pub->links; l != NULL && l->serial != serial; l = l->next) {
-    }
-    if (l == NULL) {
-        return;
-    }
-    m = msg_new(MSG_AUTH_REPLY);
-    json_object_set_new(m, "id", json_integer(id));
-    json_object_set_new(m, "result", json_string(result == NC_USER        ? "user"
-                                                 : result == NC_ANONYMOUS ? "anonymous"
-                                                                          : "error"));
-    if (result == NC_USER) {
-        json_object_set_new(m, "user_id", json_string(user_id));
-        json_object_set_new(m, "access_level", json_integer(level));
-        json_object_set_new(m, "ttl_ms", json_integer((json_int_t)(ttl * 1000)));
-    }
-    if (why != NULL) {
-        json_object_set_new(m, "error", json_string(why));
-    }
-    send_msg(l, m);
-}
-
-static void
-authreq_free(struct authreq *ar)
-{
-    secret_free(ar->cookie);
-    json_decref(ar->headers);
-    free(ar->waiters);
-    free(ar);
-}
-
-static void *
-auth_worker(void *arg)
-{
-    struct authreq *ar = arg;
-    struct publish *pub = ar->pub;
-    struct hp_err err = {""};
-    bool last;
-
-    ar->result = nextcloud_user_info(&pub->ctl->cfg, ar->app_id, ar->headers, ar->user_id,
-                                     sizeof(ar->user_id), &ar->level, &err);
-    if (ar->result == NC_USER_ERROR) {
-        snprintf(ar->error, sizeof(ar->error), "%s", err.msg);
-        log_warnx("auth: user-info for %s: %s", ar->app_id, err.msg);
-    }
-    pthread_mutex_lock(&pub->mtx);
-    if (pub->stopped) {
-        authreq_free(ar);
-        last = --pub->refs == 0;
-        pthread_mutex_unlock(&pub->mtx);
-        if (last) {
-            publish_free(pub);
-        }
-        return NULL;
-    }
-    ar->done_next = pub->auth_done;
-    pub->auth_done = ar;
-    pub->refs--;
-    pthread_mutex_unlock(&pub->mtx);
-    wake(pub);
-    return NULL;
-}
-
-static void
-on_auth(struct publish *pub, struct link *l, json_t *msg)
-{
-    const char *cookie = json_string_value(json_object_get(msg, "cookie"));
-    const char *raw = json_string_value(json_object_get(msg, "app_id"));
-    json_int_t id = json_integer_value(json_object_get(msg, "id"));
-    double now = now_mono(), lifetime = pub->ctl->cfg.session_lifetime;
-    char app_id[EXAPP_ID_MAX + 1];
-    struct authreq *ar = NULL;
-    struct session *se;
-    struct hp_err err;
-    pthread_t t;
-
-    if (exapp_id_normalise(raw, app_id, &err) == -1) {
-        reply_auth(pub, l->serial, id, NC_USER_ERROR, NULL, 0, 0, err.msg);
-        return;
-    }
-    if (cookie[0] != '\0' && lifetime > 0 && (se = session_get(pub, cookie, now)) != NULL) {
-        reply_auth(pub, l->serial, id, NC_USER, se->user_id, se->level,
-                   lifetime - (now - se->fetched), NULL);
-        return;
-    }
-    if (cookie[0] != '\0') {
-        for (ar = pub->auth_inflight; ar != NULL; ar = ar->next) {
-            if (ar->cookie[0] != '\0' && strcmp(ar->cookie, cookie) == 0) {
-                break;
-            }
-        }
-    }
-    if (ar == NULL) {
-        ar = xcalloc(1, sizeof(*ar));
-        ar->cookie = xstrdup(cookie);
-        snprintf(ar->app_id, sizeof(ar->app_id), "%s", app_id);
-        ar->headers = json_incref(json_object_get(msg, "headers"));
-        ar->pub = pub;
-        pthread_mutex_lock(&pub->mtx);
-        pub->refs++;
-        pthread_mutex_unlock(&pub->mtx);
-        if (pthread_create(&t, NULL, auth_worker, ar) != 0) {
-            pthread_mutex_lock(&pub->mtx);
-            pub->refs--;
-            pthread_mutex_unlock(&pub->mtx);
-            authreq_free(ar);
-            reply_auth(pub, l->serial, id, NC_USER_ERROR, NULL, 0, 0, "cannot start a look-up");
-            return;
-        }
-        pthread_detach(t);
-        ar->next = pub->auth_inflight;
-        pub->auth_inflight = ar;
-    }
-    ar->waiters = xrealloc(ar->waiters, (ar->nwaiters + 1) * sizeof(*ar->waiters));
-    ar->waiters[ar->nwaiters++] = (struct waiter){l->serial, id};
-}
-
-static void
-finish_auths(struct publish *pub, struct authreq *done)
-{
-    double now = now_mono(), lifetime = pub->ctl->cfg.session_lifetime;
-    struct authreq *ar, **ap, *next;
-    size_t i;
-
-    for (ar = done; ar != NULL; ar = next) {
-        next = ar->done_next;
-        for (ap = &pub->auth_inflight; *ap != NULL; ap = &(*ap)->next) {
-            if (*ap == ar) {
-                *ap = ar->next;
-                break;
-            }
-        }
-        /* HaRP caches user objects (200, anonymous ones too), never 4xx or errors. */
-        if (ar->result == NC_USER && ar->cookie[0] != '\0' && lifetime > 0) {
-            session_put(pub, ar->cookie, ar->user_id, ar->level, now);
-        }
-        for (i = 0; i < ar->nwaiters; i++) {
-            reply_auth(pub, ar->waiters[i].link_serial, ar->waiters[i].req_id, ar->result,
-                       ar->user_id, ar->level,
-                       ar->cookie[0] != '\0' && lifetime > 0 ? lifetime : 0,
-                       ar->result == NC_USER_ERROR ? ar->error : NULL);
-        }
-        authreq_free(ar);
-    }
-}
-
-static double
-now_wall(void)
+double
+pub_now_wall(void)
 {
     struct timespec ts;
 
@@ -831,48 +281,15 @@ now_wall(void)
 }
 
 static void
-send_bans(struct publish *pub, struct link *l)
-{
-    json_t *m = msg_new(MSG_BANS);
-
-    json_object_set(m, "bans", pub->bans);
-    send_msg(l, m);
-}
-
-/* Reads the bans in force from the store and pushes them to every data plane. */
-static void
-push_bans(struct publish *pub)
-{
-    json_t *list = store_ban_list(pub->ctl->store, (int64_t)now_wall()), *b, *v;
-    struct link *l;
-    size_t i;
-
-    json_decref(pub->bans);
-    pub->bans = json_array();
-    json_array_foreach(list, i, v)
-    {
-        b = json_pack("{s:O,s:O}", "ip", json_object_get(v, "ip"), "expires_at",
-                      json_object_get(v, "expires_at"));
-        json_array_append_new(pub->bans, b);
-    }
-    json_decref(list);
-    for (l = pub->links; l != NULL; l = l->next) {
-        if (l->hello) {
-            send_bans(pub, l);
-        }
-    }
-}
-
-static void
 send_engines(struct publish *pub, struct link *l)
 {
     json_t *m = msg_new(MSG_ENGINES);
 
     pthread_mutex_lock(&pub->mtx);
-    json_object_set_new(m, "engines", pub->engines != NULL ? json_deep_copy(pub->engines)
-                                                           : json_array());
+    json_object_set_new(m, "engines",
+                        pub->engines != NULL ? json_deep_copy(pub->engines) : json_array());
     pthread_mutex_unlock(&pub->mtx);
-    send_msg(l, m);
+    pub_send(l, m);
 }
 
 void
@@ -892,145 +309,7 @@ publish_engines(struct publish *pub, json_t *engines)
     pub->engines = engines;
     pub->engines_changed = true;
     pthread_mutex_unlock(&pub->mtx);
-    wake(pub);
-}
-
-void
-publish_bans_changed(struct publish *pub, const char *forget_ip)
-{
-    struct forget *f;
-
-    if (pub == NULL) {
-        return;
-    }
-    pthread_mutex_lock(&pub->mtx);
-    pub->bans_changed = true;
-    if (forget_ip != NULL) {
-        f = xcalloc(1, sizeof(*f));
-        snprintf(f->ip, sizeof(f->ip), "%s", forget_ip);
-        f->next = pub->forget;
-        pub->forget = f;
-    }
-    pthread_mutex_unlock(&pub->mtx);
-    wake(pub);
-}
-
-static struct failures **
-fail_slot(struct publish *pub, const char *ip)
-{
-    struct failures **fp;
-
-    for (fp = &pub->fails[session_hash(ip) % FAIL_BUCKETS]; *fp != NULL; fp = &(*fp)->next) {
-        if (strcmp((*fp)->ip, ip) == 0) {
-            break;
-        }
-    }
-    return fp;
-}
-
-static void
-fail_drop(struct publish *pub, struct failures **fp)
-{
-    struct failures *f = *fp;
-
-    *fp = f->next;
-    free(f->ts);
-    free(f);
-    pub->nfails--;
-}
-
-/* Drops the failures older than the window (all of them with <all>). */
-static void
-fails_prune(struct publish *pub, double now, bool all)
-{
-    double window = pub->ctl->cfg.blacklist_window;
-    struct failures **fp;
-    size_t b;
-
-    for (b = 0; b < FAIL_BUCKETS; b++) {
-        for (fp = &pub->fails[b]; *fp != NULL;) {
-            if (all || (*fp)->ts[(*fp)->n - 1] <= now - window) {
-                fail_drop(pub, fp);
-            } else {
-                fp = &(*fp)->next;
-            }
-        }
-    }
-}
-
-static bool
-banned(struct publish *pub, const char *ip)
-{
-    json_t *b;
-    size_t i;
-
-    json_array_foreach(pub->bans, i, b)
-    {
-        if (strcmp(json_string_value(json_object_get(b, "ip")), ip) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* A failure of <raw_ip> seen by a data plane (spec 2.7): HP_BLACKLIST_COUNT of them within
- * HP_BLACKLIST_WINDOW seconds ban the IP until the oldest of them leaves the window. */
-static void
-on_failure(struct publish *pub, const char *raw_ip)
-{
-    const struct hp_config *cfg = &pub->ctl->cfg;
-    double now = now_wall(), window = cfg->blacklist_window;
-    struct failures **fp, *f;
-    struct ipaddr addr;
-    struct hp_err err;
-    char ip[IP_STR_MAX];
-    size_t i, keep;
-    int64_t until;
-
-    if (cfg->blacklist_count == 0 || raw_ip == NULL || !ip_parse(raw_ip, strlen(raw_ip), &addr)) {
-        return;
-    }
-    ip_format(&addr, ip);
-    if (banned(pub, ip)) {
-        return;
-    }
-    fp = fail_slot(pub, ip);
-    if ((f = *fp) == NULL) {
-        if (pub->nfails >= FAIL_MAX_IPS) {
-            fails_prune(pub, now, false);
-            if (pub->nfails >= FAIL_MAX_IPS) {
-                fails_prune(pub, now, true);
-            }
-            fp = fail_slot(pub, ip);
-        }
-        f = xcalloc(1, sizeof(*f));
-        snprintf(f->ip, sizeof(f->ip), "%s", ip);
-        f->ts = xcalloc(cfg->blacklist_count, sizeof(double));
-        f->next = NULL;
-        *fp = f;
-        pub->nfails++;
-    }
-    for (i = 0, keep = 0; i < f->n; i++) {
-        if (f->ts[i] > now - window) {
-            f->ts[keep++] = f->ts[i];
-        }
-    }
-    f->n = keep;
-    if (f->n == cfg->blacklist_count) {
-        memmove(f->ts, f->ts + 1, (f->n - 1) * sizeof(double));
-        f->n--;
-    }
-    f->ts[f->n++] = now;
-    if (f->n < cfg->blacklist_count) {
-        return;
-    }
-    until = (int64_t)(f->ts[0] + window + 0.999);
-    if (store_ban_put(pub->ctl->store, ip, (int)f->n, "failures", until, &err) == 0) {
-        log_notice("bans: %s banned until %lld after %zu failures in %u s", ip, (long long)until,
-                   f->n, cfg->blacklist_window);
-    }
-    fail_drop(pub, fp);
-    push_bans(pub);
+    pub_wake(pub);
 }
 
 static void
@@ -1040,7 +319,7 @@ on_event(struct publish *pub, struct link *l, json_t *msg)
     json_t *t = json_object_get(msg, "tunnels");
 
     if (strcmp(ev, "failure") == 0) {
-        on_failure(pub, json_string_value(json_object_get(msg, "ip")));
+        bans_on_failure(pub, json_string_value(json_object_get(msg, "ip")));
     } else if (strcmp(ev, "tunnels") == 0 && json_is_array(t)) {
         json_decref(l->tunnels);
         l->tunnels = json_incref(t);
@@ -1062,9 +341,8 @@ on_hello(struct publish *pub, struct link *l, json_t *msg)
         log_warnx("publish: data plane speaks proto %lld, this harp-ctl %d: refused",
                   (long long)proto, PROTO_VERSION);
         m = msg_new(MSG_ERROR);
-        json_object_set_new(m, "message",
-                            json_sprintf("proto version %d required", PROTO_VERSION));
-        send_msg(l, m);
+        json_object_set_new(m, "message", json_sprintf("proto version %d required", PROTO_VERSION));
+        pub_send(l, m);
         l->hello = false;
         return;
     }
@@ -1075,7 +353,7 @@ on_hello(struct publish *pub, struct link *l, json_t *msg)
     log_info("publish: data plane %s (pid %lld) connected at version %lld", l->dp_id, l->pid,
              (long long)l->acked_version);
     send_snapshot(pub, l);
-    send_bans(pub, l);
+    bans_send(pub, l);
     send_engines(pub, l);
     update_dp_info(pub);
 }
@@ -1102,20 +380,19 @@ on_frame(struct publish *pub, struct link *l, json_t *msg, struct hp_err *err)
         update_dp_info(pub);
         return 0;
     case MSG_LOOKUP:
-        on_lookup(pub, l, msg);
+        lookup_on_request(pub, l, msg);
         return 0;
     case MSG_AUTH:
-        on_auth(pub, l, msg);
+        auth_on_request(pub, l, msg);
         return 0;
     case MSG_EVENT:
         on_event(pub, l, msg);
         return 0;
     case MSG_PING:
-        send_msg(l, msg_new(MSG_PONG));
+        pub_send(l, msg_new(MSG_PONG));
         return 0;
     case MSG_ERROR:
-        err_set(err, "data plane error: %s",
-                json_string_value(json_object_get(msg, "message")));
+        err_set(err, "data plane error: %s", json_string_value(json_object_get(msg, "message")));
         return -1;
     default:
         return 0; /* events and pongs: nothing to do yet */
@@ -1139,14 +416,13 @@ read_link(struct publish *pub, struct link *l)
     if (n < 0) {
         return;
     }
-    l->last_seen = now_mono();
+    l->last_seen = pub_now_mono();
     frame_feed(&l->rd, buf, (size_t)n);
     while ((rc = frame_next(&l->rd, &msg, &err)) == 1) {
         rc = on_frame(pub, l, msg, &err);
         json_decref(msg);
         if (rc == -1) {
-            log_warnx("publish: link %s: %s; closing", l->hello ? l->dp_id : "(no hello)",
-                      err.msg);
+            log_warnx("publish: link %s: %s; closing", l->hello ? l->dp_id : "(no hello)", err.msg);
             /* best effort: the error message queued by on_hello, if any */
             if (l->out_len > l->out_off &&
                 write(l->fd, l->out + l->out_off, l->out_len - l->out_off) < 0) {
@@ -1190,7 +466,7 @@ accept_links(struct publish *pub)
         l = xcalloc(1, sizeof(*l));
         l->fd = fd;
         l->serial = ++pub->serials;
-        l->connected = l->last_seen = now_mono();
+        l->connected = l->last_seen = pub_now_mono();
         l->sent_version = -1;
         l->next = pub->links;
         pub->links = l;
@@ -1202,7 +478,7 @@ static void
 housekeeping(struct publish *pub)
 {
     struct link *l, *next;
-    double now = now_mono();
+    double now = pub_now_mono();
     bool ping = now - pub->last_ping >= PING_INTERVAL;
 
     for (l = pub->links; l != NULL; l = next) {
@@ -1212,16 +488,16 @@ housekeeping(struct publish *pub)
         } else if (l->out_len - l->out_off > OUT_HIGH_MARK) {
             close_link(pub, l, "too slow: output above the high mark");
         } else if (ping && l->hello) {
-            send_msg(l, msg_new(MSG_PING));
+            pub_send(l, msg_new(MSG_PING));
         }
     }
     if (ping) {
         pub->last_ping = now;
         update_dp_info(pub);
-        fails_prune(pub, now_wall(), false);
+        bans_prune_failures(pub, pub_now_wall());
     }
-    if (store_ban_prune(pub->ctl->store, (int64_t)now_wall()) > 0) {
-        push_bans(pub);
+    if (store_ban_prune(pub->ctl->store, (int64_t)pub_now_wall()) > 0) {
+        bans_push(pub);
     }
 }
 
@@ -1233,14 +509,14 @@ publish_loop(void *arg)
     struct link **pl = NULL, *l;
     struct lookup *done;
     struct authreq *auth_done;
-    struct forget *forget, *f;
+    struct forget *forget;
     bool bans_changed, engines_changed;
     size_t cap = 0, n, i;
     uint64_t cnt;
     bool changed, stop;
 
     publish_changes(pub);
-    push_bans(pub);
+    bans_push(pub);
     for (;;) {
         if (cap < pub->nlinks + 2) {
             cap = pub->nlinks + 16;
@@ -1307,17 +583,9 @@ publish_loop(void *arg)
         if (changed) {
             publish_changes(pub);
         }
-        while ((f = forget) != NULL) {
-            struct failures **fp = fail_slot(pub, f->ip);
-
-            if (*fp != NULL) {
-                fail_drop(pub, fp);
-            }
-            forget = f->next;
-            free(f);
-        }
+        bans_forget(pub, forget);
         if (bans_changed) {
-            push_bans(pub);
+            bans_push(pub);
         }
         if (engines_changed) {
             for (l = pub->links; l != NULL; l = l->next) {
@@ -1326,8 +594,8 @@ publish_loop(void *arg)
                 }
             }
         }
-        finish_lookups(pub, done);
-        finish_auths(pub, auth_done);
+        lookup_finish(pub, done);
+        auth_finish(pub, auth_done);
         housekeeping(pub);
         /* Try to flush what was queued without waiting for the next poll. */
         for (l = pub->links; l != NULL; l = l->next) {
@@ -1437,11 +705,19 @@ publish_free(struct publish *pub)
 }
 
 void
+pub_worker_release(struct publish *pub)
+{
+    bool last = --pub->refs == 0;
+
+    pthread_mutex_unlock(&pub->mtx);
+    if (last) {
+        publish_free(pub);
+    }
+}
+
+void
 publish_stop(struct publish *pub)
 {
-    struct lookup *lk, **lp;
-    struct authreq *ar, **ap;
-    struct missing *m;
     bool last;
 
     if (pub == NULL) {
@@ -1450,47 +726,16 @@ publish_stop(struct publish *pub)
     pthread_mutex_lock(&pub->mtx);
     pub->stop = true;
     pthread_mutex_unlock(&pub->mtx);
-    wake(pub);
+    pub_wake(pub);
     pthread_join(pub->thr, NULL);
     while (pub->links != NULL) {
         close_link(pub, pub->links, "stopping");
     }
     pthread_mutex_lock(&pub->mtx);
     pub->stopped = true;
-    /* Finished look-ups are ours to free; running ones free themselves (they see stopped). */
-    while ((lk = pub->done) != NULL) {
-        pub->done = lk->done_next;
-        for (lp = &pub->inflight; *lp != NULL; lp = &(*lp)->next) {
-            if (*lp == lk) {
-                *lp = lk->next;
-                break;
-            }
-        }
-        free(lk->waiters);
-        free(lk);
-    }
-    while ((m = pub->missing) != NULL) {
-        pub->missing = m->next;
-        free(m);
-    }
-    while ((ar = pub->auth_done) != NULL) {
-        pub->auth_done = ar->done_next;
-        for (ap = &pub->auth_inflight; *ap != NULL; ap = &(*ap)->next) {
-            if (*ap == ar) {
-                *ap = ar->next;
-                break;
-            }
-        }
-        authreq_free(ar);
-    }
-    sessions_prune(pub, 0, true);
-    fails_prune(pub, 0, true);
-    while (pub->forget != NULL) {
-        struct forget *f = pub->forget;
-
-        pub->forget = f->next;
-        free(f);
-    }
+    lookup_clear(pub);
+    auth_clear(pub);
+    bans_clear(pub);
     last = --pub->refs == 0;
     pthread_mutex_unlock(&pub->mtx);
     close(pub->listen_fd);
