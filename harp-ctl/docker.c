@@ -274,15 +274,15 @@ static struct {
 } vcache[VERSION_CACHE];
 static pthread_mutex_t vcache_mtx = PTHREAD_MUTEX_INITIALIZER;
 
-enum docker_rc
-docker_versions(struct ctl *ctl, const struct docker_engine *e, struct docker_version *v)
+/* The versions of <e>, probed at most every VERSION_TTL_MS. */
+static enum docker_rc
+docker_versions(const struct docker_engine *e, struct docker_version *v)
 {
     char where[400], why[256];
     enum docker_rc rc;
     size_t i, slot = 0;
     int64_t now = now_ms(), oldest = INT64_MAX;
 
-    (void)ctl;
     docker_engine_describe(e, where, sizeof(where));
     pthread_mutex_lock(&vcache_mtx);
     for (i = 0; i < VERSION_CACHE; i++) {
@@ -327,7 +327,7 @@ docker_session_open(struct docker_session *s, struct ctl *ctl, unsigned port, un
     docker_engine_resolve(ctl, port, &s->eng);
     /* Unknown versions (engine down) leave the path unversioned; the call then fails on its
      * own with the connection error the endpoint maps. */
-    if (docker_versions(ctl, &s->eng, &v) == DOCKER_OK) {
+    if (docker_versions(&s->eng, &v) == DOCKER_OK) {
         snprintf(s->api, sizeof(s->api), "/v%s", v.api);
     }
 }

@@ -73,9 +73,6 @@ int64_t docker_remaining_ms(const struct docker_session *s);
 /* GET /version and /_ping of <e>, with <timeout_ms>. */
 enum docker_rc docker_probe(const struct docker_engine *e, long timeout_ms,
                             struct docker_version *v, char *why, size_t why_len);
-/* The cached versions of port <port> (probed at most every 60 s). */
-enum docker_rc docker_versions(struct ctl *ctl, const struct docker_engine *e,
-                               struct docker_version *v);
 
 /* Compares "1.41"-style versions: <0, 0, >0. Unparseable ones compare as 0.0. */
 int docker_api_cmp(const char *a, const char *b);
