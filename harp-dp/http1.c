@@ -38,6 +38,15 @@ span_ieq(struct span s, const char *lit)
     return s.n == strlen(lit) && strncasecmp(s.p, lit, s.n) == 0;
 }
 
+void
+span_copy(char *dst, size_t cap, struct span s)
+{
+    size_t n = s.n < cap - 1 ? s.n : cap - 1;
+
+    memcpy(dst, s.p, n);
+    dst[n] = '\0';
+}
+
 const struct span *
 http1_header_get(const struct http1_head *h, const char *name)
 {

@@ -65,6 +65,8 @@ enum http1_status http1_parse_response(const char *buf, size_t len, bool head_re
 const struct span *http1_header_get(const struct http1_head *h, const char *name);
 bool span_eq(struct span s, const char *lit);     /* case-sensitive */
 bool span_ieq(struct span s, const char *lit);    /* ASCII case-insensitive */
+/* Copies <s> into <dst> of <cap> bytes (cap > 0), cut to fit, NUL-terminated. */
+void span_copy(char *dst, size_t cap, struct span s);
 /* Plain decimal digits, at most <max_digits> of them (no sign, no spaces). */
 bool http1_parse_uint(struct span s, size_t max_digits, uint64_t *out);
 /* True when the comma-separated <list> holds <token> (case-insensitive). */

@@ -595,11 +595,13 @@ queue_head(struct conn *c, const struct decision *d)
         hputs("Connection: Upgrade\r\n");
     }
     if (c->dest == DEST_EXAPP) {
-        snprintf(line, sizeof(line),
-                 "EX-APP-ID: %.*s\r\nEX-APP-VERSION: %.*s\r\nAUTHORIZATION-APP-API: %s\r\n"
-                 "AA-VERSION: 32\r\n",
-                 (int)d->app_id.n, d->app_id.p, (int)d->version.n, d->version.p, d->auth);
-        hputs(line);
+        hputs("EX-APP-ID: ");
+        hspan(d->app_id);
+        hputs("\r\nEX-APP-VERSION: ");
+        hspan(d->version);
+        hputs("\r\nAUTHORIZATION-APP-API: ");
+        hputs(d->auth);
+        hputs("\r\nAA-VERSION: 32\r\n");
     }
     hputs("\r\n");
     assert(head_len <= sizeof(head_buf));
@@ -947,10 +949,8 @@ process_client(struct conn *c)
             c->req_upgrade = st == HTTP1_OK && c->req.upgrade;
             c->req_framing = st == HTTP1_OK ? c->req.framing : HTTP1_BODY_NONE;
             if (st == HTTP1_OK) {
-                snprintf(c->log_method, sizeof(c->log_method), "%.*s",
-                         (int)(c->req.method.n < 20 ? c->req.method.n : 20), c->req.method.p);
-                snprintf(c->log_path, sizeof(c->log_path), "%.*s",
-                         (int)(c->req.path.n < 200 ? c->req.path.n : 200), c->req.path.p);
+                span_copy(c->log_method, sizeof(c->log_method), c->req.method);
+                span_copy(c->log_path, sizeof(c->log_path), c->req.path);
             } else {
                 snprintf(c->log_method, sizeof(c->log_method), "-");
                 snprintf(c->log_path, sizeof(c->log_path), "-");

@@ -179,6 +179,18 @@ test_lists(void)
     OK(!http1_list_has(s, "keep"), "no prefix match");
 }
 
+static void
+test_span_copy(void)
+{
+    struct span s = {"GET /x", 3};
+    char small[3], big[16];
+
+    span_copy(big, sizeof(big), s);
+    IS_STR(big, "GET", "whole span, NUL-terminated");
+    span_copy(small, sizeof(small), s);
+    IS_STR(small, "GE", "cut to the buffer");
+}
+
 int
 main(void)
 {
@@ -187,5 +199,6 @@ main(void)
     test_response();
     test_chunked();
     test_lists();
+    test_span_copy();
     return tap_done();
 }
