@@ -49,7 +49,6 @@ done
 cat > "$run/haproxy.cfg" <<CFG
 global
     nbthread 1
-    cpu-map 1 1
     maxconn 8192
 defaults
     mode http
@@ -72,7 +71,7 @@ backend ctl
     http-request replace-path /exapps/app_api(/.*) \1
     server c1 127.0.0.1:$P_CTL
 CFG
-haproxy -f "$run/haproxy.cfg" -db 2>"$run/haproxy.log" & haproxy_pid=$!; pids+=($haproxy_pid)
+taskset -c 1 haproxy -f "$run/haproxy.cfg" -db 2>"$run/haproxy.log" & haproxy_pid=$!; pids+=($haproxy_pid)
 
 cat > "$run/nginx.conf" <<CFG
 worker_processes 1;
@@ -126,6 +125,18 @@ url() { # target scenario
 }
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.3f", v}'; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+# harp against the better peer of the same round, one ratio per round: "max" for req/s, "min"
+# for latency. A round runs the four targets back to back, so the VM's slower swings in speed
+# weigh on both sides of each ratio.
+paired() { # harp_list haproxy_list nginx_list max|min
+    awk -v h="$1" -v a="$2" -v b="$3" -v m="$4" 'BEGIN {
+        n = split(h, H, " "); split(a, A, " "); split(b, B, " ")
+        for (i = 1; i <= n; i++) {
+            best = m == "max" ? (A[i] > B[i] ? A[i] : B[i]) : (A[i] < B[i] ? A[i] : B[i])
+            printf "%.2f\n", H[i] / best
+        }
+    }'
+}
 
 targets=(direct haproxy nginx harp)
 declare -A RPS P50 P99
@@ -180,6 +191,10 @@ for scen in public control; do
             'BEGIN {printf "%-8s %10.0f %9.2f %9.2f %10.2f %10.2f %10.2f\n", t, r, r/d, r/b, p50, p99, p99/b99}'
         echo "$scen $t: req/s ${RPS[$t:$scen]}| p99 ms ${P99[$t:$scen]}" >>"$run/runs.txt"
     done
+    pr=$(paired "${RPS[harp:$scen]}" "${RPS[haproxy:$scen]}" "${RPS[nginx:$scen]}" max)
+    pl=$(paired "${P99[harp:$scen]}" "${P99[haproxy:$scen]}" "${P99[nginx:$scen]}" min)
+    printf 'harp / best peer, per round: req/s %s (median %.2f); p99 %s (median %.2f)\n' \
+        "$(echo $pr)" "$(echo "$pr" | median)" "$(echo $pl)" "$(echo "$pl" | median)"
 done
 
 printf '\nAuthenticated USER route (session cookie, warm cache) against PUBLIC without one, harp only\n'
