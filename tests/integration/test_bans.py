@@ -80,11 +80,13 @@ def test_bruteforce_protection_statuses_count(banning):
 
 
 def test_failures_spread_over_two_data_planes_ban_at_the_same_count(make_gateway):
-    gw = make_gateway(ndp=2, env={"HP_BLACKLIST_COUNT": "6", "HP_BLACKLIST_WINDOW": "30"})
-    for i in range(5):
+    # Each request is a new connection; SO_REUSEPORT spreads them by a hash of the client port,
+    # so 16 of them all reach one data plane with a chance of 2**-15.
+    gw = make_gateway(ndp=2, env={"HP_BLACKLIST_COUNT": "16", "HP_BLACKLIST_WINDOW": "30"})
+    for i in range(15):
         assert gw.get(f"/nothing-{i}").status == 404
-    assert bans(gw) == [], "five failures: not yet"
-    assert gw.get("/nothing-5").status == 404
+    assert bans(gw) == [], "fifteen failures: not yet"
+    assert gw.get("/nothing-15").status == 404
     wait_banned(gw)
     assert all("/nothing-" in d.log() for d in gw.dps), "both data planes saw failures"
     for _ in range(6):
