@@ -704,6 +704,24 @@ publish_free(struct publish *pub)
     free(pub);
 }
 
+int
+pub_worker_start(struct publish *pub, void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+
+    pthread_mutex_lock(&pub->mtx);
+    pub->refs++;
+    pthread_mutex_unlock(&pub->mtx);
+    if (pthread_create(&t, NULL, fn, arg) != 0) {
+        pthread_mutex_lock(&pub->mtx);
+        pub->refs--;
+        pthread_mutex_unlock(&pub->mtx);
+        return -1;
+    }
+    pthread_detach(t);
+    return 0;
+}
+
 void
 pub_worker_release(struct publish *pub)
 {

@@ -169,7 +169,6 @@ auth_on_request(struct publish *pub, struct link *l, json_t *msg)
     struct authreq *ar = NULL;
     struct session *se;
     struct hp_err err;
-    pthread_t t;
 
     if (exapp_id_normalise(raw, app_id, &err) == -1) {
         reply_auth(pub, l->serial, id, NC_USER_ERROR, NULL, 0, 0, err.msg);
@@ -193,18 +192,11 @@ auth_on_request(struct publish *pub, struct link *l, json_t *msg)
         snprintf(ar->app_id, sizeof(ar->app_id), "%s", app_id);
         ar->headers = json_incref(json_object_get(msg, "headers"));
         ar->pub = pub;
-        pthread_mutex_lock(&pub->mtx);
-        pub->refs++;
-        pthread_mutex_unlock(&pub->mtx);
-        if (pthread_create(&t, NULL, auth_worker, ar) != 0) {
-            pthread_mutex_lock(&pub->mtx);
-            pub->refs--;
-            pthread_mutex_unlock(&pub->mtx);
+        if (pub_worker_start(pub, auth_worker, ar) == -1) {
             authreq_free(ar);
             reply_auth(pub, l->serial, id, NC_USER_ERROR, NULL, 0, 0, "cannot start a look-up");
             return;
         }
-        pthread_detach(t);
         ar->next = pub->auth_inflight;
         pub->auth_inflight = ar;
     }

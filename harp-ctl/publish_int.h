@@ -143,6 +143,9 @@ void pub_wake(struct publish *pub);
 void pub_send(struct link *l, json_t *msg);
 /* The live link with <serial>, or NULL once it closed. */
 struct link *pub_link(struct publish *pub, uint64_t serial);
+/* Starts a detached worker running <fn>(<arg>), holding a reference to <pub>; -1 if it
+ * could not start. */
+int pub_worker_start(struct publish *pub, void *(*fn)(void *), void *arg);
 /* A worker is done after publish_stop(): drops its reference, the last one frees <pub>.
  * Called with pub->mtx held; returns with it released. */
 void pub_worker_release(struct publish *pub);

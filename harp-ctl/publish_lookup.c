@@ -145,7 +145,6 @@ lookup_on_request(struct publish *pub, struct link *l, json_t *msg)
     char app_id[EXAPP_ID_MAX + 1];
     struct lookup *lk;
     struct hp_err err;
-    pthread_t t;
 
     if (exapp_id_normalise(raw, app_id, &err) == -1) {
         reply_lookup(pub, l->serial, id, raw, false, err.msg);
@@ -165,18 +164,11 @@ lookup_on_request(struct publish *pub, struct link *l, json_t *msg)
         lk = xcalloc(1, sizeof(*lk));
         snprintf(lk->app_id, sizeof(lk->app_id), "%s", app_id);
         lk->pub = pub;
-        pthread_mutex_lock(&pub->mtx);
-        pub->refs++;
-        pthread_mutex_unlock(&pub->mtx);
-        if (pthread_create(&t, NULL, lookup_worker, lk) != 0) {
-            pthread_mutex_lock(&pub->mtx);
-            pub->refs--;
-            pthread_mutex_unlock(&pub->mtx);
+        if (pub_worker_start(pub, lookup_worker, lk) == -1) {
             free(lk);
             reply_lookup(pub, l->serial, id, app_id, false, "cannot start a look-up");
             return;
         }
-        pthread_detach(t);
         lk->next = pub->inflight;
         pub->inflight = lk;
     }
