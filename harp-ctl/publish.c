@@ -704,6 +704,13 @@ publish_free(struct publish *pub)
     free(pub);
 }
 
+void
+pub_waiter_add(struct waiter **v, size_t *n, uint64_t serial, json_int_t id)
+{
+    *v = xrealloc(*v, (*n + 1) * sizeof(**v));
+    (*v)[(*n)++] = (struct waiter){serial, id};
+}
+
 int
 pub_worker_start(struct publish *pub, void *(*fn)(void *), void *arg)
 {

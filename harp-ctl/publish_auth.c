@@ -131,6 +131,20 @@ authreq_free(struct authreq *ar)
     free(ar);
 }
 
+/* Takes a finished look-up off the in-flight list. */
+static void
+authreq_unlink(struct publish *pub, struct authreq *ar)
+{
+    struct authreq **ap;
+
+    for (ap = &pub->auth_inflight; *ap != NULL; ap = &(*ap)->next) {
+        if (*ap == ar) {
+            *ap = ar->next;
+            return;
+        }
+    }
+}
+
 static void *
 auth_worker(void *arg)
 {
@@ -200,25 +214,19 @@ auth_on_request(struct publish *pub, struct link *l, json_t *msg)
         ar->next = pub->auth_inflight;
         pub->auth_inflight = ar;
     }
-    ar->waiters = xrealloc(ar->waiters, (ar->nwaiters + 1) * sizeof(*ar->waiters));
-    ar->waiters[ar->nwaiters++] = (struct waiter){l->serial, id};
+    pub_waiter_add(&ar->waiters, &ar->nwaiters, l->serial, id);
 }
 
 void
 auth_finish(struct publish *pub, struct authreq *done)
 {
     double now = pub_now_mono(), lifetime = pub->ctl->cfg.session_lifetime;
-    struct authreq *ar, **ap, *next;
+    struct authreq *ar, *next;
     size_t i;
 
     for (ar = done; ar != NULL; ar = next) {
         next = ar->done_next;
-        for (ap = &pub->auth_inflight; *ap != NULL; ap = &(*ap)->next) {
-            if (*ap == ar) {
-                *ap = ar->next;
-                break;
-            }
-        }
+        authreq_unlink(pub, ar);
         /* HaRP caches user objects (200, anonymous ones too), never 4xx or errors. */
         if (ar->result == NC_USER && ar->cookie[0] != '\0' && lifetime > 0) {
             session_put(pub, ar->cookie, ar->user_id, ar->level, now);
@@ -235,16 +243,11 @@ auth_finish(struct publish *pub, struct authreq *done)
 void
 auth_clear(struct publish *pub)
 {
-    struct authreq *ar, **ap;
+    struct authreq *ar;
 
     while ((ar = pub->auth_done) != NULL) {
         pub->auth_done = ar->done_next;
-        for (ap = &pub->auth_inflight; *ap != NULL; ap = &(*ap)->next) {
-            if (*ap == ar) {
-                *ap = ar->next;
-                break;
-            }
-        }
+        authreq_unlink(pub, ar);
         authreq_free(ar);
     }
     sessions_prune(pub, 0, true);

@@ -143,6 +143,8 @@ void pub_wake(struct publish *pub);
 void pub_send(struct link *l, json_t *msg);
 /* The live link with <serial>, or NULL once it closed. */
 struct link *pub_link(struct publish *pub, uint64_t serial);
+/* Adds a data plane's request to the waiters of a look-up. */
+void pub_waiter_add(struct waiter **v, size_t *n, uint64_t serial, json_int_t id);
 /* Starts a detached worker running <fn>(<arg>), holding a reference to <pub>; -1 if it
  * could not start. */
 int pub_worker_start(struct publish *pub, void *(*fn)(void *), void *arg);

@@ -38,6 +38,20 @@ publish_forget_missing(struct publish *pub, const char *app_id)
     pthread_mutex_unlock(&pub->mtx);
 }
 
+/* Takes a finished look-up off the in-flight list. */
+static void
+lookup_unlink(struct publish *pub, struct lookup *lk)
+{
+    struct lookup **lp;
+
+    for (lp = &pub->inflight; *lp != NULL; lp = &(*lp)->next) {
+        if (*lp == lk) {
+            *lp = lk->next;
+            return;
+        }
+    }
+}
+
 /* Runs the Nextcloud call. The store write happens under pub->mtx so that it never follows
  * publish_stop() (after which the store is closed); a worker that finishes after the thread
  * has ended frees its look-up and drops its reference instead. */
@@ -172,25 +186,19 @@ lookup_on_request(struct publish *pub, struct link *l, json_t *msg)
         lk->next = pub->inflight;
         pub->inflight = lk;
     }
-    lk->waiters = xrealloc(lk->waiters, (lk->nwaiters + 1) * sizeof(*lk->waiters));
-    lk->waiters[lk->nwaiters++] = (struct waiter){l->serial, id};
+    pub_waiter_add(&lk->waiters, &lk->nwaiters, l->serial, id);
 }
 
 void
 lookup_finish(struct publish *pub, struct lookup *done)
 {
-    struct lookup *lk, **lp, *next;
+    struct lookup *lk, *next;
     struct missing *m;
     size_t i;
 
     for (lk = done; lk != NULL; lk = next) {
         next = lk->done_next;
-        for (lp = &pub->inflight; *lp != NULL; lp = &(*lp)->next) {
-            if (*lp == lk) {
-                *lp = lk->next;
-                break;
-            }
-        }
+        lookup_unlink(pub, lk);
         if (lk->result == 0) {
             m = xcalloc(1, sizeof(*m));
             snprintf(m->app_id, sizeof(m->app_id), "%s", lk->app_id);
@@ -212,18 +220,13 @@ lookup_finish(struct publish *pub, struct lookup *done)
 void
 lookup_clear(struct publish *pub)
 {
-    struct lookup *lk, **lp;
+    struct lookup *lk;
     struct missing *m;
 
     /* Finished look-ups are ours to free; running ones free themselves (they see stopped). */
     while ((lk = pub->done) != NULL) {
         pub->done = lk->done_next;
-        for (lp = &pub->inflight; *lp != NULL; lp = &(*lp)->next) {
-            if (*lp == lk) {
-                *lp = lk->next;
-                break;
-            }
-        }
+        lookup_unlink(pub, lk);
         free(lk->waiters);
         free(lk);
     }
