@@ -134,3 +134,27 @@ def docker_engine():
     eng.api.import_image(IMAGE)
     yield eng
     eng.stop()
+
+
+# Attacks: tests marked @pytest.mark.attack("12.N: what") replay one attack of the security
+# review against real processes and assert the refusal. The summary counts them.
+_attacks = {"tried": 0, "held": 0}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "attack(name): replays an attack; counted in the summary")
+
+
+def pytest_runtest_logreport(report):
+    if report.when != "call" or "attack" not in report.keywords:
+        return
+    _attacks["tried"] += 1
+    if report.passed:
+        _attacks["held"] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _attacks["tried"]:
+        terminalreporter.write_line(
+            f"attacks: {_attacks['tried']} tried, {_attacks['held']} held, "
+            f"{_attacks['tried'] - _attacks['held']} got through")
