@@ -56,6 +56,13 @@
 #define FRP_OUT_HIGH (256u * 1024)
 #define FRP_TX_HIGH (256u * 1024)
 #define FRP_FRAME_MAX 16384
+/* Streams of a session: frpc opens the control, then one work stream per user connection
+ * and its pool. A session that has not logged in needs one (Login). Beyond: RST. */
+#define FRP_MAX_STREAMS 1024
+#define FRP_MAX_STREAMS_ANON 4
+/* Input stops while this much waits to go out to the client (before login: less). */
+#define FRP_OUT_PAUSE (FRP_OUT_HIGH + 256u * 1024)
+#define FRP_OUT_PAUSE_ANON (64u * 1024)
 #define FRP_PING_US (30 * LWS_US_PER_SEC)
 #define FRP_PING_WAIT_S 10
 #define FRP_POOL_MAX 5
@@ -101,11 +108,18 @@ struct session {
     struct buf out; /* plaintext to the client */
     struct buf net; /* TLS records to the socket */
     struct stream *streams;
+    unsigned nstreams;
+    struct ymx_hdr body;  /* the DATA frame whose body is arriving */
+    uint32_t body_left;   /* bytes of it still to come */
+    bool logged_in;       /* a Login succeeded on the session */
+    bool rx_paused;       /* input stopped until the output drains */
+    bool flushing;        /* closed; its last frames (GO_AWAY) still going out */
     char ip[64];
     unsigned port;
     uint32_t ping_id;
     lws_usec_t ping_sent; /* 0: none outstanding */
     lws_usec_t ping_last;
+    lws_usec_t accepted;
     lws_sorted_usec_list_t sul;
     struct control *controls;
 };
@@ -153,6 +167,7 @@ static bool tls_required;
 static struct timespec tls_mtime;
 static struct proxy *ports[PORTS_HI - PORTS_LO + 1];
 static uint8_t stream_key[16];
+static unsigned npending; /* sessions that have not logged in */
 
 static void session_close(struct session *s, const char *why);
 static void stream_close(struct stream *st, bool rst);
@@ -745,6 +760,7 @@ stream_close(struct stream *st, bool rst)
     }
     if (*pp != NULL) {
         *pp = st->next;
+        s->nstreams--;
     }
     buf_free(&st->rx);
     buf_free(&st->tx);
@@ -826,6 +842,13 @@ on_login(struct stream *st, json_t *m)
     frp_cfb_init(&st->dec, stream_key, false);
     for (i = 0; i < c->pool_count; i++) {
         req_work_conn(c);
+    }
+    if (!s->logged_in) {
+        s->logged_in = true;
+        npending--;
+        if (s->wsi != NULL) {
+            lws_set_timeout(s->wsi, NO_PENDING_TIMEOUT, 0);
+        }
     }
     log_notice("frp: %s logged in (run_id %s)", s->ip, c->run_id);
 }
@@ -926,23 +949,102 @@ stream_get(struct session *s, uint32_t id)
     return st;
 }
 
-/* 0, or -1 when the session must close. */
+/* A protocol error: GO_AWAY(protocol error), then the session closes. Returns -1. */
+static int
+protocol_error(struct session *s, const char *why)
+{
+    log_info("frp: protocol error from %s:%u: %s; session closed", s->ip, s->port, why);
+    frame(s, YMX_GO_AWAY, 0, 0, YMX_GOAWAY_PROTOCOL, NULL, 0);
+    return -1;
+}
+
+static void
+stream_open(struct session *s, uint32_t id)
+{
+    struct stream *st = xcalloc(1, sizeof(*st));
+
+    st->id = id;
+    st->s = s;
+    st->send_window = FRP_WINDOW;
+    st->recv_window = FRP_WINDOW;
+    st->next = s->streams;
+    s->streams = st;
+    s->nstreams++;
+    frame(s, YMX_WINDOW_UPDATE, YMX_ACK, st->id, 0, NULL, 0);
+}
+
+/* The flags of a frame whose body has all arrived, then what its stream got. */
+static void
+frame_done(struct session *s, uint32_t id, uint16_t flags)
+{
+    struct stream *st = stream_get(s, id);
+
+    if (st == NULL) {
+        return;
+    }
+    if (flags & YMX_RST) {
+        stream_close(st, false);
+        return;
+    }
+    if (flags & YMX_FIN) {
+        st->fin_rx = true;
+    }
+    stream_input(st);
+}
+
+/* Reads frames from s->in. Every header is judged (ymx_check) before any byte of its body is
+ * taken, and bodies go to their stream as they arrive: the session keeps at most a partial
+ * header, and a stream at most its receive window. 0, or -1 when the session must close. */
 static int
 yamux_input(struct session *s)
 {
+    struct ymx_stream_state view;
     struct ymx_hdr h;
     struct stream *st;
-    size_t off = 0;
+    const char *why;
+    size_t off = 0, n;
 
-    while (s->in.len - off >= YMX_HEAD) {
-        if (!ymx_parse(s->in.p + off, &h)) {
-            frame(s, YMX_GO_AWAY, 0, 0, YMX_GOAWAY_PROTOCOL, NULL, 0);
-            return -1;
+    while (off < s->in.len && s->stage == SS_YAMUX) {
+        if (s->body_left > 0) {
+            n = s->in.len - off < s->body_left ? s->in.len - off : s->body_left;
+            if ((st = stream_get(s, s->body.stream)) != NULL) {
+                buf_add(&st->rx, s->in.p + off, n); /* within the window reserved at the header */
+            }
+            off += n;
+            s->body_left -= (uint32_t)n;
+            if (s->body_left == 0) {
+                frame_done(s, s->body.stream, s->body.flags);
+            } else if (st != NULL) {
+                stream_input(st);
+            }
+            continue;
         }
-        if (h.type == YMX_DATA && s->in.len - off - YMX_HEAD < h.length) {
+        if (s->in.len - off < YMX_HEAD) {
             break;
         }
+        if (!ymx_parse(s->in.p + off, &h)) {
+            return protocol_error(s, "bad frame header");
+        }
         off += YMX_HEAD;
+        st = h.type == YMX_DATA || h.type == YMX_WINDOW_UPDATE ? stream_get(s, h.stream) : NULL;
+        view.open = st != NULL;
+        view.recv_window = st != NULL ? st->recv_window : 0;
+        view.send_window = st != NULL ? st->send_window : 0;
+        switch (ymx_check(&h, &view, s->nstreams,
+                          s->logged_in ? FRP_MAX_STREAMS : FRP_MAX_STREAMS_ANON, &why)) {
+        case YMX_BAD:
+            return protocol_error(s, why);
+        case YMX_END:
+            return -1;
+        case YMX_REFUSE:
+            log_info("frp: %s:%u over %u streams; stream %u refused", s->ip, s->port,
+                     s->nstreams, h.stream);
+            frame(s, YMX_WINDOW_UPDATE, YMX_RST, h.stream, 0, NULL, 0);
+            h.flags &= (uint16_t)~YMX_SYN; /* its data, if any, is drained */
+            break;
+        case YMX_OK:
+            break;
+        }
         if (h.type == YMX_PING) {
             if (h.flags & YMX_SYN) {
                 frame(s, YMX_PING, YMX_ACK, 0, h.length, NULL, 0);
@@ -952,51 +1054,24 @@ yamux_input(struct session *s)
             continue;
         }
         if (h.type == YMX_GO_AWAY) {
-            if (h.length != YMX_GOAWAY_NORMAL) {
-                return -1;
-            }
             continue;
         }
-        st = stream_get(s, h.stream);
         if (h.flags & YMX_SYN) {
-            if (st != NULL || (h.stream & 1) == 0) {
-                frame(s, YMX_GO_AWAY, 0, 0, YMX_GOAWAY_PROTOCOL, NULL, 0);
-                return -1;
-            }
-            st = xcalloc(1, sizeof(*st));
-            st->id = h.stream;
-            st->s = s;
-            st->send_window = FRP_WINDOW;
-            st->recv_window = FRP_WINDOW;
-            st->next = s->streams;
-            s->streams = st;
-            frame(s, YMX_WINDOW_UPDATE, YMX_ACK, st->id, 0, NULL, 0);
+            stream_open(s, h.stream);
+            st = s->streams;
         }
         if (h.type == YMX_WINDOW_UPDATE && st != NULL) {
             st->send_window += h.length;
         }
-        if (h.type == YMX_DATA) {
+        if (h.type == YMX_DATA && h.length > 0) {
             if (st != NULL) {
-                if (h.length > st->recv_window) {
-                    log_info("frp: %s sent past its window on stream %u", s->ip, st->id);
-                    frame(s, YMX_GO_AWAY, 0, 0, YMX_GOAWAY_PROTOCOL, NULL, 0);
-                    return -1;
-                }
                 st->recv_window -= h.length;
-                buf_add(&st->rx, s->in.p + off, h.length);
             }
-            off += h.length;
-        }
-        if (st != NULL && (h.flags & YMX_RST)) {
-            stream_close(st, false);
+            s->body = h;
+            s->body_left = h.length;
             continue;
         }
-        if (st != NULL && (h.flags & YMX_FIN)) {
-            st->fin_rx = true;
-        }
-        if (st != NULL) {
-            stream_input(st);
-        }
+        frame_done(s, h.stream, h.flags);
     }
     buf_drop(&s->in, off);
     pump_streams(s);
@@ -1142,7 +1217,7 @@ session_writeable(struct session *s)
     size_t n;
 
     if (s->ssl != NULL) {
-        if (s->stage == SS_YAMUX && s->out.len > 0) {
+        if ((s->stage == SS_YAMUX || s->flushing) && s->out.len > 0) {
             n = s->out.len < 32768 ? s->out.len : 32768;
             if (SSL_write(s->ssl, s->out.p, (int)n) > 0) {
                 buf_drop(&s->out, n);
@@ -1157,7 +1232,7 @@ session_writeable(struct session *s)
                 return -1;
             }
         }
-        if (s->net.len > 0 || (s->stage == SS_YAMUX && s->out.len > 0)) {
+        if (s->net.len > 0 || ((s->stage == SS_YAMUX || s->flushing) && s->out.len > 0)) {
             kick(s);
         }
     } else {
@@ -1177,6 +1252,43 @@ session_writeable(struct session *s)
     return 0;
 }
 
+/* Bytes queued for the client, plaintext and TLS. */
+static size_t
+pending_out(const struct session *s)
+{
+    return s->out.len + s->net.len;
+}
+
+static size_t
+out_pause(const struct session *s)
+{
+    return s->logged_in ? FRP_OUT_PAUSE : FRP_OUT_PAUSE_ANON;
+}
+
+static int
+login_timeout_s(void)
+{
+    uint64_t s = (dp->cfg.frp_login_timeout_ms + 999) / 1000;
+
+    return s < 1 ? 1 : s > 3600 ? 3600 : (int)s;
+}
+
+/* At most one line a second about refused connections. */
+static void
+refused_log(const char *what, unsigned cap)
+{
+    static time_t last;
+    static unsigned count;
+    time_t now = time(NULL);
+
+    count++;
+    if (now != last) {
+        log_warnx("frp: connection refused: %u %s open (%u refused)", cap, what, count);
+        last = now;
+        count = 0;
+    }
+}
+
 int
 frp_session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                      size_t len)
@@ -1186,44 +1298,73 @@ frp_session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 
     switch (reason) {
     case LWS_CALLBACK_RAW_ADOPT:
+        for (i = 0; i < MAX_SESSIONS && sessions[i] != NULL; i++) {
+        }
+        if (i == MAX_SESSIONS || npending >= dp->cfg.frp_max_pending) {
+            refused_log(i == MAX_SESSIONS ? "sessions" : "sessions not logged in (HP_FRP_MAX_PENDING)",
+                        i == MAX_SESSIONS ? MAX_SESSIONS : dp->cfg.frp_max_pending);
+            return -1;
+        }
         s = xcalloc(1, sizeof(*s));
         s->wsi = wsi;
         lws_set_opaque_user_data(wsi, s);
         addr_of(lws_get_socket_fd(wsi), true, s->ip, sizeof(s->ip), &s->port);
-        for (i = 0; i < MAX_SESSIONS && sessions[i] != NULL; i++) {
-        }
-        if (i == MAX_SESSIONS) {
-            return -1;
-        }
         sessions[i] = s;
-        s->ping_last = lws_now_usecs();
+        npending++;
+        s->ping_last = s->accepted = lws_now_usecs();
         schedule_ping(s);
-        lws_set_timeout(wsi, PENDING_TIMEOUT_ESTABLISH_WITH_SERVER, 10);
+        /* The login deadline, from the connection on; cleared by a successful Login. */
+        lws_set_timeout(wsi, PENDING_TIMEOUT_ESTABLISH_WITH_SERVER, login_timeout_s());
         return 0;
     case LWS_CALLBACK_RAW_RX:
         if (s == NULL || s->stage == SS_DEAD || len == 0) {
             return 0;
         }
-        if (s->stage != SS_YAMUX) {
-            lws_set_timeout(wsi, PENDING_TIMEOUT_ESTABLISH_WITH_SERVER, 10);
-        }
         if (session_rx(s, in, len) == -1) {
             session_close(s, "protocol error");
+            if (s->stage == SS_DEAD && s->out.len > 0 && !dp->stopping &&
+                (s->ssl == NULL || SSL_is_init_finished(s->ssl))) {
+                /* The GO_AWAY goes out before the socket closes, for at most 2 s. */
+                s->flushing = true;
+                lws_rx_flow_control(wsi, 0);
+                lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, 2);
+                lws_callback_on_writable(wsi);
+                return 0;
+            }
             return -1;
         }
-        if (s->stage == SS_YAMUX) {
-            lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+        if (!s->rx_paused && pending_out(s) >= out_pause(s)) {
+            /* The client does not read what its input makes us write: stop reading it. */
+            s->rx_paused = true;
+            lws_rx_flow_control(wsi, 0);
         }
         return 0;
     case LWS_CALLBACK_RAW_WRITEABLE:
+        if (s != NULL && s->flushing) {
+            return session_writeable(s) == -1 || pending_out(s) == 0 ? -1 : 0;
+        }
         if (s == NULL || s->stage == SS_DEAD) {
             return s == NULL ? 0 : -1;
         }
-        return session_writeable(s);
+        if (session_writeable(s) == -1) {
+            return -1;
+        }
+        if (s->rx_paused && pending_out(s) < out_pause(s) / 2) {
+            s->rx_paused = false;
+            lws_rx_flow_control(wsi, 1);
+        }
+        return 0;
     case LWS_CALLBACK_RAW_CLOSE:
         if (s != NULL) {
             s->wsi = NULL;
-            session_close(s, "connection closed");
+            if (!s->logged_in) {
+                npending--;
+            }
+            session_close(s, s->logged_in ? "connection closed"
+                             : lws_now_usecs() - s->accepted >=
+                                       (lws_usec_t)login_timeout_s() * LWS_US_PER_SEC
+                                 ? "no login in time (HP_FRP_LOGIN_TIMEOUT)"
+                                 : "connection closed before login");
             for (i = 0; i < MAX_SESSIONS; i++) {
                 if (sessions[i] == s) {
                     sessions[i] = NULL;

@@ -37,6 +37,8 @@ struct hp_config {
     char *frp_address;
     bool frp_disable_tls;
     unsigned frp_cert_validity_days;
+    uint64_t frp_login_timeout_ms; /* a session without a Login by then is closed */
+    unsigned frp_max_pending;      /* sessions that have not logged in */
     char *trusted_proxy_ips;
     struct cidr_list *trusted; /* parsed from trusted_proxy_ips (ENV_SERVE) */
     enum log_level log_level;
