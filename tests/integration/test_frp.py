@@ -382,3 +382,101 @@ def test_the_recorded_client_flight_gets_frps_answers(frp):
     assert plain.startswith(bytes.fromhex("7200000000000000027b7d"))  # ReqWorkConn
     assert b'{"proxy_name":"test-exapp","remote_addr":":23000"}' in plain
     s.close()
+
+
+def real_frpc():
+    """The unmodified frpc 0.61.1 of the test bench ($HARP_FRPC, or beside the project)."""
+    for p in (os.environ.get("HARP_FRPC", ""),
+              os.path.join(SRCDIR, "..", "shared", "tools", "frp-0.61.1", "frpc"),
+              os.path.join(SRCDIR, "..", "..", "shared", "tools", "frp-0.61.1", "frpc")):
+        if p and os.access(p, os.X_OK):
+            return p
+    pytest.skip("the real frpc 0.61.1 is not available (HARP_FRPC)")
+
+
+def test_real_frpc_moves_large_bodies_both_ways_byte_exact(frp, tmp_path):
+    """frpc 0.61.1 (6 MiB windows, 16 KiB frames) through harp's 256 KiB windows: 256 MiB
+    down and 64 MiB up, several at once, byte-exact, within bounded memory."""
+    import threading
+    frpc = real_frpc()
+    gw = frp(tls=True)
+    port = tunnel_port()
+    conf = tmp_path / "frpc.toml"
+    conf.write_text(f'''serverAddr = "127.0.0.1"
+serverPort = {gw.frp_port}
+loginFailExit = true
+metadatas.token = "{KEY}"
+transport.tls.enable = true
+transport.tls.serverName = "harp.nc"
+transport.tls.certFile = "{gw.tls['cert']}"
+transport.tls.keyFile = "{gw.tls['key']}"
+transport.tls.trustedCaFile = "{gw.tls['ca']}"
+
+[[proxies]]
+name = "bulk"
+type = "tcp"
+localIP = "127.0.0.1"
+localPort = {gw.backend.port}
+remotePort = {port}
+''')
+    p = subprocess.Popen([frpc, "-c", str(conf)], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: not port_free(port), what="frpc's proxy bound")
+        results = {}
+
+        def down(i, size):
+            s = socket.create_connection(("127.0.0.1", port), timeout=60)
+            s.sendall(f"GET /big?size={size} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                      .encode())
+            h, head = hashlib.sha256(), b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(65536)
+            head, body = head.split(b"\r\n\r\n", 1)
+            h.update(body)
+            got = len(body)
+            while got < size:
+                b = s.recv(1 << 20)
+                if not b:
+                    break
+                h.update(b)
+                got += len(b)
+            s.close()
+            results[("down", i)] = (got == size and h.hexdigest() == pattern_sha256(size))
+
+        def up(i, size):
+            block = os.urandom(1 << 20)
+            h = hashlib.sha256()
+            s = socket.create_connection(("127.0.0.1", port), timeout=60)
+            s.sendall(f"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n"
+                      "Connection: close\r\n\r\n".encode())
+            for _ in range(size >> 20):
+                s.sendall(block)
+                h.update(block)
+            resp = b""
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                resp += b
+            s.close()
+            rec = json.loads(resp.split(b"\r\n\r\n", 1)[1])
+            results[("up", i)] = (rec["body_len"] == size and rec["body_sha256"] == h.hexdigest())
+
+        threads = [threading.Thread(target=down, args=(0, 256 << 20)),
+                   threading.Thread(target=down, args=(1, 32 << 20)),
+                   threading.Thread(target=up, args=(0, 64 << 20)),
+                   threading.Thread(target=up, args=(1, 16 << 20))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+        assert results == {("down", 0): True, ("down", 1): True, ("up", 0): True,
+                           ("up", 1): True}
+        assert p.poll() is None, "frpc still connected"
+        assert "protocol error" not in gw.dps[0].log()
+        assert gw.dps[0].rss_peak_kib() < 48 * 1024
+    finally:
+        p.kill()
+        out = p.communicate()[0]
+    assert "start proxy success" in out, out[-2000:]

@@ -245,6 +245,78 @@ test_transcript(const char *path, const char *file)
     return msgs > 0;
 }
 
+/* The verdict on one frame from the client, with what the session knows of its stream. */
+static enum ymx_verdict
+judge(uint8_t type, uint16_t flags, uint32_t stream, uint32_t length, bool open, uint32_t recv,
+      uint32_t send, unsigned nstreams, unsigned max, const char **why)
+{
+    struct ymx_hdr h = {type, flags, stream, length};
+    struct ymx_stream_state st = {open, recv, send};
+
+    return ymx_check(&h, &st, nstreams, max, why);
+}
+
+static void
+test_check(void)
+{
+    const char *why = NULL;
+    const uint32_t W = YMX_INITIAL_WINDOW;
+
+    /* What frpc does: SYN with its 6 MiB delta, Login on it, 16 KiB frames, updates. */
+    OK(judge(YMX_WINDOW_UPDATE, YMX_SYN, 1, 6029312, false, 0, 0, 0, 4, &why) == YMX_OK,
+       "SYN with frpc's window delta: ok");
+    OK(judge(YMX_DATA, 0, 1, 190, true, W, W, 1, 4, &why) == YMX_OK, "a Login frame: ok");
+    OK(judge(YMX_DATA, YMX_SYN, 3, 16384, false, 0, 0, 1, 4, &why) == YMX_OK,
+       "DATA with SYN within the initial window: ok");
+    OK(judge(YMX_DATA, 0, 3, W, true, W, W, 1, 4, &why) == YMX_OK, "DATA of the whole window: ok");
+    OK(judge(YMX_DATA, YMX_FIN, 5, 0, true, 0, W, 1, 4, &why) == YMX_OK,
+       "an empty DATA with FIN on a full window: ok");
+    OK(judge(YMX_DATA, 0, 7, 16384, false, 0, 0, 1, 4, &why) == YMX_OK,
+       "DATA on a stream closed here: ok (drained)");
+    OK(judge(YMX_WINDOW_UPDATE, 0, 1, 3145728, true, W, 6291456, 1, 4, &why) == YMX_OK,
+       "a window update: ok");
+    OK(judge(YMX_PING, YMX_SYN, 0, 7, false, 0, 0, 4, 4, &why) == YMX_OK, "PING: ok");
+    OK(judge(YMX_GO_AWAY, 0, 0, YMX_GOAWAY_NORMAL, false, 0, 0, 1, 4, &why) == YMX_OK,
+       "GO_AWAY normal: ok");
+    OK(judge(YMX_GO_AWAY, 0, 0, YMX_GOAWAY_PROTOCOL, false, 0, 0, 1, 4, &why) == YMX_END,
+       "GO_AWAY with an error: the end");
+
+    /* Lengths, at the header. */
+    OK(judge(YMX_DATA, 0, 1, 1u << 30, true, W, W, 1, 4, &why) == YMX_BAD && why != NULL &&
+           strstr(why, "maximum") != NULL,
+       "DATA declaring 1 GiB: protocol error (%s)", why);
+    OK(judge(YMX_DATA, 0, 9, W + 1, false, 0, 0, 1, 4, &why) == YMX_BAD,
+       "over the maximum on an unknown stream too");
+    OK(judge(YMX_DATA, 0, 1, 1001, true, 1000, W, 1, 4, &why) == YMX_BAD &&
+           strstr(why, "window") != NULL,
+       "DATA one byte past the stream's window: protocol error");
+    OK(judge(YMX_DATA, 0, 1, 1000, true, 1000, W, 1, 4, &why) == YMX_OK,
+       "DATA up to the stream's window: ok");
+    OK(judge(YMX_DATA, YMX_SYN, 3, W + 1, false, 0, 0, 1, 4, &why) == YMX_BAD,
+       "SYN with DATA past the initial window: protocol error");
+
+    /* Stream ids and flags. */
+    OK(judge(YMX_WINDOW_UPDATE, YMX_SYN, 2, 0, false, 0, 0, 0, 4, &why) == YMX_BAD,
+       "SYN on an even id: protocol error");
+    OK(judge(YMX_DATA, YMX_SYN, 1, 0, true, W, W, 1, 4, &why) == YMX_BAD &&
+           strstr(why, "open") != NULL,
+       "SYN on an open stream: protocol error");
+    OK(judge(YMX_WINDOW_UPDATE, YMX_SYN, 9, 0, false, 0, 0, 4, 4, &why) == YMX_REFUSE,
+       "SYN over the stream cap: refused");
+    OK(judge(YMX_WINDOW_UPDATE, YMX_SYN, 9, 0, false, 0, 0, 3, 4, &why) == YMX_OK,
+       "SYN under the cap: ok");
+
+    /* Window updates. */
+    OK(judge(YMX_WINDOW_UPDATE, 0, 1, UINT32_MAX - W, true, W, W, 1, 4, &why) == YMX_OK,
+       "window update to exactly 2^32-1: ok");
+    OK(judge(YMX_WINDOW_UPDATE, 0, 1, UINT32_MAX - W + 1, true, W, W, 1, 4, &why) == YMX_BAD,
+       "window update past 2^32-1: protocol error");
+    OK(judge(YMX_WINDOW_UPDATE, YMX_SYN, 3, UINT32_MAX, false, 0, 0, 1, 4, &why) == YMX_BAD,
+       "SYN whose delta overflows the initial window: protocol error");
+    OK(judge(YMX_WINDOW_UPDATE, 0, 5, UINT32_MAX, false, 0, 0, 1, 4, &why) == YMX_OK,
+       "window update for a stream closed here: ignored");
+}
+
 int
 main(void)
 {
@@ -295,5 +367,6 @@ main(void)
     OK(!ymx_parse(bad, &(struct ymx_hdr){0}), "a PING on a stream: refused");
     memcpy(bad, "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x05", 12);
     OK(!ymx_parse(bad, &(struct ymx_hdr){0}), "DATA on stream 0: refused");
+    test_check();
     return tap_done();
 }
