@@ -109,11 +109,11 @@ struct session {
     struct buf net; /* TLS records to the socket */
     struct stream *streams;
     unsigned nstreams;
-    struct ymx_hdr body;  /* the DATA frame whose body is arriving */
-    uint32_t body_left;   /* bytes of it still to come */
-    bool logged_in;       /* a Login succeeded on the session */
-    bool rx_paused;       /* input stopped until the output drains */
-    bool flushing;        /* closed; its last frames (GO_AWAY) still going out */
+    struct ymx_hdr body; /* the DATA frame whose body is arriving */
+    uint32_t body_left;  /* bytes of it still to come */
+    bool logged_in;      /* a Login succeeded on the session */
+    bool rx_paused;      /* input stopped until the output drains */
+    bool flushing;       /* closed; its last frames (GO_AWAY) still going out */
     char ip[64];
     unsigned port;
     uint32_t ping_id;
@@ -1037,8 +1037,8 @@ yamux_input(struct session *s)
         case YMX_END:
             return -1;
         case YMX_REFUSE:
-            log_info("frp: %s:%u over %u streams; stream %u refused", s->ip, s->port,
-                     s->nstreams, h.stream);
+            log_info("frp: %s:%u over %u streams; stream %u refused", s->ip, s->port, s->nstreams,
+                     h.stream);
             frame(s, YMX_WINDOW_UPDATE, YMX_RST, h.stream, 0, NULL, 0);
             h.flags &= (uint16_t)~YMX_SYN; /* its data, if any, is drained */
             break;
@@ -1301,7 +1301,8 @@ frp_session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
         for (i = 0; i < MAX_SESSIONS && sessions[i] != NULL; i++) {
         }
         if (i == MAX_SESSIONS || npending >= dp->cfg.frp_max_pending) {
-            refused_log(i == MAX_SESSIONS ? "sessions" : "sessions not logged in (HP_FRP_MAX_PENDING)",
+            refused_log(i == MAX_SESSIONS ? "sessions"
+                                          : "sessions not logged in (HP_FRP_MAX_PENDING)",
                         i == MAX_SESSIONS ? MAX_SESSIONS : dp->cfg.frp_max_pending);
             return -1;
         }
@@ -1360,11 +1361,14 @@ frp_session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
             if (!s->logged_in) {
                 npending--;
             }
-            session_close(s, s->logged_in ? "connection closed"
-                             : lws_now_usecs() - s->accepted >=
-                                       (lws_usec_t)login_timeout_s() * LWS_US_PER_SEC
-                                 ? "no login in time (HP_FRP_LOGIN_TIMEOUT)"
-                                 : "connection closed before login");
+            if (s->logged_in) {
+                session_close(s, "connection closed");
+            } else if (lws_now_usecs() - s->accepted >=
+                       (lws_usec_t)login_timeout_s() * LWS_US_PER_SEC) {
+                session_close(s, "no login in time (HP_FRP_LOGIN_TIMEOUT)");
+            } else {
+                session_close(s, "connection closed before login");
+            }
             for (i = 0; i < MAX_SESSIONS; i++) {
                 if (sessions[i] == s) {
                     sessions[i] = NULL;

@@ -33,12 +33,12 @@ struct msession {
     struct mstream st[NST];
     unsigned nstreams, cap;
     uint8_t head[YMX_HEAD];
-    size_t have;          /* bytes of a partial header */
-    struct ymx_hdr body;  /* the DATA frame whose body is arriving */
+    size_t have;         /* bytes of a partial header */
+    struct ymx_hdr body; /* the DATA frame whose body is arriving */
     uint32_t body_left;
-    bool ended;           /* BAD or END */
+    bool ended; /* BAD or END */
     unsigned frames, refused, bad;
-    uint64_t digest;      /* of every verdict and frame, in order */
+    uint64_t digest; /* of every verdict and frame, in order */
 };
 
 static struct mstream *
@@ -229,7 +229,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1) {
         return 0;
     }
-    cap = 1 + (data[0] & 7);        /* up to 8 streams open */
+    cap = 1 + (data[0] & 7);                /* up to 8 streams open */
     piece = 1 + (size_t)(data[0] >> 3) * 7; /* reads of 1 to 218 bytes */
     run(&whole, cap, data + 1, size - 1, size);
     run(&pieces, cap, data + 1, size - 1, piece);
