@@ -20,6 +20,12 @@
  *    its ports.
  * 4. Work connections that get no byte from frpc within HP_TIMEOUT_CONNECT after StartWorkConn
  *    (frpc leaves them open when the ExApp's socket is missing) are closed with the user's.
+ * 5. Limits on what a client may make us hold (yamux_input, frp_session_callback): each frame
+ *    header is judged (ymx_check) before its body, which goes to its stream as it arrives, so
+ *    a session buffers at most a partial header and each stream its window; a protocol error
+ *    ends the session with GO_AWAY. FRP_MAX_STREAMS streams (FRP_MAX_STREAMS_ANON before
+ *    login), HP_FRP_MAX_PENDING sessions without a login, each closed after
+ *    HP_FRP_LOGIN_TIMEOUT; input stops while the answers it caused wait to go out.
  *
  *   session: SNIFF -> [TLS] -> YAMUX -> closed
  *   stream:  NEW --Login--> CONTROL    NEW --NewWorkConn--> PARKED --user--> PIPE -> closed
