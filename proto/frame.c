@@ -44,12 +44,12 @@ frame_next(struct frame_reader *r, json_t **out, struct hp_err *err)
     r->len -= 4 + n;
     if (j == NULL) {
         err_set(err, "frame is not JSON: %s", jerr.text);
-        return -1;
+        return FRAME_BAD;
     }
     if (!json_is_object(j) || !json_is_string(json_object_get(j, "type"))) {
         json_decref(j);
         err_set(err, "frame is not an object with a string \"type\"");
-        return -1;
+        return FRAME_BAD;
     }
     *out = j;
     return 1;
