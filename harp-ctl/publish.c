@@ -12,11 +12,12 @@
  * 3. Nothing but `hello` is accepted before `hello`; a proto version mismatch gets an `error`
  *    and the link is closed. After hello a bad message never closes the link: it fails its
  *    request (request_error) or is ignored; only a frame the stream cannot be followed past
- *    (a length over FRAME_MAX) does. A link whose unsent output exceeds OUT_HIGH_MARK is dropped; the
- *    data plane reconnects and gets a snapshot.
+ *    (a length over FRAME_MAX) does. A link whose unsent output exceeds OUT_HIGH_MARK is dropped;
+ * the data plane reconnects and gets a snapshot.
  * 4. Look-ups of unknown app ids run on a pool of APP_LOOKUP_WORKERS threads, one per app id
- *    however many data planes ask (singleflight), at most APP_LOOKUP_MAX waiting or running. A found app is stored (so published) before the replies go
- *    out; "not found" is remembered for NEGATIVE_TTL; removed apps are never fetched.
+ *    however many data planes ask (singleflight), at most APP_LOOKUP_MAX waiting or running. A
+ * found app is stored (so published) before the replies go out; "not found" is remembered for
+ * NEGATIVE_TTL; removed apps are never fetched.
  * 5. User look-ups (user-info) run on a pool of HP_USER_LOOKUP_WORKERS threads, one per
  *    session cookie (or, without one, per Authorization value) however many requests carry
  *    it, at most HP_USER_LOOKUP_MAX waiting or running. Answers are cached per cookie for
@@ -58,7 +59,6 @@
 #define MAX_LINKS 256
 #define PING_INTERVAL 5.0
 #define LINK_IDLE_MAX 30.0
-#define BAD_LOG_PER_S 5
 /* Look-ups of unknown app ids: workers and jobs waiting or running (beyond: 503). */
 #define APP_LOOKUP_WORKERS 4
 #define APP_LOOKUP_MAX 256
@@ -365,44 +365,6 @@ on_hello(struct publish *pub, struct link *l, json_t *msg, struct hp_err *err)
     send_engines(pub, l);
     update_dp_info(pub);
     return 0;
-}
-
-void
-pub_request_error(struct publish *pub, uint64_t serial, json_int_t id, const char *why)
-{
-    struct link *l = pub_link(pub, serial);
-    json_t *m;
-
-    if (l == NULL) {
-        return;
-    }
-    m = msg_new(MSG_REQUEST_ERROR);
-    json_object_set_new(m, "id", json_integer(id));
-    json_object_set_new(m, "message", json_string(why));
-    pub_send(l, m);
-}
-
-void
-pub_bad_message(struct publish *pub, struct link *l, const json_t *msg, const char *why)
-{
-    const json_t *id = json_object_get(msg, "id");
-    char more[64] = "";
-    unsigned long held;
-
-    pthread_mutex_lock(&pub->mtx);
-    pub->bad_messages++;
-    pthread_mutex_unlock(&pub->mtx);
-    if (json_is_integer(id)) {
-        pub_request_error(pub, l->serial, json_integer_value(id), why);
-    }
-    if (log_rate_ok(&pub->bad_log, BAD_LOG_PER_S, &held)) {
-        if (held > 0) {
-            snprintf(more, sizeof(more), " (%lu more not logged)", held);
-        }
-        log_warnx("publish: data plane %s sent a bad message (%.40s): %s; %s%s", l->dp_id,
-                  json_string_value(json_object_get(msg, "type")) ?: "no type", why,
-                  json_is_integer(id) ? "its request failed" : "ignored", more);
-    }
 }
 
 /* 0, or -1 when the link must close (the reason in <err>): a link is closed for what it
@@ -735,8 +697,8 @@ publish_start(struct ctl *ctl, struct hp_err *err)
     if (pub->wake_fd == -1 || pub->listen_fd == -1) {
         goto fail;
     }
-    pub->user_pool = pool_start("user look-ups", ctl->cfg.user_lookup_workers,
-                                ctl->cfg.user_lookup_max);
+    pub->user_pool =
+        pool_start("user look-ups", ctl->cfg.user_lookup_workers, ctl->cfg.user_lookup_max);
     pub->app_pool = pool_start("app look-ups", APP_LOOKUP_WORKERS, APP_LOOKUP_MAX);
     if (pub->user_pool == NULL || pub->app_pool == NULL) {
         err_set(err, "cannot start the look-up threads");
@@ -777,49 +739,6 @@ pub_waiter_add(struct waiter **v, size_t *n, uint64_t serial, json_int_t id)
 {
     *v = xrealloc(*v, (*n + 1) * sizeof(**v));
     (*v)[(*n)++] = (struct waiter){serial, id};
-}
-
-int
-pub_worker_start(struct publish *pub, struct pool *pool, pool_fn *fn, void *arg)
-{
-    pthread_mutex_lock(&pub->mtx);
-    pub->refs++;
-    pthread_mutex_unlock(&pub->mtx);
-    if (pool == NULL || pool_submit(pool, fn, arg) == -1) {
-        pthread_mutex_lock(&pub->mtx);
-        pub->refs--;
-        pthread_mutex_unlock(&pub->mtx);
-        return -1;
-    }
-    return 0;
-}
-
-static json_t *
-pool_json(struct pool *p)
-{
-    struct pool_stats st;
-
-    pool_stats(p, &st);
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "workers", (json_int_t)st.workers, "running",
-                     (json_int_t)st.running, "queued", (json_int_t)st.queued, "max",
-                     (json_int_t)st.max_jobs, "done", (json_int_t)st.done, "refused",
-                     (json_int_t)st.refused);
-}
-
-void
-publish_stats(struct publish *pub, json_t *o)
-{
-    uint64_t bad;
-
-    if (pub == NULL) {
-        return;
-    }
-    json_object_set_new(o, "user_lookups", pool_json(pub->user_pool));
-    json_object_set_new(o, "app_lookups", pool_json(pub->app_pool));
-    pthread_mutex_lock(&pub->mtx);
-    bad = pub->bad_messages;
-    pthread_mutex_unlock(&pub->mtx);
-    json_object_set_new(o, "dataplane_bad_messages", json_integer((json_int_t)bad));
 }
 
 void

@@ -159,9 +159,9 @@ auth_worker(void *arg, bool cancelled)
 
     ar->result = NC_USER_ERROR;
     if (!cancelled) {
-        ar->result = nextcloud_user_info(&pub->ctl->cfg, ar->app_id, ar->req.headers,
-                                         ar->req.nheaders, ar->user_id, sizeof(ar->user_id),
-                                         &ar->level, &err);
+        ar->result =
+            nextcloud_user_info(&pub->ctl->cfg, ar->app_id, ar->req.headers, ar->req.nheaders,
+                                ar->user_id, sizeof(ar->user_id), &ar->level, &err);
     }
     if (ar->result == NC_USER_ERROR) {
         snprintf(ar->error, sizeof(ar->error), "%s", err.msg);

@@ -352,8 +352,8 @@ bad_frame(struct ctl_link *l, const char *why)
     unsigned long held;
 
     if (log_rate_ok(&l->bad_log, 5, &held)) {
-        log_warnx("ctl: bad message from the control plane: %s; ignored (%lu more not logged)",
-                  why, held);
+        log_warnx("ctl: bad message from the control plane: %s; ignored (%lu more not logged)", why,
+                  held);
     }
 }
 

@@ -21,17 +21,17 @@ enum msg_type {
                  * user; header values and the cookie are bytes, carried in base64 */
     MSG_EVENT,  /* {event, ...}: "failure" {ip}, tunnel up/down, stats */
     /* ctl -> dp */
-    MSG_SNAPSHOT, /* {version, exapps: [...], settings: {...}} */
-    MSG_DELTA,    /* {from, version, upserts: [...], deletes: [app_id, ...]} */
-    MSG_LOOKUP_REPLY, /* {id, app_id, found, exapp?} */
-    MSG_AUTH_REPLY,   /* {id, result: "user"|"anonymous"|"error", user_id, access_level, ttl_ms} */
-    MSG_BANS,         /* {bans: [{ip, expires_at}]}: the whole list, replacing the last one */
-    MSG_ENGINES,      /* {engines: [{port, address, tcp_port, api_min, api_max}]}: the whole
-                       * list; address "+/path" is a Unix socket */
+    MSG_SNAPSHOT,      /* {version, exapps: [...], settings: {...}} */
+    MSG_DELTA,         /* {from, version, upserts: [...], deletes: [app_id, ...]} */
+    MSG_LOOKUP_REPLY,  /* {id, app_id, found, exapp?} */
+    MSG_AUTH_REPLY,    /* {id, result: "user"|"anonymous"|"error", user_id, access_level, ttl_ms} */
+    MSG_BANS,          /* {bans: [{ip, expires_at}]}: the whole list, replacing the last one */
+    MSG_ENGINES,       /* {engines: [{port, address, tcp_port, api_min, api_max}]}: the whole
+                        * list; address "+/path" is a Unix socket */
     MSG_REQUEST_ERROR, /* {id, message}: request <id> (a look-up or auth) cannot be answered
                         * (malformed, or too many look-ups waiting): the data plane fails it
                         * with 503 */
-    MSG_ERROR,        /* {message}: the sender closes the link after it */
+    MSG_ERROR,         /* {message}: the sender closes the link after it */
     /* both ways */
     MSG_PING,
     MSG_PONG,

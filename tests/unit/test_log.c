@@ -28,11 +28,13 @@ test_escape(void)
     IS_STR(esc("a\rb\tc\x1b[31m", 10), "a\\x0db\\x09c\\x1b[31m", "CR, tab and ESC are escaped");
     IS_STR(esc("a\0b", 3), "a\\x00b", "a NUL is escaped, not an end");
     IS_STR(esc("\x7f", 1), "\\x7f", "DEL is escaped");
-    IS_STR(esc("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14), "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
-           "valid UTF-8 is kept");
+    IS_STR(esc("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14),
+           "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "valid UTF-8 is kept");
     IS_STR(esc("\xff\xfe", 2), "\\xff\\xfe", "bytes that are not UTF-8 are escaped");
-    IS_STR(esc("\xc2\x85\xc2\x9b", 4), "\\xc2\\x85\\xc2\\x9b", "C1 controls (NEL, CSI) are escaped");
-    IS_STR(esc("\xc0\xaf\xe0\x80\xaf", 5), "\\xc0\\xaf\\xe0\\x80\\xaf", "overlong forms are escaped");
+    IS_STR(esc("\xc2\x85\xc2\x9b", 4), "\\xc2\\x85\\xc2\\x9b",
+           "C1 controls (NEL, CSI) are escaped");
+    IS_STR(esc("\xc0\xaf\xe0\x80\xaf", 5), "\\xc0\\xaf\\xe0\\x80\\xaf",
+           "overlong forms are escaped");
     IS_STR(esc("\xed\xa0\x80", 3), "\\xed\\xa0\\x80", "surrogates are escaped");
     IS_STR(esc("\xe2\x82", 2), "\\xe2\\x82", "a truncated sequence is escaped");
     n = log_escape("abc\ndef", 7, small, sizeof(small));

@@ -123,10 +123,15 @@ test_b64(void)
 {
     static const struct {
         const char *plain, *enc;
-    } v[] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},          {"foo", "Zm9v"},
-             {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
-    static const char *bad[] = {"Zg=", "Zg", "Z===", "Zh==", "Zm9=", "Zm 9v", "Zm9v\n", "Zg==Zg==",
-                                "=Zg=", "Zm-_"};
+    } v[] = {{"", ""},
+             {"f", "Zg=="},
+             {"fo", "Zm8="},
+             {"foo", "Zm9v"},
+             {"foob", "Zm9vYg=="},
+             {"fooba", "Zm9vYmE="},
+             {"foobar", "Zm9vYmFy"}};
+    static const char *bad[] = {
+        "Zg=", "Zg", "Z===", "Zh==", "Zm9=", "Zm 9v", "Zm9v\n", "Zg==Zg==", "=Zg=", "Zm-_"};
     unsigned char all[256], dec[400];
     char enc[400];
     size_t i, n;
@@ -145,8 +150,8 @@ test_b64(void)
     for (n = 0, ok = 1; n <= 256; n++) {
         size_t len = b64_encode(all, n, enc);
 
-        ok &= len == B64_ENCODED_LEN(n) &&
-              b64_decode(enc, len, dec) == (long)n && memcmp(dec, all, n) == 0;
+        ok &= len == B64_ENCODED_LEN(n) && b64_decode(enc, len, dec) == (long)n &&
+              memcmp(dec, all, n) == 0;
     }
     OK(ok, "every byte value survives the round trip, at every length");
     for (i = 0, ok = 1; i < sizeof(bad) / sizeof(bad[0]); i++) {
