@@ -12,12 +12,12 @@
  * 3. Nothing but `hello` is accepted before `hello`; a proto version mismatch gets an `error`
  *    and the link is closed. After hello a bad message never closes the link: it fails its
  *    request (request_error) or is ignored; only a frame the stream cannot be followed past
- *    (a length over FRAME_MAX) does. A link whose unsent output exceeds OUT_HIGH_MARK is dropped;
- * the data plane reconnects and gets a snapshot.
+ *    (a length over FRAME_MAX) does. A link whose unsent output exceeds OUT_HIGH_MARK is
+ *    dropped; the data plane reconnects and gets a snapshot.
  * 4. Look-ups of unknown app ids run on a pool of APP_LOOKUP_WORKERS threads, one per app id
- *    however many data planes ask (singleflight), at most APP_LOOKUP_MAX waiting or running. A
- * found app is stored (so published) before the replies go out; "not found" is remembered for
- * NEGATIVE_TTL; removed apps are never fetched.
+ *    however many data planes ask (singleflight), at most APP_LOOKUP_MAX waiting or running.
+ *    A found app is stored (so published) before the replies go out; "not found" is
+ *    remembered for NEGATIVE_TTL; removed apps are never fetched.
  * 5. User look-ups (user-info) run on a pool of HP_USER_LOOKUP_WORKERS threads, one per
  *    session cookie (or, without one, per Authorization value) however many requests carry
  *    it, at most HP_USER_LOOKUP_MAX waiting or running. Answers are cached per cookie for
