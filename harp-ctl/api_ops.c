@@ -24,6 +24,7 @@ on_status(struct api_req *req, struct api_resp *resp)
     json_object_set_new(o, "schema_version", json_integer(store_schema_version(ctl->store)));
     json_object_set_new(o, "table_version", json_integer(store_table_version(ctl->store)));
     json_object_set_new(o, "exapps", json_integer((json_int_t)store_exapp_count(ctl->store)));
+    publish_stats(ctl->pub, o);
     api_json(resp, 200, o);
 }
 

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -17,11 +18,45 @@
 
 #define MAX_ANSWER (1u * 1024 * 1024)
 
+static pthread_key_t handle_key;
+static pthread_once_t handle_once = PTHREAD_ONCE_INIT;
+
+static void
+handle_free(void *c)
+{
+    curl_easy_cleanup(c);
+}
+
+static void
+handle_key_init(void)
+{
+    pthread_key_create(&handle_key, handle_free);
+}
+
+/* The calling thread's handle, reset: each look-up worker keeps one, so its connection to
+ * Nextcloud stays open between calls. Freed when the thread ends. */
+static CURL *
+thread_handle(void)
+{
+    CURL *c;
+
+    pthread_once(&handle_once, handle_key_init);
+    if ((c = pthread_getspecific(handle_key)) != NULL) {
+        curl_easy_reset(c);
+        return c;
+    }
+    if ((c = curl_easy_init()) != NULL && pthread_setspecific(handle_key, c) != 0) {
+        curl_easy_cleanup(c);
+        c = NULL;
+    }
+    return c;
+}
+
 /* The curl handle both endpoints use: HaRP's client properties (spec 3.4). */
 static CURL *
 nc_handle(const char *url, struct curl_slist *hdrs, struct http_body *body)
 {
-    CURL *c = curl_easy_init();
+    CURL *c = thread_handle();
 
     if (c == NULL) {
         return NULL;
@@ -39,8 +74,7 @@ nc_handle(const char *url, struct curl_slist *hdrs, struct http_body *body)
     return c;
 }
 
-/* Runs a GET; the handle (to be cleaned up by the caller) with *<status> and *<ctype>, or
- * NULL with <err>. */
+/* Runs a GET; the thread's handle with *<status> and *<ctype>, or NULL with <err>. */
 static CURL *
 nc_perform(const char *url, struct curl_slist *hdrs, struct http_body *body, long *status,
            const char **ctype, struct hp_err *err)
@@ -56,7 +90,6 @@ nc_perform(const char *url, struct curl_slist *hdrs, struct http_body *body, lon
     rc = curl_easy_perform(c);
     if (rc != CURLE_OK) {
         err_set(err, "Nextcloud unreachable: %s", curl_easy_strerror(rc));
-        curl_easy_cleanup(c);
         return NULL;
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
@@ -112,9 +145,6 @@ nextcloud_exapp_meta(const struct hp_config *cfg, const char *app_id, struct exa
     ret = 1;
 out:
     http_body_free(&a);
-    if (c != NULL) {
-        curl_easy_cleanup(c);
-    }
     curl_slist_free_all(hdrs);
     secret_free(key);
     free(url);
@@ -122,13 +152,14 @@ out:
 }
 
 enum nc_user_result
-nextcloud_user_info(const struct hp_config *cfg, const char *app_id, const json_t *headers,
-                    char *user_id, size_t user_len, int *level, struct hp_err *err)
+nextcloud_user_info(const struct hp_config *cfg, const char *app_id,
+                    const struct msg_header *headers, size_t n, char *user_id, size_t user_len,
+                    int *level, struct hp_err *err)
 {
     struct curl_slist *hdrs = NULL;
     struct http_body a = {.max = MAX_ANSWER};
     enum nc_user_result ret = NC_USER_ERROR;
-    const json_t *pair, *uid, *lvl;
+    const json_t *uid, *lvl;
     char *url, *line, *esc;
     const char *ctype = NULL;
     long status = 0;
@@ -139,16 +170,21 @@ nextcloud_user_info(const struct hp_config *cfg, const char *app_id, const json_
     esc = curl_easy_escape(NULL, app_id, 0);
     url = xasprintf("%s/index.php/apps/app_api/harp/user-info?appId=%s", cfg->nc_req_url, esc);
     curl_free(esc);
-    json_array_foreach(headers, i, pair)
-    {
-        const char *name = json_string_value(json_array_get(pair, 0));
-        const char *value = json_string_value(json_array_get(pair, 1));
+    for (i = 0; i < n; i++) {
+        const struct msg_header *h = &headers[i];
+        size_t nl = strlen(h->name);
 
-        if (name == NULL || value == NULL || strcasecmp(name, "harp-shared-key") == 0 ||
-            strpbrk(name, "\r\n:") != NULL || strpbrk(value, "\r\n") != NULL) {
+        if (strcasecmp(h->name, "harp-shared-key") == 0 ||
+            memchr(h->value, '\0', h->value_len) != NULL ||
+            memchr(h->value, '\r', h->value_len) != NULL ||
+            memchr(h->value, '\n', h->value_len) != NULL) {
             continue;
         }
-        line = xasprintf("%s: %s", name, value);
+        /* the exact bytes: curl sends the line as given */
+        line = xmalloc(nl + 2 + h->value_len + 1);
+        memcpy(line, h->name, nl);
+        memcpy(line + nl, ": ", 2);
+        memcpy(line + nl + 2, h->value, h->value_len + 1);
         hdrs = curl_slist_append(hdrs, line);
         secret_free(line);
     }
@@ -187,9 +223,6 @@ nextcloud_user_info(const struct hp_config *cfg, const char *app_id, const json_
 out:
     json_decref(j);
     http_body_free(&a);
-    if (c != NULL) {
-        curl_easy_cleanup(c);
-    }
     curl_slist_free_all(hdrs);
     free(url);
     return ret;

@@ -6,6 +6,7 @@
 #include "env.h"
 #include "err.h"
 #include "exapp.h"
+#include "msg.h"
 
 /* GET <NC_REQ_URL>/index.php/apps/app_api/harp/exapp-meta?appId=<app_id> with the shared key.
  * 1 with <app> filled (app_id set) when Nextcloud knows the app, 0 when it answers 401/404
@@ -17,12 +18,14 @@ int nextcloud_exapp_meta(const struct hp_config *cfg, const char *app_id, struct
 enum nc_user_result { NC_USER = 1, NC_ANONYMOUS = 0, NC_USER_ERROR = -1 };
 
 /* GET <NC_REQ_URL>/index.php/apps/app_api/harp/user-info?appId=<app_id> with the client's
- * <headers> ([[name, value], ...]: the data plane already left out Host, Content-Length and
- * hop-by-hop headers) and the shared key (spec 3.3). NC_USER with <user_id> and <level> on
+ * <n> <headers> (their exact bytes; the data plane already left out Host, Content-Length and
+ * hop-by-hop headers; a value holding NUL, CR or LF is left out) and the shared key
+ * (spec 3.3). NC_USER with <user_id> and <level> on
  * 200; NC_ANONYMOUS on any 4xx; NC_USER_ERROR (<err> says why) on 5xx, network errors,
  * timeouts and malformed answers. Blocks up to 25 s. */
 enum nc_user_result nextcloud_user_info(const struct hp_config *cfg, const char *app_id,
-                                        const json_t *headers, char *user_id, size_t user_len,
+                                        const struct msg_header *headers, size_t n,
+                                        char *user_id, size_t user_len,
                                         int *level, struct hp_err *err);
 
 #endif

@@ -10,15 +10,20 @@
  * 2. Versions are the store's table version: monotonic, persisted, bumped in the same
  *    transaction as the change.
  * 3. Nothing but `hello` is accepted before `hello`; a proto version mismatch gets an `error`
- *    and the link is closed. A link whose unsent output exceeds OUT_HIGH_MARK is dropped; the
- *    data plane reconnects and gets a snapshot.
- * 4. Look-ups of unknown app ids run in worker threads, one per app id however many data
- *    planes ask (singleflight). A found app is stored (so published) before the replies go
- *    out; "not found" is remembered for NEGATIVE_TTL; removed apps are never fetched.
- * 5. User look-ups (user-info) also run in workers, one per session cookie however many
- *    requests carry it; their answers are cached per cookie for HP_SESSION_LIFETIME and every
- *    data plane gets the remaining lifetime with the answer, so it can serve the session alone
- *    until then. Requests with only an Authorization header are looked up every time.
+ *    and the link is closed. After hello a bad message never closes the link: it fails its
+ *    request (request_error) or is ignored; only a frame the stream cannot be followed past
+ *    (a length over FRAME_MAX) does. A link whose unsent output exceeds OUT_HIGH_MARK is
+ *    dropped; the data plane reconnects and gets a snapshot.
+ * 4. Look-ups of unknown app ids run on a pool of APP_LOOKUP_WORKERS threads, one per app id
+ *    however many data planes ask (singleflight), at most APP_LOOKUP_MAX waiting or running.
+ *    A found app is stored (so published) before the replies go out; "not found" is
+ *    remembered for NEGATIVE_TTL; removed apps are never fetched.
+ * 5. User look-ups (user-info) run on a pool of HP_USER_LOOKUP_WORKERS threads, one per
+ *    session cookie (or, without one, per Authorization value) however many requests carry
+ *    it, at most HP_USER_LOOKUP_MAX waiting or running. Answers are cached per cookie for
+ *    HP_SESSION_LIFETIME and every data plane gets the remaining lifetime with the answer, so
+ *    it can serve the session alone until then; Authorization-only answers are not cached.
+ *    A full pool, like a malformed request, is answered request_error: the client gets 503.
  *
  * 6. Failure events from every data plane count against the client IP together; at
  *    HP_BLACKLIST_COUNT within HP_BLACKLIST_WINDOW the IP is banned in the store and the whole
@@ -54,6 +59,9 @@
 #define MAX_LINKS 256
 #define PING_INTERVAL 5.0
 #define LINK_IDLE_MAX 30.0
+/* Look-ups of unknown app ids: workers and jobs waiting or running (beyond: 503). */
+#define APP_LOOKUP_WORKERS 4
+#define APP_LOOKUP_MAX 256
 
 double
 pub_now_mono(void)
@@ -330,21 +338,21 @@ on_event(struct publish *pub, struct link *l, json_t *msg)
     }
 }
 
-static void
-on_hello(struct publish *pub, struct link *l, json_t *msg)
+/* 0, or -1 with <err> when the data plane is refused (it was sent an error message). */
+static int
+on_hello(struct publish *pub, struct link *l, json_t *msg, struct hp_err *err)
 {
     json_int_t proto = json_integer_value(json_object_get(msg, "proto"));
     json_t *pid = json_object_get(msg, "pid");
     json_t *m;
 
     if (proto != PROTO_VERSION) {
-        log_warnx("publish: data plane speaks proto %lld, this harp-ctl %d: refused",
-                  (long long)proto, PROTO_VERSION);
+        err_set(err, "data plane speaks proto %lld, this harp-ctl %d: refused", (long long)proto,
+                PROTO_VERSION);
         m = msg_new(MSG_ERROR);
         json_object_set_new(m, "message", json_sprintf("proto version %d required", PROTO_VERSION));
         pub_send(l, m);
-        l->hello = false;
-        return;
+        return -1;
     }
     snprintf(l->dp_id, sizeof(l->dp_id), "%s", json_string_value(json_object_get(msg, "dp_id")));
     l->pid = json_is_integer(pid) ? json_integer_value(pid) : 0;
@@ -356,25 +364,34 @@ on_hello(struct publish *pub, struct link *l, json_t *msg)
     bans_send(pub, l);
     send_engines(pub, l);
     update_dp_info(pub);
+    return 0;
 }
 
-/* 0, or -1 when the link must close (the reason in <err>). */
+/* 0, or -1 when the link must close (the reason in <err>): a link is closed for what it
+ * sends before a valid hello, or for an error message; any other bad message of a data plane
+ * that said hello fails that request alone (pub_bad_message). */
 static int
 on_frame(struct publish *pub, struct link *l, json_t *msg, struct hp_err *err)
 {
     int t = msg_check(msg, MSG_FROM_DP, err);
 
-    if (t == -1) {
+    if (!l->hello) {
+        if (t == MSG_HELLO) {
+            return on_hello(pub, l, msg, err);
+        }
+        if (t != -1) {
+            err_set(err, "\"%s\" before hello", msg_type_name(t));
+        }
         return -1;
     }
-    if (!l->hello && t != MSG_HELLO) {
-        err_set(err, "\"%s\" before hello", msg_type_name(t));
-        return -1;
+    if (t == -1) {
+        pub_bad_message(pub, l, msg, err->msg);
+        return 0;
     }
     switch (t) {
     case MSG_HELLO:
-        on_hello(pub, l, msg);
-        return l->hello ? 0 : -1;
+        pub_bad_message(pub, l, msg, "a second hello");
+        return 0;
     case MSG_ACK:
         l->acked_version = json_integer_value(json_object_get(msg, "version"));
         update_dp_info(pub);
@@ -395,7 +412,7 @@ on_frame(struct publish *pub, struct link *l, json_t *msg, struct hp_err *err)
         err_set(err, "data plane error: %s", json_string_value(json_object_get(msg, "message")));
         return -1;
     default:
-        return 0; /* events and pongs: nothing to do yet */
+        return 0; /* pongs: nothing to do */
     }
 }
 
@@ -418,22 +435,25 @@ read_link(struct publish *pub, struct link *l)
     }
     l->last_seen = pub_now_mono();
     frame_feed(&l->rd, buf, (size_t)n);
-    while ((rc = frame_next(&l->rd, &msg, &err)) == 1) {
-        rc = on_frame(pub, l, msg, &err);
-        json_decref(msg);
-        if (rc == -1) {
-            log_warnx("publish: link %s: %s; closing", l->hello ? l->dp_id : "(no hello)", err.msg);
-            /* best effort: the error message queued by on_hello, if any */
-            if (l->out_len > l->out_off &&
-                write(l->fd, l->out + l->out_off, l->out_len - l->out_off) < 0) {
-            }
-            close_link(pub, l, err.msg);
-            return;
+    while ((rc = frame_next(&l->rd, &msg, &err)) != 0) {
+        if (rc == FRAME_BAD && l->hello) {
+            pub_bad_message(pub, l, NULL, err.msg);
+            continue;
         }
-    }
-    if (rc == -1) {
+        if (rc == 1) {
+            rc = on_frame(pub, l, msg, &err);
+            json_decref(msg);
+            if (rc == 0) {
+                continue;
+            }
+        }
         log_warnx("publish: link %s: %s; closing", l->hello ? l->dp_id : "(no hello)", err.msg);
+        /* best effort: the error message queued by on_hello, if any */
+        if (l->out_len > l->out_off &&
+            write(l->fd, l->out + l->out_off, l->out_len - l->out_off) < 0) {
+        }
         close_link(pub, l, err.msg);
+        return;
     }
 }
 
@@ -677,6 +697,14 @@ publish_start(struct ctl *ctl, struct hp_err *err)
     if (pub->wake_fd == -1 || pub->listen_fd == -1) {
         goto fail;
     }
+    pub->user_pool =
+        pool_start("user look-ups", ctl->cfg.user_lookup_workers, ctl->cfg.user_lookup_max);
+    pub->app_pool = pool_start("app look-ups", APP_LOOKUP_WORKERS, APP_LOOKUP_MAX);
+    if (pub->user_pool == NULL || pub->app_pool == NULL) {
+        err_set(err, "cannot start the look-up threads");
+        unlink(pub->path);
+        goto fail;
+    }
     if (pthread_create(&pub->thr, NULL, publish_loop, pub) != 0) {
         err_set(err, "cannot start the publisher thread");
         unlink(pub->path);
@@ -684,6 +712,8 @@ publish_start(struct ctl *ctl, struct hp_err *err)
     }
     return pub;
 fail:
+    pool_stop(pub->user_pool);
+    pool_stop(pub->app_pool);
     if (pub->listen_fd != -1) {
         close(pub->listen_fd);
     }
@@ -709,24 +739,6 @@ pub_waiter_add(struct waiter **v, size_t *n, uint64_t serial, json_int_t id)
 {
     *v = xrealloc(*v, (*n + 1) * sizeof(**v));
     (*v)[(*n)++] = (struct waiter){serial, id};
-}
-
-int
-pub_worker_start(struct publish *pub, void *(*fn)(void *), void *arg)
-{
-    pthread_t t;
-
-    pthread_mutex_lock(&pub->mtx);
-    pub->refs++;
-    pthread_mutex_unlock(&pub->mtx);
-    if (pthread_create(&t, NULL, fn, arg) != 0) {
-        pthread_mutex_lock(&pub->mtx);
-        pub->refs--;
-        pthread_mutex_unlock(&pub->mtx);
-        return -1;
-    }
-    pthread_detach(t);
-    return 0;
 }
 
 void
@@ -761,16 +773,23 @@ publish_stop(struct publish *pub)
     lookup_clear(pub);
     auth_clear(pub);
     bans_clear(pub);
-    last = --pub->refs == 0;
+    json_decref(pub->dp_info);
+    json_decref(pub->engines);
+    pub->dp_info = pub->engines = NULL;
     pthread_mutex_unlock(&pub->mtx);
+    /* Jobs still queued run cancelled and free themselves; the pools end on their own. */
+    pool_stop(pub->user_pool);
+    pool_stop(pub->app_pool);
     close(pub->listen_fd);
     unlink(pub->path);
     json_decref(pub->table);
-    json_decref(pub->dp_info);
     json_decref(pub->bans);
-    json_decref(pub->engines);
     free(pub->path);
-    pub->table = pub->dp_info = pub->bans = pub->engines = NULL;
+    pub->table = pub->bans = NULL;
+    /* Our reference goes last: a worker ending now must not free <pub> under us. */
+    pthread_mutex_lock(&pub->mtx);
+    last = --pub->refs == 0;
+    pthread_mutex_unlock(&pub->mtx);
     if (last) {
         publish_free(pub);
     }

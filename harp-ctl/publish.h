@@ -27,5 +27,8 @@ void publish_bans_changed(struct publish *pub, const char *forget_ip);
 void publish_engines(struct publish *pub, json_t *engines);
 /* A new array describing each connected data plane. Any thread. */
 json_t *publish_dataplanes(struct publish *pub);
+/* Adds the look-up pools' counters and the count of bad messages from data planes to <o>.
+ * Any thread. */
+void publish_stats(struct publish *pub, json_t *o);
 
 #endif

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* User look-ups (publish.c design note 5): one user-info call per session cookie however many
  * requests carry it, answers cached per cookie for HP_SESSION_LIFETIME; each data plane gets
- * the remaining lifetime with the answer. Authorization-only requests are never shared. */
+ * the remaining lifetime with the answer. Requests with only an Authorization header share a
+ * call with those carrying the same value (never cached, as in HaRP). The calls run on a fixed
+ * pool of HP_USER_LOOKUP_WORKERS threads; beyond HP_USER_LOOKUP_MAX look-ups waiting or
+ * running a request is answered request_error at once (the client gets 503). */
 #include "config.h"
 
 #include <pthread.h>
@@ -125,8 +128,9 @@ reply_auth(struct publish *pub, uint64_t serial, json_int_t id, int result, cons
 static void
 authreq_free(struct authreq *ar)
 {
+    secret_free(ar->key);
     secret_free(ar->cookie);
-    json_decref(ar->headers);
+    msg_auth_free(&ar->req);
     free(ar->waiters);
     free(ar);
 }
@@ -145,76 +149,117 @@ authreq_unlink(struct publish *pub, struct authreq *ar)
     }
 }
 
-static void *
-auth_worker(void *arg)
+/* A pool job: the user-info call, skipped when the pool stopped before it began. */
+static void
+auth_worker(void *arg, bool cancelled)
 {
     struct authreq *ar = arg;
     struct publish *pub = ar->pub;
-    struct hp_err err = {""};
+    struct hp_err err = {"stopping"};
 
-    ar->result = nextcloud_user_info(&pub->ctl->cfg, ar->app_id, ar->headers, ar->user_id,
-                                     sizeof(ar->user_id), &ar->level, &err);
+    ar->result = NC_USER_ERROR;
+    if (!cancelled) {
+        ar->result =
+            nextcloud_user_info(&pub->ctl->cfg, ar->app_id, ar->req.headers, ar->req.nheaders,
+                                ar->user_id, sizeof(ar->user_id), &ar->level, &err);
+    }
     if (ar->result == NC_USER_ERROR) {
         snprintf(ar->error, sizeof(ar->error), "%s", err.msg);
-        log_warnx("auth: user-info for %s: %s", ar->app_id, err.msg);
+        if (!cancelled) {
+            log_warnx("auth: user-info for %s: %s", ar->app_id, err.msg);
+        }
     }
     pthread_mutex_lock(&pub->mtx);
     if (pub->stopped) {
         authreq_free(ar);
         pub_worker_release(pub);
-        return NULL;
+        return;
     }
     ar->done_next = pub->auth_done;
     pub->auth_done = ar;
     pub->refs--;
     pthread_mutex_unlock(&pub->mtx);
     pub_wake(pub);
-    return NULL;
+}
+
+/* What identical requests share one look-up by: "c" + the session cookie, or without one
+ * "a" + the exact Authorization value; NULL when neither (never shared). */
+static char *
+share_key(const struct msg_auth *req)
+{
+    const struct msg_header *h;
+    char *key;
+
+    if (req->cookie_len > 0) {
+        key = xmalloc(req->cookie_len + 2);
+        key[0] = 'c';
+        memcpy(key + 1, req->cookie, req->cookie_len + 1);
+        return key;
+    }
+    h = msg_auth_header(req, "authorization");
+    if (h == NULL || memchr(h->value, '\0', h->value_len) != NULL) {
+        return NULL;
+    }
+    key = xmalloc(h->value_len + 2);
+    key[0] = 'a';
+    memcpy(key + 1, h->value, h->value_len + 1);
+    return key;
 }
 
 void
 auth_on_request(struct publish *pub, struct link *l, json_t *msg)
 {
-    const char *cookie = json_string_value(json_object_get(msg, "cookie"));
-    const char *raw = json_string_value(json_object_get(msg, "app_id"));
-    json_int_t id = json_integer_value(json_object_get(msg, "id"));
     double now = pub_now_mono(), lifetime = pub->ctl->cfg.session_lifetime;
     char app_id[EXAPP_ID_MAX + 1];
     struct authreq *ar = NULL;
+    struct msg_auth req;
     struct session *se;
     struct hp_err err;
+    char *key;
 
-    if (exapp_id_normalise(raw, app_id, &err) == -1) {
-        reply_auth(pub, l->serial, id, NC_USER_ERROR, NULL, 0, 0, err.msg);
+    if (msg_auth_decode(msg, &req, &err) == -1) {
+        pub_bad_message(pub, l, msg, err.msg);
+        msg_auth_free(&req);
         return;
     }
-    if (cookie[0] != '\0' && lifetime > 0 && (se = session_get(pub, cookie, now)) != NULL) {
-        reply_auth(pub, l->serial, id, NC_USER, se->user_id, se->level,
+    if (exapp_id_normalise(req.app_id, app_id, &err) == -1) {
+        reply_auth(pub, l->serial, req.id, NC_USER_ERROR, NULL, 0, 0, err.msg);
+        msg_auth_free(&req);
+        return;
+    }
+    if (req.cookie_len > 0 && lifetime > 0 && (se = session_get(pub, req.cookie, now)) != NULL) {
+        reply_auth(pub, l->serial, req.id, NC_USER, se->user_id, se->level,
                    lifetime - (now - se->fetched), NULL);
+        msg_auth_free(&req);
         return;
     }
-    if (cookie[0] != '\0') {
-        for (ar = pub->auth_inflight; ar != NULL; ar = ar->next) {
-            if (ar->cookie[0] != '\0' && strcmp(ar->cookie, cookie) == 0) {
-                break;
-            }
+    key = share_key(&req);
+    for (ar = key != NULL ? pub->auth_inflight : NULL; ar != NULL; ar = ar->next) {
+        if (ar->key != NULL && strcmp(ar->key, key) == 0) {
+            break;
         }
     }
-    if (ar == NULL) {
-        ar = xcalloc(1, sizeof(*ar));
-        ar->cookie = xstrdup(cookie);
-        snprintf(ar->app_id, sizeof(ar->app_id), "%s", app_id);
-        ar->headers = json_incref(json_object_get(msg, "headers"));
-        ar->pub = pub;
-        if (pub_worker_start(pub, auth_worker, ar) == -1) {
-            authreq_free(ar);
-            reply_auth(pub, l->serial, id, NC_USER_ERROR, NULL, 0, 0, "cannot start a look-up");
-            return;
-        }
-        ar->next = pub->auth_inflight;
-        pub->auth_inflight = ar;
+    if (ar != NULL) {
+        secret_free(key);
+        pub_waiter_add(&ar->waiters, &ar->nwaiters, l->serial, req.id);
+        msg_auth_free(&req);
+        return;
     }
-    pub_waiter_add(&ar->waiters, &ar->nwaiters, l->serial, id);
+    ar = xcalloc(1, sizeof(*ar));
+    ar->key = key;
+    ar->cookie = xstrdup(req.cookie);
+    snprintf(ar->app_id, sizeof(ar->app_id), "%s", app_id);
+    ar->req = req;
+    ar->req.app_id = NULL; /* borrowed from <msg> */
+    ar->pub = pub;
+    pub_waiter_add(&ar->waiters, &ar->nwaiters, l->serial, req.id);
+    if (pub_worker_start(pub, pub->user_pool, auth_worker, ar) == -1) {
+        authreq_free(ar);
+        pub_request_error(pub, l->serial, req.id, "too many user look-ups waiting");
+        return;
+    }
+    ar->next = pub->auth_inflight;
+    pub->auth_inflight = ar;
 }
 
 void

@@ -15,6 +15,9 @@
 #include "err.h"
 #include "exapp.h"
 #include "frame.h"
+#include "log.h"
+#include "msg.h"
+#include "pool.h"
 #include "publish.h"
 
 struct link {
@@ -49,12 +52,13 @@ struct lookup {
     struct lookup *done_next; /* in pub->done */
 };
 
-/* One user-info call in flight, shared by the requests that carry the same session cookie
- * (an empty cookie, Authorization only, is never shared or cached). */
+/* One user-info call in flight, shared by the requests that carry the same session cookie,
+ * or, without one, the same Authorization header (those answers are never cached). */
 struct authreq {
-    char *cookie;
+    char *key; /* "c" + cookie, "a" + Authorization; NULL: shared with nothing */
+    char *cookie; /* the cache key when non-empty */
     char app_id[EXAPP_ID_MAX + 1];
-    json_t *headers;
+    struct msg_auth req; /* the first request's headers */
     struct waiter *waiters;
     size_t nwaiters;
     int result; /* enum nc_user_result */
@@ -119,7 +123,11 @@ struct publish {
     struct failures *fails[FAIL_BUCKETS];
     size_t nfails;
     json_t *bans; /* [{ip, expires_at}] as last pushed */
+    struct log_rate bad_log;
+    /* Set at start, then read-only. */
+    struct pool *user_pool, *app_pool;
     /* Shared, under mtx. */
+    uint64_t bad_messages;
     pthread_mutex_t mtx;
     int refs; /* the publisher itself and each running look-up worker */
     bool changed, stop;
@@ -145,9 +153,15 @@ void pub_send(struct link *l, json_t *msg);
 struct link *pub_link(struct publish *pub, uint64_t serial);
 /* Adds a data plane's request to the waiters of a look-up. */
 void pub_waiter_add(struct waiter **v, size_t *n, uint64_t serial, json_int_t id);
-/* Starts a detached worker running <fn>(<arg>), holding a reference to <pub>; -1 if it
- * could not start. */
-int pub_worker_start(struct publish *pub, void *(*fn)(void *), void *arg);
+/* Queues <fn>(<arg>) on <pool>, holding a reference to <pub> until the job is done; -1 when
+ * the pool is full (the caller answers "unavailable"). */
+int pub_worker_start(struct publish *pub, struct pool *pool, pool_fn *fn, void *arg);
+/* Answers request <id> of the link <serial> with request_error (the data plane fails it with
+ * 503). */
+void pub_request_error(struct publish *pub, uint64_t serial, json_int_t id, const char *why);
+/* A message the data plane of <l> should not have sent: answered with request_error when it
+ * carries a request id, counted, logged (rate-limited) and otherwise ignored. */
+void pub_bad_message(struct publish *pub, struct link *l, const json_t *msg, const char *why);
 /* A worker is done after publish_stop(): drops its reference, the last one frees <pub>.
  * Called with pub->mtx held; returns with it released. */
 void pub_worker_release(struct publish *pub);

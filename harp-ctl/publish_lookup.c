@@ -52,19 +52,21 @@ lookup_unlink(struct publish *pub, struct lookup *lk)
     }
 }
 
-/* Runs the Nextcloud call. The store write happens under pub->mtx so that it never follows
- * publish_stop() (after which the store is closed); a worker that finishes after the thread
- * has ended frees its look-up and drops its reference instead. */
-static void *
-lookup_worker(void *arg)
+/* Runs the Nextcloud call (a pool job). The store write happens under pub->mtx so that it
+ * never follows publish_stop() (after which the store is closed); a worker that finishes after
+ * the thread has ended frees its look-up and drops its reference instead. */
+static void
+lookup_worker(void *arg, bool cancelled)
 {
     struct lookup *lk = arg;
     struct publish *pub = lk->pub;
     struct exapp app;
     struct hp_err err = {""};
-    int result;
+    int result = -1;
 
-    result = nextcloud_exapp_meta(&pub->ctl->cfg, lk->app_id, &app, &err);
+    if (!cancelled) {
+        result = nextcloud_exapp_meta(&pub->ctl->cfg, lk->app_id, &app, &err);
+    }
     pthread_mutex_lock(&pub->mtx);
     if (pub->stopped) {
         if (result == 1) {
@@ -73,7 +75,7 @@ lookup_worker(void *arg)
         free(lk->waiters);
         free(lk);
         pub_worker_release(pub);
-        return NULL;
+        return;
     }
     if (result == 1 && pub->stop) {
         exapp_free(&app);
@@ -103,7 +105,6 @@ lookup_worker(void *arg)
         log_warnx("lookup: %s: %s", lk->app_id, err.msg);
     }
     pub_wake(pub);
-    return NULL;
 }
 
 static void
@@ -178,9 +179,9 @@ lookup_on_request(struct publish *pub, struct link *l, json_t *msg)
         lk = xcalloc(1, sizeof(*lk));
         snprintf(lk->app_id, sizeof(lk->app_id), "%s", app_id);
         lk->pub = pub;
-        if (pub_worker_start(pub, lookup_worker, lk) == -1) {
+        if (pub_worker_start(pub, pub->app_pool, lookup_worker, lk) == -1) {
             free(lk);
-            reply_lookup(pub, l->serial, id, app_id, false, "cannot start a look-up");
+            pub_request_error(pub, l->serial, id, "too many app look-ups waiting");
             return;
         }
         lk->next = pub->inflight;

@@ -52,6 +52,7 @@ struct ctl_link {
     lws_sorted_usec_list_t sul_retry, sul_ping;
     lws_usec_t last_rx;
     bool logged_down;
+    struct log_rate bad_log;
 };
 
 static void connect_link(lws_sorted_usec_list_t *sul);
@@ -128,7 +129,7 @@ ctl_link_auth(struct ctl_link *l, const char *app_id, struct span cookie, json_t
     m = msg_new(MSG_AUTH);
     json_object_set_new(m, "id", json_integer(p->id));
     json_object_set_new(m, "app_id", json_string(app_id));
-    json_object_set_new(m, "cookie", json_stringn(cookie.p, cookie.n));
+    json_object_set_new(m, "cookie_b64", msg_bytes(cookie.p, cookie.n));
     json_object_set_new(m, "headers", headers);
     send_msg(l, m);
     return 0;
@@ -303,6 +304,31 @@ ctl_link_tunnels(struct ctl_link *l)
     send_msg(l, m);
 }
 
+/* request_error: the control plane cannot answer request <id>; it fails with 503. */
+static void
+on_request_error(struct ctl_link *l, json_t *m)
+{
+    json_int_t id = json_integer_value(json_object_get(m, "id"));
+    struct pending **pp, *p;
+
+    for (pp = &l->pending; (p = *pp) != NULL; pp = &p->next) {
+        if (p->id == id) {
+            *pp = p->next;
+            log_info("ctl: request %lld refused by the control plane: %s", (long long)id,
+                     json_string_value(json_object_get(m, "message")));
+            if (p->auth) {
+                struct user u = {.state = USER_UNAVAILABLE};
+
+                proxy_auth_done(p->conn, &u, 0);
+            } else {
+                proxy_lookup_done(p->conn, true);
+            }
+            free(p);
+            return;
+        }
+    }
+}
+
 static void
 on_lookup_reply(struct ctl_link *l, json_t *m)
 {
@@ -316,6 +342,18 @@ on_lookup_reply(struct ctl_link *l, json_t *m)
             free(p);
             return;
         }
+    }
+}
+
+/* A message that is not one: logged (rate-limited) and skipped; the link goes on. */
+static void
+bad_frame(struct ctl_link *l, const char *why)
+{
+    unsigned long held;
+
+    if (log_rate_ok(&l->bad_log, 5, &held)) {
+        log_warnx("ctl: bad message from the control plane: %s; ignored (%lu more not logged)", why,
+                  held);
     }
 }
 
@@ -337,6 +375,9 @@ on_frame(struct ctl_link *l, json_t *m)
     case MSG_AUTH_REPLY:
         on_auth_reply(l, m);
         return 0;
+    case MSG_REQUEST_ERROR:
+        on_request_error(l, m);
+        return 0;
     case MSG_BANS:
         bans_replace(json_object_get(m, "bans"));
         return 0;
@@ -354,8 +395,8 @@ on_frame(struct ctl_link *l, json_t *m)
                    json_string_value(json_object_get(m, "message")));
         return -1;
     default:
-        log_warnx("ctl: %s; dropping the link", t == -1 ? err.msg : "unexpected message");
-        return -1;
+        bad_frame(l, t == -1 ? err.msg : "unexpected message");
+        return 0;
     }
 }
 
@@ -454,7 +495,11 @@ ctl_link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_RAW_RX:
         l->last_rx = lws_now_usecs();
         frame_feed(&l->rd, in, len);
-        while ((rc = frame_next(&l->rd, &m, &err)) == 1) {
+        while ((rc = frame_next(&l->rd, &m, &err)) == 1 || rc == FRAME_BAD) {
+            if (rc == FRAME_BAD) {
+                bad_frame(l, err.msg);
+                continue;
+            }
             rc = on_frame(l, m);
             json_decref(m);
             if (rc == -1) {

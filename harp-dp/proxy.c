@@ -44,6 +44,7 @@
 #include "ctl_link.h"
 #include "engine_map.h"
 #include "log.h"
+#include "msg.h"
 #include "proxy.h"
 #include "resolve.h"
 #include "sessions.h"
@@ -755,8 +756,10 @@ auth_headers(const struct http1_head *h)
         for (k = 0; k < n.n; k++) {
             name[k] = (char)(n.p[k] >= 'A' && n.p[k] <= 'Z' ? n.p[k] + 32 : n.p[k]);
         }
-        json_array_append_new(a, json_pack("[s#,s#]", name, (int)n.n, h->headers[i].value.p,
-                                           (int)h->headers[i].value.n));
+        /* values are bytes (not always UTF-8): proto carries them in base64 */
+        json_array_append_new(a, json_pack("[s#,o]", name, (int)n.n,
+                                           msg_bytes(h->headers[i].value.p,
+                                                     h->headers[i].value.n)));
     }
     return a;
 }
@@ -834,6 +837,15 @@ proxy_auth_done(struct conn *c, const struct user *u, lws_usec_t ttl_us)
         return;
     }
     c->state = ST_HEAD;
+    if (u->state == USER_UNAVAILABLE) {
+        respond(c, 503, "text/plain", "503 Service Unavailable (HaRP)",
+                "user look-up refused by the control plane");
+        if (c->state == ST_HEAD || c->state == ST_BODY) {
+            process_client(c);
+        }
+        flow(c);
+        return;
+    }
     c->user = *u;
     cookie = route_session_cookie(&c->req);
     if (u->state == USER_KNOWN && cookie.n > 0) {

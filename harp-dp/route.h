@@ -62,6 +62,7 @@ enum user_state {
     USER_NONE,       /* no user object: no credentials, or Nextcloud answered 4xx */
     USER_KNOWN,      /* a user object: user_id (may be "") and access level */
     USER_ERROR,      /* Nextcloud could not be asked: 401 */
+    USER_UNAVAILABLE, /* the control plane could not take the look-up: 503 */
 };
 
 struct user {

@@ -50,6 +50,8 @@ struct hp_config {
     unsigned blacklist_window;
     unsigned blacklist_count; /* 0 disables bans */
     bool ban_reply_429;
+    unsigned user_lookup_workers; /* threads calling Nextcloud's user-info */
+    unsigned user_lookup_max;     /* user look-ups waiting or running; beyond, 503 at once */
 
     bool k8s_enabled;
     char *k8s_api_server;

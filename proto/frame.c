@@ -43,13 +43,14 @@ frame_next(struct frame_reader *r, json_t **out, struct hp_err *err)
     memmove(r->buf, r->buf + 4 + n, r->len - 4 - n);
     r->len -= 4 + n;
     if (j == NULL) {
-        err_set(err, "frame is not JSON: %s", jerr.text);
-        return -1;
+        /* jansson's text may quote the input (credentials, maybe): only the position */
+        err_set(err, "frame of %u bytes is not JSON (error at byte %d)", n, jerr.position);
+        return FRAME_BAD;
     }
     if (!json_is_object(j) || !json_is_string(json_object_get(j, "type"))) {
         json_decref(j);
         err_set(err, "frame is not an object with a string \"type\"");
-        return -1;
+        return FRAME_BAD;
     }
     *out = j;
     return 1;

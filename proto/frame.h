@@ -19,8 +19,13 @@ struct frame_reader {
 
 /* Appends <n> bytes received from the peer. */
 void frame_feed(struct frame_reader *r, const void *data, size_t n);
+/* Returned by frame_next() for a whole frame that is not a JSON object with a string "type":
+ * it is consumed, the stream stays in step, the link may go on. */
+#define FRAME_BAD (-2)
+
 /* 1 with *<out> a new reference to the next whole frame's object, 0 when more bytes are
- * needed, -1 with <err> on a protocol error (oversized frame, bad JSON, no "type"). */
+ * needed, FRAME_BAD with <err> for a frame that is not a message, -1 with <err> when the
+ * stream cannot be followed (a length over FRAME_MAX): the link must close. */
 int frame_next(struct frame_reader *r, json_t **out, struct hp_err *err);
 void frame_reader_free(struct frame_reader *r);
 

@@ -16,7 +16,7 @@ SRCDIR = os.environ.get("HARP_SRCDIR") or os.path.abspath(
 HARP_CTL = os.path.join(BUILDDIR, "harp-ctl", "harp-ctl")
 SCHEMA_VERSION = len([f for f in os.listdir(os.path.join(SRCDIR, "schema")) if f.endswith(".sql")])
 MULT = float(os.environ.get("HP_TEST_TIMEOUT_MULTIPLIER", "1"))
-PROTO_VERSION = 2
+PROTO_VERSION = 3
 CAPTURES = os.path.join(SRCDIR, "tests", "fixtures", "appapi-captures", "appapi-33.0.0")
 
 

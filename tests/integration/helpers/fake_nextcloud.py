@@ -9,7 +9,8 @@ AppAPI 33 does (tests/fixtures/appapi-captures/nextcloud-replies-to-harp.txt):
   disabled user's Basic auth; 401 with the key message for a wrong key or unknown app.
 - maintenance mode: 503 on both.
 
-Tests change its state directly (apps, users, sessions, delay, fail_status) and read `calls`.
+Tests change its state directly (apps, users, sessions, delay, fail_status) and read `calls`
+and `max_inflight` (the most calls it ever served at once).
 """
 import base64
 import json
@@ -34,6 +35,9 @@ class FakeNextcloud:
         self.delay = 0.0
         self.fail_status = None   # e.g. 500, 503 (maintenance)
         self.calls = []           # (endpoint, app_id, headers)
+        self.raw_headers = []     # the header lines of each call, as bytes
+        self.inflight = 0
+        self.max_inflight = 0
         self.lock = threading.Lock()
         fake = self
 
@@ -74,6 +78,18 @@ class FakeNextcloud:
         endpoint = url.path.rsplit("/", 1)[-1]
         with self.lock:
             self.calls.append((endpoint, app_id, headers))
+            # http.server decodes header bytes as Latin-1: encoding back gives the exact bytes
+            self.raw_headers.append([(k.lower(), v.encode("latin-1", "replace"))
+                                     for k, v in req.headers.items()])
+            self.inflight += 1
+            self.max_inflight = max(self.max_inflight, self.inflight)
+        try:
+            self.serve(req, url, app_id, headers, endpoint)
+        finally:
+            with self.lock:
+                self.inflight -= 1
+
+    def serve(self, req, url, app_id, headers, endpoint):
         if self.delay:
             time.sleep(self.delay)
         if url.path not in ("/index.php/apps/app_api/harp/exapp-meta",
@@ -90,7 +106,10 @@ class FakeNextcloud:
     def user_info(self, req, headers):
         auth = headers.get("authorization", "")
         if auth.startswith("Basic "):
-            creds = base64.b64decode(auth[6:]).decode("utf-8", "replace")
+            try:
+                creds = base64.b64decode(auth[6:]).decode("utf-8", "replace")
+            except ValueError:  # not base64: nobody
+                creds = ""
             user = self.users.get(creds)
             if user is None:
                 return self.reply(req, 200, {"user_id": "", "access_level": 0})
