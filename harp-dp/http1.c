@@ -329,14 +329,14 @@ http1_parse_response(const char *buf, size_t len, bool head_request, struct http
 }
 
 enum {
-    CS_SIZE,      /* hex digits */
-    CS_SIZE_WS,   /* spaces or tabs after the digits: only ';' or CR may follow */
-    CS_EXT,       /* chunk extension up to CR */
-    CS_SIZE_LF,   /* LF after the size line */
+    CS_SIZE,    /* hex digits */
+    CS_SIZE_WS, /* spaces or tabs after the digits: only ';' or CR may follow */
+    CS_EXT,     /* chunk extension up to CR */
+    CS_SIZE_LF, /* LF after the size line */
     CS_DATA,
     CS_DATA_CR,
     CS_DATA_LF,
-    CS_TRAILER,   /* start of a trailer line or the final CRLF */
+    CS_TRAILER, /* start of a trailer line or the final CRLF */
     CS_TRAILER_LINE,
     CS_TRAILER_LF,
     CS_END_LF,
@@ -481,8 +481,8 @@ hex_digit(unsigned char c)
 static bool
 unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 /* Decodes the segment <s> of <n> bytes to <out> (room for n bytes); its length or a status

@@ -596,8 +596,9 @@ queue_head(struct conn *c, const struct decision *d)
             continue;
         }
         /* The control API checks the key itself; nothing else ever gets it. */
-        if (c->dest == DEST_EXAPP ? injected(hd->name)
-                                  : (c->dest == DEST_DOCKER && spelled_as(hd->name, "harp-shared-key"))) {
+        if (c->dest == DEST_EXAPP
+                ? injected(hd->name)
+                : (c->dest == DEST_DOCKER && spelled_as(hd->name, "harp-shared-key"))) {
             continue;
         }
         hspan(hd->name);
@@ -1025,17 +1026,25 @@ process_client(struct conn *c)
 
 /* --- upstream input ---------------------------------------------------------------------- */
 
+static void mark_ready(struct conn *c);
+
 /* 502 for the current request, whose response has not started: the client connection stays
- * open when the request was read whole and may be kept. */
+ * open when the request was read whole and may be kept; a pipelined request then goes on. */
 static void
 bad_gateway(struct conn *c, const char *why)
 {
+    c->uin_len = 0; /* an unfinished head of the upstream that is gone */
+    c->rstate = RS_IDLE;
     c->state = ST_HEAD;
     c->req_keep_alive = c->req_keep_alive && c->req_body_done;
     if (!c->req_body_done) {
         c->req_framing = HTTP1_BODY_CHUNKED; /* forces Connection: close */
     }
     respond_haproxy(c, 502, why);
+    if (c->state == ST_HEAD && c->in_len > 0) {
+        c->cli_rx = true;
+        mark_ready(c);
+    }
 }
 
 static void

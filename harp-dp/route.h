@@ -83,8 +83,8 @@ struct decision {
     enum verdict verdict;
     bool failure; /* counts towards a ban of the client */
     const char *why; /* for the log */
-    struct span path;             /* the normalised path the decision was made on */
-    struct span app_id;           /* as written in the normalised path */
+    struct span path;   /* the normalised path the decision was made on */
+    struct span app_id; /* as written in the normalised path */
     char app_id_lc[EXAPP_ID_MAX + 1];
     struct span target;           /* the path without /exapps/<app_id>; "/" when empty */
     const struct table_app *app;  /* TO_EXAPP from the table, or NULL for a signed request */
@@ -103,9 +103,8 @@ struct decision {
  * (http1_path_normalise) into <npath>, the caller's buffer of at least h->path.n bytes: the app
  * id, the internal-endpoint guard and the routes all see that one path, and d->path,
  * d->app_id and d->target point into <npath>. Never allocates. */
-void route_decide(const struct table *t, const struct http1_head *h, char *npath,
-                  const char *key, bool looked_up, const struct user *user,
-                  struct decision *d);
+void route_decide(const struct table *t, const struct http1_head *h, char *npath, const char *key,
+                  bool looked_up, const struct user *user, struct decision *d);
 /* True when the request carries the valid harp-shared-key (constant-time comparison). */
 bool route_has_key(const struct http1_head *h, const char *key);
 /* The value of the last oc_sessionPassphrase cookie (name case-sensitive), or an empty span. */

@@ -24,8 +24,8 @@ check_path(const char *buf, size_t size)
     size_t n, n2, i;
     unsigned flags = size > 0 && (buf[0] & 2) ? HTTP1_PATH_KEEP_SLASH : 0;
 
-    if (size > sizeof(out) || http1_path_normalise((struct span){buf, size}, flags, out, &n) !=
-                                  HTTP1_PATH_OK) {
+    if (size > sizeof(out) ||
+        http1_path_normalise((struct span){buf, size}, flags, out, &n) != HTTP1_PATH_OK) {
         return;
     }
     assert(n >= 1 && n <= size && out[0] == '/');

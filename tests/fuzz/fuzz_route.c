@@ -77,8 +77,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
                 if (d.path.p[i] == '/' && i + 1 < d.path.n) {
                     assert(d.path.p[i + 1] != '/');
-                    assert(!(d.path.p[i + 1] == '.' &&
-                             (i + 2 == d.path.n || d.path.p[i + 2] == '/')));
+                    assert(
+                        !(d.path.p[i + 1] == '.' && (i + 2 == d.path.n || d.path.p[i + 2] == '/')));
                 }
             }
             assert(d.budget.left <= ROUTE_MATCH_BUDGET);

@@ -209,3 +209,38 @@ def test_unrequested_101_is_502(gateway, raw_backends):
     assert status_of(out) == 502, out[:200]
     assert b"TUNNELLED" not in out
     wait_for(lambda: len(b.heads) >= 1, what="the backend got the request")
+
+
+def read_response(sock, buf=b""):
+    """One response with a Content-Length from <sock>: (head, body, bytes left over)."""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        assert chunk, buf
+        buf += chunk
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    length = int([ln.split(b":")[1] for ln in head.split(b"\r\n")
+                  if ln.lower().startswith(b"content-length:")][0])
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        assert chunk
+        rest += chunk
+    return head, rest[:length], rest[length:]
+
+
+@pytest.mark.attack("12.14: a half response head of a dead backend never prefixes the next one")
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_after_a_502_the_connection_serves_the_next_request(gateway, raw_backends, pipelined):
+    import socket
+    b = raw_backends(partial_head)
+    gateway.register("broken", port=b.port, routes=[{"url": ".*", "access_level": 0}])
+    first = b"GET /exapps/broken/x HTTP/1.1\r\nHost: x\r\n\r\n"
+    second = b"GET /exapps/testapp/public/next HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as s:
+        s.sendall(first + second if pipelined else first)
+        head, body, left = read_response(s)
+        assert head.startswith(b"HTTP/1.1 502 "), head
+        if not pipelined:
+            s.sendall(second)
+        head, body, _ = read_response(s, left)
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        assert json.loads(body)["path"] == "/public/next"

@@ -59,8 +59,8 @@ test_refusals(void)
         enum http1_status want;
         const char *what;
     } cases[] = {
-        {"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
-         HTTP1_BAD, "repeated Content-Length"},
+        {"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", HTTP1_BAD,
+         "repeated Content-Length"},
         {"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
          HTTP1_BAD, "Content-Length with Transfer-Encoding"},
         {"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n\r\n",
@@ -265,8 +265,8 @@ test_path_normalise(void)
             continue;
         }
         out[st == HTTP1_PATH_OK ? n : 0] = '\0';
-        OK(st == HTTP1_PATH_OK && strcmp(out, cases[i].out) == 0 && n <= in.n,
-           "%s -> %s (got %s)", cases[i].in, cases[i].out, out);
+        OK(st == HTTP1_PATH_OK && strcmp(out, cases[i].out) == 0 && n <= in.n, "%s -> %s (got %s)",
+           cases[i].in, cases[i].out, out);
         OK(http1_path_normalise((struct span){out, n}, cases[i].flags, again, &n2) ==
                    HTTP1_PATH_OK &&
                n2 == n && memcmp(out, again, n) == 0,

@@ -252,8 +252,7 @@ test_backtracking_is_bounded(void)
     OK((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 500,
        "and quickly");
     b.left = ROUTE_MATCH_BUDGET;
-    IS_INT(route_match(&a->routes[0], (struct span){"/aaaa", 5}, &b), 1,
-           "the pattern still works");
+    IS_INT(route_match(&a->routes[0], (struct span){"/aaaa", 5}, &b), 1, "the pattern still works");
     IS_INT(b.left, ROUTE_MATCH_BUDGET - ROUTE_MATCH_FIRST, "a cheap match costs the first try");
     table_unref(t);
 }
@@ -271,8 +270,7 @@ test_one_budget_per_request(void)
     size_t i;
 
     for (i = 0; i < EXAPP_MAX_ROUTES - 1; i++) {
-        json_array_append_new(routes, json_pack("{s:s,s:i}", "url", "^/(a+)+$", "access_level",
-                                                0));
+        json_array_append_new(routes, json_pack("{s:s,s:i}", "url", "^/(a+)+$", "access_level", 0));
     }
     json_array_append_new(routes, json_pack("{s:s,s:i}", "url", "^/.*", "access_level", 0));
     src = json_pack("{s:{s:s,s:s,s:s,s:i,s:o}}", "bt", "exapp_token", "t", "exapp_version", "1",
@@ -306,12 +304,12 @@ test_normalised_path(void)
     struct hp_err err;
     struct table *t = table_build(src, 1, &err);
     struct decision d;
-    static const char *const admin[] = {"/%61dmin", "//admin", "/./admin", "/%2e/admin",
-                                        "/x/../admin", "///%2E//%61%64min/"};
+    static const char *const admin[] = {"/%61dmin",   "//admin",     "/./admin",
+                                        "/%2e/admin", "/x/../admin", "///%2E//%61%64min/"};
     static const char *const internal[] = {"/%69nit", "/%65nabled", "//heartbeat", "/./init",
                                            "/%2E/enabled"};
-    static const char *const bad[] = {"/a%2fb", "/a%2Fb", "/a%00", "/a%zz", "/a%4", "/a%",
-                                      "/a%5cb", "/a\\b", "/../x"};
+    static const char *const bad[] = {"/a%2fb", "/a%2Fb", "/a%00", "/a%zz", "/a%4",
+                                      "/a%",    "/a%5cb", "/a\\b", "/../x"};
     char raw[256];
     size_t i;
 
@@ -327,8 +325,7 @@ test_normalised_path(void)
            "%s meets the admin route", admin[i]);
     }
     for (i = 0; i < sizeof(internal) / sizeof(internal[0]); i++) {
-        snprintf(raw, sizeof(raw), "POST /exapps/pa%s HTTP/1.1\r\nHost: h\r\n\r\n",
-                 internal[i]);
+        snprintf(raw, sizeof(raw), "POST /exapps/pa%s HTTP/1.1\r\nHost: h\r\n\r\n", internal[i]);
         decide(t, raw, &d);
         OK(d.verdict == VERDICT_DROP && d.failure, "%s is internal", internal[i]);
     }
@@ -345,7 +342,8 @@ test_normalised_path(void)
     OK(d.verdict == VERDICT_TO_EXAPP && span_eq(d.target, "/a%2Fb"),
        "an encoded '/' stays for key holders");
     decide(t, "GET /exapps/%70a//x/./%7e%c3%a9%3b?q=%2f HTTP/1.1\r\nHost: h\r\n\r\n", &d);
-    OK(d.verdict == VERDICT_TO_EXAPP && span_eq(d.app_id, "pa") && span_eq(d.target, "/x/~%C3%A9%3B"),
+    OK(d.verdict == VERDICT_TO_EXAPP && span_eq(d.app_id, "pa") &&
+           span_eq(d.target, "/x/~%C3%A9%3B"),
        "app id and target from the normalised path");
     decide(t, "GET /exapps/%61pp_api/info HTTP/1.1\r\nHost: h\r\n\r\n", &d);
     OK(d.verdict == VERDICT_UNAUTHORIZED && d.failure, "%%61pp_api is app_api: the key is needed");
