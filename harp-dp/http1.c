@@ -84,13 +84,16 @@ http1_list_has(struct span list, const char *token)
     return false;
 }
 
-/* Finds the end of the head ("\r\n\r\n"); refuses a bare LF anywhere before it. */
+/* Finds the end of the head ("\r\n\r\n"); refuses a bare LF or CR anywhere before it. */
 static enum http1_status
 find_head(const char *buf, size_t len, size_t *head_len)
 {
     size_t i, lim = len < HTTP1_MAX_HEAD ? len : HTTP1_MAX_HEAD;
 
     for (i = 0; i < lim; i++) {
+        if (buf[i] == '\r' && i + 1 < len && buf[i + 1] != '\n') {
+            return HTTP1_BAD; /* a bare CR is no line end */
+        }
         if (buf[i] != '\n') {
             continue;
         }
@@ -326,13 +329,14 @@ http1_parse_response(const char *buf, size_t len, bool head_request, struct http
 }
 
 enum {
-    CS_SIZE,      /* hex digits */
-    CS_EXT,       /* chunk extension up to CR */
-    CS_SIZE_LF,   /* LF after the size line */
+    CS_SIZE,    /* hex digits */
+    CS_SIZE_WS, /* spaces or tabs after the digits: only ';' or CR may follow */
+    CS_EXT,     /* chunk extension up to CR */
+    CS_SIZE_LF, /* LF after the size line */
     CS_DATA,
     CS_DATA_CR,
     CS_DATA_LF,
-    CS_TRAILER,   /* start of a trailer line or the final CRLF */
+    CS_TRAILER, /* start of a trailer line or the final CRLF */
     CS_TRAILER_LINE,
     CS_TRAILER_LF,
     CS_END_LF,
@@ -370,8 +374,10 @@ http1_chunked_feed(struct http1_chunked *c, const char *buf, size_t len, size_t 
                     return CHUNK_BAD;
                 }
                 c->remaining = c->remaining * 16 + (uint64_t)d;
-            } else if (c->digits > 0 && (ch == ';' || ch == ' ' || ch == '\t')) {
+            } else if (c->digits > 0 && ch == ';') {
                 c->state = CS_EXT;
+            } else if (c->digits > 0 && (ch == ' ' || ch == '\t')) {
+                c->state = CS_SIZE_WS;
             } else if (c->digits > 0 && ch == '\r') {
                 c->state = CS_SIZE_LF;
             } else {
@@ -379,8 +385,19 @@ http1_chunked_feed(struct http1_chunked *c, const char *buf, size_t len, size_t 
             }
             i++;
             break;
+        case CS_SIZE_WS:
+            if (ch == ';') {
+                c->state = CS_EXT;
+            } else if (ch == '\r') {
+                c->state = CS_SIZE_LF;
+            } else if (ch != ' ' && ch != '\t') {
+                return CHUNK_BAD; /* "5 5": one size only */
+            }
+            i++;
+            break;
         case CS_EXT:
-            if (!skip_line(c, ch, CS_SIZE_LF, 4096)) {
+            if ((ch < 0x20 && ch != '\t' && ch != '\r') || ch == 0x7f ||
+                !skip_line(c, ch, CS_SIZE_LF, 4096)) {
                 return CHUNK_BAD;
             }
             i++;
@@ -448,4 +465,134 @@ http1_chunked_feed(struct http1_chunked *c, const char *buf, size_t len, size_t 
     }
     *used = i;
     return CHUNK_MORE;
+}
+
+/* --- path normalisation (RFC 3986 6.2.2) ------------------------------------------------- */
+
+static int
+hex_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+static bool
+unreserved(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
+/* Decodes the segment <s> of <n> bytes to <out> (room for n bytes); its length or a status
+ * below zero. */
+static long
+decode_segment(const char *s, size_t n, unsigned flags, char *out)
+{
+    static const char up[] = "0123456789ABCDEF";
+    size_t i, o = 0;
+    int hi, lo;
+    unsigned char v;
+
+    for (i = 0; i < n; i++) {
+        if (s[i] == '\\') {
+            return HTTP1_PATH_BACKSLASH;
+        }
+        if (s[i] != '%') {
+            out[o++] = s[i];
+            continue;
+        }
+        if (n - i < 3 || (hi = hex_digit((unsigned char)s[i + 1])) < 0 ||
+            (lo = hex_digit((unsigned char)s[i + 2])) < 0) {
+            return HTTP1_PATH_BAD_ESCAPE;
+        }
+        v = (unsigned char)(hi << 4 | lo);
+        i += 2;
+        if (v == 0) {
+            return HTTP1_PATH_NUL;
+        }
+        if (v == '\\') {
+            return HTTP1_PATH_BACKSLASH;
+        }
+        if (v == '/' && !(flags & HTTP1_PATH_KEEP_SLASH)) {
+            return HTTP1_PATH_SLASH;
+        }
+        if (unreserved(v)) {
+            out[o++] = (char)v;
+        } else {
+            out[o++] = '%';
+            out[o++] = up[v >> 4];
+            out[o++] = up[v & 15];
+        }
+    }
+    return (long)o;
+}
+
+enum http1_path_status
+http1_path_normalise(struct span path, unsigned flags, char *out, size_t *outlen)
+{
+    const char *p = path.p, *end = path.p + path.n, *seg;
+    size_t o = 0, segn;
+    bool dir = false; /* the path ends with a separator */
+    long dn;
+
+    if (path.n == 0 || p[0] != '/') {
+        return HTTP1_PATH_NOT_ABSOLUTE;
+    }
+    while (p < end) {
+        p++; /* the '/' */
+        seg = p;
+        while (p < end && *p != '/') {
+            p++;
+        }
+        segn = (size_t)(p - seg);
+        /* "/" then the decoded segment: never longer than the input consumed so far. */
+        out[o] = '/';
+        dn = decode_segment(seg, segn, flags, out + o + 1);
+        if (dn < 0) {
+            return (enum http1_path_status)dn;
+        }
+        dir = true;
+        if (dn == 0 || (dn == 1 && out[o + 1] == '.')) {
+            continue; /* "//" and "/./" */
+        }
+        if (dn == 2 && out[o + 1] == '.' && out[o + 2] == '.') {
+            if (o == 0) {
+                return HTTP1_PATH_ABOVE_ROOT;
+            }
+            while (out[--o] != '/') {
+            }
+            continue;
+        }
+        o += 1 + (size_t)dn;
+        dir = false;
+    }
+    if (dir || o == 0) {
+        out[o++] = '/';
+    }
+    *outlen = o;
+    return HTTP1_PATH_OK;
+}
+
+const char *
+http1_path_error(enum http1_path_status st)
+{
+    switch (st) {
+    case HTTP1_PATH_OK:
+        return "ok";
+    case HTTP1_PATH_BAD_ESCAPE:
+        return "invalid percent-escape in the path";
+    case HTTP1_PATH_NUL:
+        return "encoded NUL in the path";
+    case HTTP1_PATH_SLASH:
+        return "encoded '/' in the path";
+    case HTTP1_PATH_BACKSLASH:
+        return "backslash in the path";
+    case HTTP1_PATH_ABOVE_ROOT:
+        return "dot segment above the root of the path";
+    case HTTP1_PATH_NOT_ABSOLUTE:
+        return "path does not start with '/'";
+    }
+    return "bad path";
 }

@@ -53,7 +53,7 @@ enum http1_status {
 };
 
 /* Parses a request head at the start of <buf>. On HTTP1_OK <h> is filled with views into
- * <buf>. Refused (HTTP1_BAD): bare LF line ends, obsolete line folding, invalid header names,
+ * <buf>. Refused (HTTP1_BAD): bare LF or CR, obsolete line folding, invalid header names,
  * Content-Length repeated or not a plain number, Transfer-Encoding other than "chunked" or
  * together with Content-Length, a target not starting with '/' (or "*" for OPTIONS). */
 enum http1_status http1_parse_request(const char *buf, size_t len, struct http1_head *h);
@@ -71,6 +71,26 @@ void span_copy(char *dst, size_t cap, struct span s);
 bool http1_parse_uint(struct span s, size_t max_digits, uint64_t *out);
 /* True when the comma-separated <list> holds <token> (case-insensitive). */
 bool http1_list_has(struct span list, const char *token);
+
+enum http1_path_status {
+    HTTP1_PATH_OK = 0,
+    HTTP1_PATH_BAD_ESCAPE = -1,   /* '%' without two hex digits */
+    HTTP1_PATH_NUL = -2,          /* %00 */
+    HTTP1_PATH_SLASH = -3,        /* %2F: a separator the router and the ExApp may read apart */
+    HTTP1_PATH_BACKSLASH = -4,    /* '\\' or %5C: a separator to some servers */
+    HTTP1_PATH_ABOVE_ROOT = -5,   /* a ".." segment climbing above "/" */
+    HTTP1_PATH_NOT_ABSOLUTE = -6, /* empty or not starting with '/' */
+};
+#define HTTP1_PATH_KEEP_SLASH 1u /* keep %2F (as "%2F") instead of refusing it */
+
+/* Normalises the request path <path> (no query) as RFC 3986 6.2.2 says: unreserved characters
+ * (ALPHA DIGIT - . _ ~) percent-decoded, the escapes that stay in upper-case hex, dot segments
+ * removed (5.2.4), repeated '/' collapsed. Writes at most <path>.n bytes to <out> and their
+ * count to *<outlen>; on any other status <out> holds garbage. Pure. */
+enum http1_path_status http1_path_normalise(struct span path, unsigned flags, char *out,
+                                            size_t *outlen);
+/* A short text for the log. */
+const char *http1_path_error(enum http1_path_status st);
 
 /* Tracks a chunked body passing through unchanged. */
 struct http1_chunked {

@@ -101,6 +101,8 @@ struct conn {
     bool close_after_flush;
     struct table *table; /* the table the current request was decided with */
     struct decision dec; /* kept while the ExApp's host name is resolved */
+    char *npath;         /* the normalised path of the current request (route_decide) */
+    size_t npath_cap;
     char up_name[256];   /* the ExApp's host as registered, for re-resolving after failures */
     lws_sorted_usec_list_t sul;
     lws_usec_t last_cli, last_up;
@@ -512,12 +514,30 @@ hop_by_hop(struct span name, const struct span *connection)
     return false;
 }
 
+/* <name> is <lit> (lower case, '-' separated) in any case and with '_' for '-': CGI-style
+ * servers (wsgiref, PHP) read both spellings as the same variable. */
+static bool
+spelled_as(struct span name, const char *lit)
+{
+    size_t i;
+
+    for (i = 0; i < name.n && lit[i] != '\0'; i++) {
+        char c = name.p[i] >= 'A' && name.p[i] <= 'Z' ? (char)(name.p[i] + 32) : name.p[i];
+
+        if (c != lit[i] && !(c == '_' && lit[i] == '-')) {
+            return false;
+        }
+    }
+    return i == name.n && lit[i] == '\0';
+}
+
+/* The headers harp sets for the ExApp, and the shared key: no client spelling passes. */
 static bool
 injected(struct span name)
 {
-    return span_ieq(name, "ex-app-id") || span_ieq(name, "ex-app-version") ||
-           span_ieq(name, "authorization-app-api") || span_ieq(name, "aa-version") ||
-           span_ieq(name, "harp-shared-key");
+    return spelled_as(name, "ex-app-id") || spelled_as(name, "ex-app-version") ||
+           spelled_as(name, "authorization-app-api") || spelled_as(name, "aa-version") ||
+           spelled_as(name, "harp-shared-key");
 }
 
 /* The rewritten head is built here, then queued in one piece. */
@@ -577,8 +597,9 @@ queue_head(struct conn *c, const struct decision *d)
             continue;
         }
         /* The control API checks the key itself; nothing else ever gets it. */
-        if (c->dest == DEST_EXAPP ? injected(hd->name)
-                                  : (c->dest == DEST_DOCKER && span_ieq(hd->name, "harp-shared-key"))) {
+        if (c->dest == DEST_EXAPP
+                ? injected(hd->name)
+                : (c->dest == DEST_DOCKER && spelled_as(hd->name, "harp-shared-key"))) {
             continue;
         }
         hspan(hd->name);
@@ -770,8 +791,12 @@ decide(struct conn *c)
     struct decision d;
     struct span cookie;
 
+    if (c->npath_cap < c->req.path.n) {
+        c->npath_cap = c->req.path.n;
+        c->npath = xrealloc(c->npath, c->npath_cap);
+    }
 again:
-    route_decide(dp->table, &c->req, dp->cfg.shared_key, c->looked_up, &c->user, &d);
+    route_decide(dp->table, &c->req, c->npath, dp->cfg.shared_key, c->looked_up, &c->user, &d);
     if (d.failure) {
         failure(c);
     }
@@ -893,8 +918,17 @@ pump_body(struct conn *c)
         enum http1_chunk_result r = http1_chunked_feed(&c->req_chunk, c->in, c->in_len, &n);
 
         if (r == CHUNK_BAD) {
-            request_log(c, 0, "malformed chunked request body");
-            close_conn(c);
+            /* The upstream has half a request: it goes. The client gets its 400 unless a
+             * response already began, which only a close can end now. */
+            close_up(c);
+            if (c->resp_started) {
+                request_log(c, 0, "malformed chunked request body");
+                close_conn(c);
+                return;
+            }
+            c->state = ST_HEAD;
+            c->req_keep_alive = false;
+            respond_plain(c, 400, "malformed chunked request body");
             return;
         }
         c->req_body_done = r == CHUNK_DONE;
@@ -1004,6 +1038,27 @@ process_client(struct conn *c)
 
 /* --- upstream input ---------------------------------------------------------------------- */
 
+static void mark_ready(struct conn *c);
+
+/* 502 for the current request, whose response has not started: the client connection stays
+ * open when the request was read whole and may be kept; a pipelined request then goes on. */
+static void
+bad_gateway(struct conn *c, const char *why)
+{
+    c->uin_len = 0; /* an unfinished head of the upstream that is gone */
+    c->rstate = RS_IDLE;
+    c->state = ST_HEAD;
+    c->req_keep_alive = c->req_keep_alive && c->req_body_done;
+    if (!c->req_body_done) {
+        c->req_framing = HTTP1_BODY_CHUNKED; /* forces Connection: close */
+    }
+    respond_haproxy(c, 502, why);
+    if (c->state == ST_HEAD && c->in_len > 0) {
+        c->cli_rx = true;
+        mark_ready(c);
+    }
+}
+
 static void
 response_done(struct conn *c)
 {
@@ -1041,6 +1096,11 @@ process_upstream(struct conn *c)
                 } else {
                     close_conn(c);
                 }
+                return;
+            }
+            if (c->resp.status == 101 && !c->req_upgrade) {
+                close_up(c);
+                bad_gateway(c, "101 to a request that did not ask to upgrade");
                 return;
             }
             if (c->route != NULL && c->resp.status >= 200) {
@@ -1141,6 +1201,19 @@ on_upstream_failed(struct conn *c)
     }
 }
 
+/* A connected upstream closed before a complete response head: HAProxy's and nginx's 502.
+ * (A connection that never came up is on_upstream_failed's 503.) */
+static void
+on_upstream_closed(struct conn *c)
+{
+    c->up = NULL;
+    c->up_connected = false;
+    q_clear(&c->to_up);
+    if (c->state == ST_BODY || c->state == ST_WAIT) {
+        bad_gateway(c, "upstream closed before a complete response head");
+    }
+}
+
 /* --- timeouts ---------------------------------------------------------------------------- */
 
 static void
@@ -1205,6 +1278,7 @@ conn_free(struct conn *c)
     q_clear(&c->to_cli);
     q_clear(&c->to_up);
     table_unref(c->table);
+    free(c->npath);
     free(c->in);
     free(c->uin);
     free(c);
@@ -1396,7 +1470,7 @@ proxy_upstream_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             c->resp_keep_alive = false;
             response_done(c);
         } else if (c->rstate == RS_HEAD && !c->resp_started) {
-            on_upstream_failed(c);
+            on_upstream_closed(c);
         } else if (c->rstate != RS_IDLE) {
             close_conn(c);
         }

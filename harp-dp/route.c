@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The routing table and the decision procedure of spec 2.3, in its order:
- * traversal -> app id -> app_api -> AppAPI-signed -> table -> internal paths -> routes.
+ * traversal -> path normalisation -> app id -> app_api -> AppAPI-signed -> table -> internal
+ * paths -> routes.
  * Route patterns are Python `re` patterns applied with re.match: PCRE2, anchored at the start,
  * case-sensitive, byte mode, JIT-compiled once per table.
  */
@@ -16,9 +17,10 @@
 #include "xmalloc.h"
 
 static pcre2_match_data *match_data;
-/* Bounds a backtracking pattern: past these limits a route simply does not match. */
+/* Bounds backtracking: a request's routes share one match budget (route_match); the depth
+ * limit applies to each call. */
 static pcre2_match_context *match_ctx;
-#define MATCH_LIMIT 100000
+#define MATCH_LIMIT 100000 /* the Docker allow-list's fixed patterns */
 #define MATCH_DEPTH_LIMIT 10000
 
 static void
@@ -146,14 +148,39 @@ table_find(const struct table *t, const char *app_id_lc)
     return bsearch(&key, t->apps, t->napps, sizeof(*t->apps), cmp_app);
 }
 
-bool
-route_match(const struct route *r, struct span target)
+/* PCRE2 cannot say how much of its match limit a call used. So a route is tried with a small
+ * limit first, doubled after each hit, and every try is charged in full: the charges bound the
+ * work done, and cost at most twice the work plus ROUTE_MATCH_FIRST per route. */
+int
+route_match(const struct route *r, struct span target, struct match_budget *b)
 {
+    uint32_t limit = ROUTE_MATCH_FIRST;
+    int rc;
+
     if (r->re == NULL) {
-        return false;
+        return 0;
     }
     match_init();
-    return pcre2_match(r->re, (PCRE2_SPTR)target.p, target.n, 0, 0, match_data, match_ctx) >= 0;
+    for (;;) {
+        if (limit > b->left) {
+            limit = b->left;
+        }
+        if (limit == 0) {
+            return -1;
+        }
+        pcre2_set_match_limit(match_ctx, limit);
+        rc = pcre2_match(r->re, (PCRE2_SPTR)target.p, target.n, 0, 0, match_data, match_ctx);
+        b->left -= limit;
+        if (rc != PCRE2_ERROR_MATCHLIMIT) {
+            break;
+        }
+        b->limit_hits++;
+        limit = limit > UINT32_MAX / 2 ? UINT32_MAX : limit * 2;
+    }
+    if (rc >= 0) {
+        return 1;
+    }
+    return rc == PCRE2_ERROR_NOMATCH ? 0 : -1;
 }
 
 /* Length of <c> ('.' or '/', both 0x2X) or its escape "%2x"/"%2X" at <p>, or 0. */
@@ -277,6 +304,7 @@ route_docker_allowed(struct span method, struct span target)
         }
     }
     match_init();
+    pcre2_set_match_limit(match_ctx, MATCH_LIMIT);
     for (i = 0; i < sizeof(docker_allow) / sizeof(docker_allow[0]); i++) {
         bool get = strcmp(docker_allow[i].method, "GET") == 0;
 
@@ -407,21 +435,49 @@ base64_auth(char *out, size_t outlen, const char *user, const char *token)
     secret_wipe(in, sizeof(in));
 }
 
+/* The path the decision is made on (and forwarded): normalised, so that an escape, a "//" or
+ * a "/./" cannot walk past a route, the internal-endpoint guard or the app id. An encoded '/'
+ * stays possible for key holders (AppAPI), who pass every check anyway. "*" (OPTIONS) stays. */
+static enum http1_path_status
+normalise(const struct http1_head *h, bool has_key, char *npath, struct span *out)
+{
+    enum http1_path_status st;
+    size_t n = 0;
+
+    if (h->path.n == 0 || h->path.p[0] != '/') {
+        *out = h->path;
+        return HTTP1_PATH_OK;
+    }
+    st = http1_path_normalise(h->path, 0, npath, &n);
+    if (st == HTTP1_PATH_SLASH && has_key) {
+        st = http1_path_normalise(h->path, HTTP1_PATH_KEEP_SLASH, npath, &n);
+    }
+    *out = (struct span){npath, n};
+    return st;
+}
+
 void
-route_decide(const struct table *t, const struct http1_head *h, const char *key, bool looked_up,
-             const struct user *user, struct decision *d)
+route_decide(const struct table *t, const struct http1_head *h, char *npath, const char *key,
+             bool looked_up, const struct user *user, struct decision *d)
 {
     const struct span *v, *port;
+    enum http1_path_status st;
     size_t i, n;
     bool has_key;
+    int m;
 
     memset(d, 0, sizeof(*d));
+    d->budget.left = ROUTE_MATCH_BUDGET;
     has_key = route_has_key(h, key);
     if (route_has_traversal(h->path)) {
         set(d, VERDICT_DROP, !has_key, "parent directory in the path");
         return;
     }
-    if (!route_app_id(h->path, &d->app_id, &d->target)) {
+    if ((st = normalise(h, has_key, npath, &d->path)) != HTTP1_PATH_OK) {
+        set(d, VERDICT_BAD_REQUEST, !has_key, http1_path_error(st));
+        return;
+    }
+    if (!route_app_id(d->path, &d->app_id, &d->target)) {
         set(d, VERDICT_NOT_FOUND, !has_key, "no app id in the path");
         return;
     }
@@ -510,8 +566,13 @@ route_decide(const struct table *t, const struct http1_head *h, const char *key,
     for (i = 0; i < d->app->meta.nroutes; i++) {
         const struct route *r = &d->app->routes[i];
 
-        if (!route_match(r, d->target)) {
+        if ((m = route_match(r, d->target, &d->budget)) == 0) {
             continue;
+        }
+        if (m < 0) {
+            /* Never fall through to a later, maybe more permissive, route. */
+            set(d, VERDICT_BAD_REQUEST, true, "route matching budget exhausted");
+            return;
         }
         d->route = r;
         if (r->access_level != ACCESS_PUBLIC &&

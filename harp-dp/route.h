@@ -71,11 +71,21 @@ struct user {
     int level;
 };
 
+/* One request's PCRE2 work, in match-limit units, shared by every route it tries. */
+#define ROUTE_MATCH_BUDGET 200000u
+#define ROUTE_MATCH_FIRST 16u /* the first try's limit; doubled after each limit hit */
+
+struct match_budget {
+    uint32_t left;
+    unsigned limit_hits; /* calls that stopped at their match limit */
+};
+
 struct decision {
     enum verdict verdict;
     bool failure; /* counts towards a ban of the client */
     const char *why; /* for the log */
-    struct span app_id;           /* as written in the path */
+    struct span path;   /* the normalised path the decision was made on */
+    struct span app_id; /* as written in the normalised path */
     char app_id_lc[EXAPP_ID_MAX + 1];
     struct span target;           /* the path without /exapps/<app_id>; "/" when empty */
     const struct table_app *app;  /* TO_EXAPP from the table, or NULL for a signed request */
@@ -86,11 +96,15 @@ struct decision {
     struct span version;
     char auth[1024]; /* AUTHORIZATION-APP-API value */
     unsigned docker_port;
+    struct match_budget budget; /* what route matching spent */
 };
 
 /* Decides what to do with request <h> (spec 2.3, without users and bans yet). <looked_up>:
- * the control plane was already asked for this app id. Never allocates. */
-void route_decide(const struct table *t, const struct http1_head *h, const char *key,
+ * the control plane was already asked for this app id. The path is normalised first
+ * (http1_path_normalise) into <npath>, the caller's buffer of at least h->path.n bytes: the app
+ * id, the internal-endpoint guard and the routes all see that one path, and d->path,
+ * d->app_id and d->target point into <npath>. Never allocates. */
+void route_decide(const struct table *t, const struct http1_head *h, char *npath, const char *key,
                   bool looked_up, const struct user *user, struct decision *d);
 /* True when the request carries the valid harp-shared-key (constant-time comparison). */
 bool route_has_key(const struct http1_head *h, const char *key);
@@ -100,7 +114,9 @@ struct span route_session_cookie(const struct http1_head *h);
 /* Pure helpers, exported for tests. */
 bool route_has_traversal(struct span path);
 bool route_app_id(struct span path, struct span *app_id, struct span *target);
-bool route_match(const struct route *r, struct span target);
+/* 1: <r> matches <target>; 0: it does not; -1: <b> ran out first (or PCRE2 failed), so the
+ * answer is unknown. Charges <b> with the limits of its tries, an upper bound of the work. */
+int route_match(const struct route *r, struct span target, struct match_budget *b);
 /* The Docker engine proxy allow-list of spec 2.8. */
 bool route_docker_allowed(struct span method, struct span target);
 

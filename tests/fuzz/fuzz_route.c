@@ -52,14 +52,37 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     u.state = (enum user_state)(size % 4);
     u.level = (int)(size % 3);
-    route_decide(table(), &h, "key", size & 1, &u, &d);
+    static char npath[HTTP1_MAX_HEAD];
+
+    route_decide(table(), &h, npath, "key", size & 1, &u, &d);
     assert(d.verdict >= VERDICT_DROP && d.verdict <= VERDICT_TO_DOCKER);
     assert(d.verdict != VERDICT_AUTH || u.state == USER_UNRESOLVED);
     if (d.verdict == VERDICT_TO_EXAPP || d.verdict == VERDICT_TO_CONTROL ||
         d.verdict == VERDICT_TO_DOCKER) {
         assert(!route_has_traversal(h.path));
-        assert(d.app_id.p >= h.path.p && d.app_id.p + d.app_id.n <= h.path.p + h.path.n);
+        assert(d.path.n <= h.path.n);
+        assert(d.app_id.p >= d.path.p && d.app_id.p + d.app_id.n <= d.path.p + d.path.n);
         assert(d.target.n > 0);
+        if (d.path.p == npath) {
+            /* forwarded paths are normalised: no escape of an unreserved character, no "//",
+             * no dot segment, no lower-case hex */
+            size_t i;
+
+            for (i = 0; i < d.path.n; i++) {
+                assert(d.path.p[i] != '\\');
+                if (d.path.p[i] == '%') {
+                    assert(i + 2 < d.path.n);
+                    assert(!(d.path.p[i + 1] >= 'a' && d.path.p[i + 1] <= 'f'));
+                    assert(!(d.path.p[i + 2] >= 'a' && d.path.p[i + 2] <= 'f'));
+                }
+                if (d.path.p[i] == '/' && i + 1 < d.path.n) {
+                    assert(d.path.p[i + 1] != '/');
+                    assert(
+                        !(d.path.p[i + 1] == '.' && (i + 2 == d.path.n || d.path.p[i + 2] == '/')));
+                }
+            }
+            assert(d.budget.left <= ROUTE_MATCH_BUDGET);
+        }
     }
     if (d.verdict == VERDICT_TO_DOCKER) {
         static bool engines_set;

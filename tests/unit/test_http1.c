@@ -59,8 +59,8 @@ test_refusals(void)
         enum http1_status want;
         const char *what;
     } cases[] = {
-        {"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
-         HTTP1_BAD, "repeated Content-Length"},
+        {"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", HTTP1_BAD,
+         "repeated Content-Length"},
         {"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
          HTTP1_BAD, "Content-Length with Transfer-Encoding"},
         {"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n\r\n",
@@ -74,6 +74,9 @@ test_refusals(void)
         {"GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n", HTTP1_BAD, "obs-fold"},
         {"GET / HTTP/1.1\nHost: h\n\n", HTTP1_BAD, "bare LF"},
         {"GET / HTTP/1.1\r\nHost: h\nX: 1\r\n\r\n", HTTP1_BAD, "bare LF in a header"},
+        {"GET / HTTP/1.1\r\nHost: h\rX-Foo: 1\r\n\r\n", HTTP1_BAD, "bare CR in a header"},
+        {"GET / HTTP/1.1\rHost: h\r\n\r\n", HTTP1_BAD, "bare CR after the request line"},
+        {"GET / HTTP/1.1\r\nHost: h\r\n\r\r\n", HTTP1_BAD, "bare CR before the blank line"},
         {"GET / HTTP/1.1\r\nHo st: h\r\n\r\n", HTTP1_BAD, "space in a header name"},
         {"GET / HTTP/1.1\r\nHost : h\r\n\r\n", HTTP1_BAD, "space before the colon"},
         {"GET / HTTP/1.1\r\n: h\r\n\r\n", HTTP1_BAD, "empty header name"},
@@ -167,6 +170,108 @@ test_chunked(void)
     IS_INT(http1_chunked_feed(&c, "1000000000000000\r\n", 18, &used), CHUNK_BAD, "size overflow");
     memset(&c, 0, sizeof(c));
     IS_INT(http1_chunked_feed(&c, "3\nabc", 5, &used), CHUNK_BAD, "bare LF after size");
+    {
+        static const struct {
+            const char *body;
+            enum http1_chunk_result want;
+            const char *what;
+        } cs[] = {
+            {"5 5\r\nhello\r\n0\r\n\r\n", CHUNK_BAD, "two numbers: '5 5'"},
+            {"5 x\r\nhello\r\n0\r\n\r\n", CHUNK_BAD, "garbage after the size"},
+            {"5\t5\r\nhello\r\n0\r\n\r\n", CHUNK_BAD, "tab between two numbers"},
+            {"5x\r\nhello\r\n0\r\n\r\n", CHUNK_BAD, "letter after the size"},
+            {"5\rhello\r\n0\r\n\r\n", CHUNK_BAD, "bare CR after the size"},
+            {"5;a\x01\r\nhello\r\n0\r\n\r\n", CHUNK_BAD, "control byte in an extension"},
+            {"5;a=b\rc\r\nhello\r\n0\r\n\r\n", CHUNK_BAD, "bare CR in an extension"},
+            {"0\r\nX: 1\rY\r\n\r\n", CHUNK_BAD, "bare CR in a trailer"},
+            {" 5\r\nhello\r\n0\r\n\r\n", CHUNK_BAD, "space before the size"},
+            {"5 \r\nhello\r\n0\r\n\r\n", CHUNK_DONE, "spaces after the size (BWS)"},
+            {"5 \t;a=b\r\nhello\r\n0\r\n\r\n", CHUNK_DONE, "BWS before an extension"},
+            {"5;a=\"x y\"\r\nhello\r\n0\r\n\r\n", CHUNK_DONE, "quoted extension"},
+        };
+        size_t k;
+
+        for (k = 0; k < sizeof(cs) / sizeof(cs[0]); k++) {
+            memset(&c, 0, sizeof(c));
+            IS_INT(http1_chunked_feed(&c, cs[k].body, strlen(cs[k].body), &used), cs[k].want,
+                   "chunk: %s", cs[k].what);
+        }
+    }
+}
+
+/* RFC 3986 6.2.2 normalisation, and what it refuses. */
+static void
+test_path_normalise(void)
+{
+    static const struct {
+        const char *in;
+        unsigned flags;
+        enum http1_path_status want;
+        const char *out;
+    } cases[] = {
+        {"/", 0, HTTP1_PATH_OK, "/"},
+        {"/a/b", 0, HTTP1_PATH_OK, "/a/b"},
+        {"/a/b/", 0, HTTP1_PATH_OK, "/a/b/"},
+        {"//", 0, HTTP1_PATH_OK, "/"},
+        {"///a//b///", 0, HTTP1_PATH_OK, "/a/b/"},
+        {"/%61dmin", 0, HTTP1_PATH_OK, "/admin"},
+        {"/%41%5A%61%7A%30%39%2D%2E%5F%7E", 0, HTTP1_PATH_OK, "/AZaz09-._~"},
+        {"/%2d%2e%5f%7e", 0, HTTP1_PATH_OK, "/-._~"},
+        {"/a%3bb%3Fc%23d%25e", 0, HTTP1_PATH_OK, "/a%3Bb%3Fc%23d%25e"},
+        {"/%c3%a9%C3%A9", 0, HTTP1_PATH_OK, "/%C3%A9%C3%A9"},
+        {"/%2561", 0, HTTP1_PATH_OK, "/%2561"},
+        {"/a%20b%2b", 0, HTTP1_PATH_OK, "/a%20b%2B"},
+        {"/.", 0, HTTP1_PATH_OK, "/"},
+        {"/./", 0, HTTP1_PATH_OK, "/"},
+        {"/a/.", 0, HTTP1_PATH_OK, "/a/"},
+        {"/a/./b", 0, HTTP1_PATH_OK, "/a/b"},
+        {"/%2e/a/%2E", 0, HTTP1_PATH_OK, "/a/"},
+        {"/a/b/..", 0, HTTP1_PATH_OK, "/a/"},
+        {"/a/b/../c", 0, HTTP1_PATH_OK, "/a/c"},
+        {"/a/%2e%2E/c", 0, HTTP1_PATH_OK, "/c"},
+        {"/a/..", 0, HTTP1_PATH_OK, "/"},
+        {"/a/.../b", 0, HTTP1_PATH_OK, "/a/.../b"},
+        {"/a/..b/.c", 0, HTTP1_PATH_OK, "/a/..b/.c"},
+        {"/a//../b", 0, HTTP1_PATH_OK, "/b"},
+        {"/..", 0, HTTP1_PATH_ABOVE_ROOT, NULL},
+        {"/a/../..", 0, HTTP1_PATH_ABOVE_ROOT, NULL},
+        {"/%2e%2e/a", 0, HTTP1_PATH_ABOVE_ROOT, NULL},
+        {"/a%2fb", 0, HTTP1_PATH_SLASH, NULL},
+        {"/a%2Fb", 0, HTTP1_PATH_SLASH, NULL},
+        {"/a%2fb", HTTP1_PATH_KEEP_SLASH, HTTP1_PATH_OK, "/a%2Fb"},
+        {"/.%2f.", HTTP1_PATH_KEEP_SLASH, HTTP1_PATH_OK, "/.%2F."},
+        {"/a%00", 0, HTTP1_PATH_NUL, NULL},
+        {"/a%5cb", 0, HTTP1_PATH_BACKSLASH, NULL},
+        {"/a%5Cb", HTTP1_PATH_KEEP_SLASH, HTTP1_PATH_BACKSLASH, NULL},
+        {"/a\\b", 0, HTTP1_PATH_BACKSLASH, NULL},
+        {"/a%zz", 0, HTTP1_PATH_BAD_ESCAPE, NULL},
+        {"/a%4", 0, HTTP1_PATH_BAD_ESCAPE, NULL},
+        {"/a%", 0, HTTP1_PATH_BAD_ESCAPE, NULL},
+        {"/a%g1", 0, HTTP1_PATH_BAD_ESCAPE, NULL},
+        {"/a%%41", 0, HTTP1_PATH_BAD_ESCAPE, NULL},
+        {"", 0, HTTP1_PATH_NOT_ABSOLUTE, NULL},
+        {"*", 0, HTTP1_PATH_NOT_ABSOLUTE, NULL},
+        {"a/b", 0, HTTP1_PATH_NOT_ABSOLUTE, NULL},
+    };
+    char out[64], again[64];
+    size_t i, n, n2;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct span in = {cases[i].in, strlen(cases[i].in)};
+        enum http1_path_status st = http1_path_normalise(in, cases[i].flags, out, &n);
+
+        if (cases[i].out == NULL) {
+            IS_INT(st, cases[i].want, "%s refused: %s", cases[i].in, http1_path_error(st));
+            continue;
+        }
+        out[st == HTTP1_PATH_OK ? n : 0] = '\0';
+        OK(st == HTTP1_PATH_OK && strcmp(out, cases[i].out) == 0 && n <= in.n, "%s -> %s (got %s)",
+           cases[i].in, cases[i].out, out);
+        OK(http1_path_normalise((struct span){out, n}, cases[i].flags, again, &n2) ==
+                   HTTP1_PATH_OK &&
+               n2 == n && memcmp(out, again, n) == 0,
+           "%s: normalising twice changes nothing", cases[i].out);
+    }
 }
 
 static void
@@ -198,6 +303,7 @@ main(void)
     test_refusals();
     test_response();
     test_chunked();
+    test_path_normalise();
     test_lists();
     test_span_copy();
     return tap_done();

@@ -28,7 +28,7 @@ make_table(void)
 static void
 decide_as(const struct table *t, const char *raw, const struct user *u, struct decision *d)
 {
-    static char buf[4096];
+    static char buf[4096], npath[4096];
     struct http1_head h;
 
     snprintf(buf, sizeof(buf), "%s", raw);
@@ -36,7 +36,7 @@ decide_as(const struct table *t, const char *raw, const struct user *u, struct d
         printf("# bad test request\n");
         abort();
     }
-    route_decide(t, &h, KEY, false, u, d);
+    route_decide(t, &h, npath, KEY, false, u, d);
 }
 
 static void
@@ -227,10 +227,11 @@ test_decisions(void)
 }
 
 /* A backtracking pattern (re.match("(a+)+$") is exponential on "aaa...b") is cut off by the
- * match limit: the route does not match, quickly. */
+ * request's match budget: the answer is "unknown" (-1), quickly. */
 static void
 test_backtracking_is_bounded(void)
 {
+    struct match_budget b = {ROUTE_MATCH_BUDGET, 0};
     json_t *src = json_pack("{s:{s:s,s:s,s:s,s:i,s:[{s:s,s:i}]}}", "bt", "exapp_token", "t",
                             "exapp_version", "1", "host", "h", "port", 1, "routes", "url",
                             "^/(a+)+$", "access_level", 0);
@@ -244,11 +245,119 @@ test_backtracking_is_bounded(void)
     path[0] = '/';
     path[sizeof(path) - 1] = 'b';
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    OK(!route_match(&a->routes[0], (struct span){path, sizeof(path)}), "no match past the limit");
+    IS_INT(route_match(&a->routes[0], (struct span){path, sizeof(path)}, &b), -1,
+           "unknown past the budget");
+    IS_INT(b.left, 0, "the whole budget is spent");
     clock_gettime(CLOCK_MONOTONIC, &t1);
     OK((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 500,
        "and quickly");
-    OK(route_match(&a->routes[0], (struct span){"/aaaa", 5}), "the pattern still works");
+    b.left = ROUTE_MATCH_BUDGET;
+    IS_INT(route_match(&a->routes[0], (struct span){"/aaaa", 5}, &b), 1, "the pattern still works");
+    IS_INT(b.left, ROUTE_MATCH_BUDGET - ROUTE_MATCH_FIRST, "a cheap match costs the first try");
+    table_unref(t);
+}
+
+/* One budget per request: many catastrophic routes cost one budget, and running out refuses
+ * the request instead of falling through to the permissive route after them. */
+static void
+test_one_budget_per_request(void)
+{
+    json_t *routes = json_array(), *src;
+    struct hp_err err;
+    struct table *t;
+    struct decision d;
+    char raw[256];
+    size_t i;
+
+    for (i = 0; i < EXAPP_MAX_ROUTES - 1; i++) {
+        json_array_append_new(routes, json_pack("{s:s,s:i}", "url", "^/(a+)+$", "access_level", 0));
+    }
+    json_array_append_new(routes, json_pack("{s:s,s:i}", "url", "^/.*", "access_level", 0));
+    src = json_pack("{s:{s:s,s:s,s:s,s:i,s:o}}", "bt", "exapp_token", "t", "exapp_version", "1",
+                    "host", "h", "port", 1, "routes", routes);
+    t = table_build(src, 1, &err);
+    OK(t != NULL, "a table of %d routes builds", EXAPP_MAX_ROUTES);
+    snprintf(raw, sizeof(raw), "GET /exapps/bt/%s HTTP/1.1\r\nHost: h\r\n\r\n",
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab");
+    decide(t, raw, &d);
+    OK(d.verdict == VERDICT_BAD_REQUEST && d.failure && d.route == NULL,
+       "budget exhausted: 400 and a failure, no fall-through to ^/.*");
+    OK(d.budget.limit_hits <= 16, "limit hits bounded by one budget (%u, not 999)",
+       d.budget.limit_hits);
+    IS_INT(d.budget.left, 0, "all of the budget, no more");
+    decide(t, "GET /exapps/bt/public HTTP/1.1\r\nHost: h\r\n\r\n", &d);
+    IS_INT(d.verdict, VERDICT_TO_EXAPP, "999 cheap misses fit in the budget");
+    IS_INT(d.budget.limit_hits, 0, "without a limit hit");
+    decide(t, "GET /exapps/bt/aaaaaaaa HTTP/1.1\r\nHost: h\r\n\r\n", &d);
+    OK(d.verdict == VERDICT_TO_EXAPP && d.route == &t->apps[0].routes[0],
+       "a moderately costly match still matches (%u limit hits)", d.budget.limit_hits);
+    table_unref(t);
+}
+
+/* Routes, the internal-endpoint guard and the app id all see one normalised path. */
+static void
+test_normalised_path(void)
+{
+    json_t *src = json_pack("{s:{s:s,s:s,s:s,s:i,s:[{s:s,s:i},{s:s,s:i}]}}", "pa", "exapp_token",
+                            "t", "exapp_version", "1", "host", "h", "port", 1, "routes", "url",
+                            "^/admin", "access_level", 2, "url", "^/.*", "access_level", 0);
+    struct hp_err err;
+    struct table *t = table_build(src, 1, &err);
+    struct decision d;
+    static const char *const admin[] = {"/%61dmin",   "//admin",     "/./admin",
+                                        "/%2e/admin", "/x/../admin", "///%2E//%61%64min/"};
+    static const char *const internal[] = {"/%69nit", "/%65nabled", "//heartbeat", "/./init",
+                                           "/%2E/enabled"};
+    static const char *const bad[] = {"/a%2fb", "/a%2Fb", "/a%00", "/a%zz", "/a%4",
+                                      "/a%",    "/a%5cb", "/a\\b", "/../x"};
+    char raw[256];
+    size_t i;
+
+    for (i = 0; i < sizeof(admin) / sizeof(admin[0]); i++) {
+        snprintf(raw, sizeof(raw), "GET /exapps/pa%s HTTP/1.1\r\nHost: h\r\n\r\n", admin[i]);
+        decide(t, raw, &d);
+        if (strstr(admin[i], "..") != NULL) {
+            IS_INT(d.verdict, VERDICT_DROP, "%s: traversal, dropped first", admin[i]);
+            continue;
+        }
+        OK(d.verdict == VERDICT_FORBIDDEN &&
+               span_eq(d.target, admin[i][strlen(admin[i]) - 1] == '/' ? "/admin/" : "/admin"),
+           "%s meets the admin route", admin[i]);
+    }
+    for (i = 0; i < sizeof(internal) / sizeof(internal[0]); i++) {
+        snprintf(raw, sizeof(raw), "POST /exapps/pa%s HTTP/1.1\r\nHost: h\r\n\r\n", internal[i]);
+        decide(t, raw, &d);
+        OK(d.verdict == VERDICT_DROP && d.failure, "%s is internal", internal[i]);
+    }
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(raw, sizeof(raw), "GET /exapps/pa%s HTTP/1.1\r\nHost: h\r\n\r\n", bad[i]);
+        decide(t, raw, &d);
+        if (strstr(bad[i], "..") != NULL) {
+            IS_INT(d.verdict, VERDICT_DROP, "%s: traversal, dropped first", bad[i]);
+            continue;
+        }
+        OK(d.verdict == VERDICT_BAD_REQUEST && d.failure, "%s refused: %s", bad[i], d.why);
+    }
+    decide(t, "GET /exapps/pa/a%2Fb HTTP/1.1\r\nHost: h\r\nharp-shared-key: k3y\r\n\r\n", &d);
+    OK(d.verdict == VERDICT_TO_EXAPP && span_eq(d.target, "/a%2Fb"),
+       "an encoded '/' stays for key holders");
+    decide(t, "GET /exapps/%70a//x/./%7e%c3%a9%3b?q=%2f HTTP/1.1\r\nHost: h\r\n\r\n", &d);
+    OK(d.verdict == VERDICT_TO_EXAPP && span_eq(d.app_id, "pa") &&
+           span_eq(d.target, "/x/~%C3%A9%3B"),
+       "app id and target from the normalised path");
+    decide(t, "GET /exapps/%61pp_api/info HTTP/1.1\r\nHost: h\r\n\r\n", &d);
+    OK(d.verdict == VERDICT_UNAUTHORIZED && d.failure, "%%61pp_api is app_api: the key is needed");
+    decide(t, "GET /exapps//app_api/info HTTP/1.1\r\nHost: h\r\n\r\n", &d);
+    IS_INT(d.verdict, VERDICT_UNAUTHORIZED, "/exapps//app_api is app_api");
+    decide(t, "GET //exapps/app%5Fapi/info HTTP/1.1\r\nHost: h\r\nharp-shared-key: k3y\r\n\r\n",
+           &d);
+    OK(d.verdict == VERDICT_TO_CONTROL && span_eq(d.target, "/info"), "with the key: control");
+    decide(t, "GET /exapps/p%41/admin HTTP/1.1\r\nHost: h\r\n\r\n", &d);
+    OK(d.verdict == VERDICT_FORBIDDEN && span_eq(d.app_id, "pA"), "p%%41 is app pA (pa)");
+    decide(t, "GET /exapps/p%2541/x HTTP/1.1\r\nHost: h\r\n\r\n", &d);
+    OK(d.verdict == VERDICT_LOOKUP && span_eq(d.app_id, "p%2541"), "%%25 stays encoded");
+    decide(t, "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", &d);
+    IS_INT(d.verdict, VERDICT_NOT_FOUND, "OPTIONS *: no app id, as before");
     table_unref(t);
 }
 
@@ -256,6 +365,8 @@ int
 main(void)
 {
     test_backtracking_is_bounded();
+    test_one_budget_per_request();
+    test_normalised_path();
     test_helpers();
     test_decisions();
     return tap_done();

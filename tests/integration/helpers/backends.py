@@ -176,6 +176,47 @@ class WsBackend:
         self.loop.call_soon_threadsafe(self.server.close)
 
 
+class RawBackend:
+    """A TCP server whose every connection is handed to <behave>(sock, request_head_bytes):
+    the function answers (or not) with raw bytes; the connection is closed when it returns."""
+
+    def __init__(self, behave):
+        self.behave = behave
+        self.heads = []
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def handle(self, conn):
+        with conn:
+            conn.settimeout(10)
+            head = b""
+            try:
+                while b"\r\n\r\n" not in head:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    head += chunk
+                self.heads.append(head)
+                self.behave(conn, head)
+            except OSError:
+                pass
+
+    def stop(self):
+        self.sock.close()
+
+
 def raw_request(port, data, timeout=5.0, read_all=True):
     """Sends raw bytes; returns what came back before the peer closed or the timeout."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
