@@ -3,6 +3,9 @@
 items 5, 6, 11, 15, 17, 18), replayed against the real processes: forged X-Forwarded-For
 chains, oversize routing tables, control characters in ExApp metadata, hostile key files, the
 operator API reached through the public frontend, and a deleted database."""
+import json
+import os
+
 import pytest
 
 from harness import wait_for
@@ -43,3 +46,180 @@ def test_forged_forwarded_for_chain_cannot_choose_the_ip(make_gateway, lines):
     wait_for(lambda: dropped(gw, f"X-Forwarded-For: {real}\r\n"), timeout=5,
              what="the ban reaching the data plane")
     assert not dropped(gw, f"X-Forwarded-For: {forged[36]}\r\n"), "forged addresses not banned"
+
+
+# --- 12.6: what a registration may add to the routing table ---------------------------------
+
+def meta(routes=None, **kw):
+    body = {"exapp_token": "limit-token-secret", "exapp_version": "1.0.0", "host": "127.0.0.1",
+            "port": 23001, "routes": routes if routes is not None else [
+                {"url": "^/x$", "access_level": 0}]}
+    body.update(kw)
+    return body
+
+
+def stored_state(ctl):
+    return (ctl.request("GET", "/api/v1/exapps").json(),
+            ctl.request("GET", "/api/v1/status").json()["table_version"])
+
+
+def route(url="^/r", bf=None):
+    return {"url": url, "access_level": 1, "bruteforce_protection": bf or [401]}
+
+
+@pytest.mark.parametrize("body,status,message", [
+    (meta([route()] * 257), 400, "routes: 257 routes, more than the 256 allowed"),
+    (meta([route("^/" + "u" * 4095)]), 400, "routes[0].url: longer than 4096 bytes"),
+    (meta([route(bf=[401] * 101)]), 400, "routes[0].bruteforce_protection: more than 100"),
+    (meta(exapp_version="1" * 257), 400, "exapp_version: longer than 256 bytes"),
+    (meta(host="h" * 254), 400, "host: longer than 253 bytes"),
+    (meta(exapp_token="t" * 1025), 400, "exapp_token: longer than 1024 bytes"),
+    (meta([route("^/" + "u" * 400)] * 160), 413, "the ExApp's record is"),
+], ids=["routes", "url", "bruteforce", "version", "host", "token", "record"])
+@pytest.mark.attack("12.6: one past each registration limit")
+def test_one_past_each_registration_limit(ctl, body, status, message):
+    ctl.secrets.append("limit-token-secret")
+    assert ctl.request("POST", "/exapp_storage/lim", meta()).status == 204
+    before = stored_state(ctl)
+    r = ctl.request("POST", "/exapp_storage/lim", body)
+    assert r.status == status, r
+    assert message in r.text, r.text
+    assert stored_state(ctl) == before, "nothing stored on refusal"
+    assert ctl.request("POST", "/exapp_storage/other", body).status == status
+    assert ctl.request("GET", "/api/v1/exapps/other").status == 404
+
+
+def test_at_each_registration_limit_is_accepted(ctl):
+    ctl.secrets.append("limit-token-secret")
+    for body in (meta([route()] * 256), meta([route("^/" + "u" * 4094)]),
+                 meta([route(bf=[401] * 100)]), meta(exapp_version="1" * 256),
+                 meta(host="h" * 253), meta([route("^/" + "u" * 200)] * 200)):
+        r = ctl.request("POST", "/exapp_storage/lim", body)
+        assert r.status == 204, r
+        got = ctl.request("GET", "/api/v1/exapps/lim").json()
+        assert len(got["routes"]) == len(body["routes"])
+
+
+@pytest.mark.attack("12.6: 3.9 MB registrations overflow the table a data plane receives")
+def test_oversize_registrations_are_refused_and_a_new_data_plane_gets_the_table(ctl):
+    from harness import ProtoClient
+    ctl.secrets.append("limit-token-secret")
+    assert ctl.request("POST", "/exapp_storage/small", meta()).status == 204
+    before = stored_state(ctl)
+    # 160 routes of 4,096 control characters: 3.9 MB of JSON, as large once published
+    big = meta([route("\u0001" * 4096)] * 160)
+    raw = json.dumps(big).encode()
+    assert 3_800_000 < len(raw) < 4 * 1024 * 1024
+    for i in range(5):
+        r = ctl.request("POST", f"/exapp_storage/big{i}", raw,
+                        {"Content-Type": "application/json"})
+        assert r.status == 413 and "record is" in r.text, r
+    assert stored_state(ctl) == before
+    dp = ProtoClient(os.path.join(ctl.state_dir, "ctl.sock"))
+    snap = dp.recv()
+    assert snap["type"] == "snapshot" and [a["app_id"] for a in snap["exapps"]] == ["small"]
+    dp.close()
+
+
+def fill_table(ctl, prefix, n, routes):
+    codes = []
+    for i in range(n):
+        codes.append(ctl.request("POST", f"/exapp_storage/{prefix}{i:04d}", meta(routes)).status)
+        if codes[-1] != 204:
+            break
+    return codes
+
+
+@pytest.mark.attack("12.6: registrations beyond the table budget")
+def test_the_table_budget_and_the_number_of_apps(ctl):
+    from harness import ProtoClient
+    ctl.secrets.append("limit-token-secret")
+    # records of about 62 KiB: the 12 MiB table holds about 200 of them
+    fat = [route("^/" + "u" * 440)] * 120
+    record = dict(app_id="fat0000", **meta(fat), created_at=1999999999, updated_at=1999999999)
+    fits = 12 * 1024 * 1024 // len(json.dumps(record, separators=(",", ":")))
+    codes = fill_table(ctl, "fat", 260, fat)
+    assert codes[-1] == 413 and len(codes) - 1 == fits, (len(codes), codes[-1], fits)
+    r = ctl.request("POST", "/exapp_storage/onemore", meta(fat))
+    assert r.status == 413 and "the routing table would be" in r.text, r
+    listed, version = stored_state(ctl)
+    assert len(listed["exapps"]) == len(codes) - 1
+    # a new data plane receives all of it in one snapshot
+    dp = ProtoClient(os.path.join(ctl.state_dir, "ctl.sock"), timeout=30)
+    snap = dp.recv()
+    assert snap["type"] == "snapshot" and snap["version"] == version
+    assert len(snap["exapps"]) == len(codes) - 1
+    dp.close()
+    # removing apps makes room again; small apps fill up to the number of apps
+    for i in range(len(codes) - 1):
+        assert ctl.request("DELETE", f"/exapp_storage/fat{i:04d}").status == 204
+    codes = fill_table(ctl, "n", 1001, [route()])
+    assert len(codes) == 1001 and codes[-1] == 413, (len(codes), codes[-1])
+    r = ctl.request("POST", "/exapp_storage/onemore", meta())
+    assert r.status == 413 and "already holds 1000 ExApps" in r.text, r
+    assert ctl.request("POST", "/exapp_storage/n0000", meta(port=23002)).status == 204
+
+
+def test_a_table_over_the_frame_limit_is_never_marked_sent(ctl_factory):
+    """A database written by an older harp may hold a table that does not fit one frame: the
+    data plane is never told it has it, so the first change that fits reaches it as a
+    snapshot, not as a delta from a version it never received."""
+    import sqlite3
+    from harness import ProtoClient
+    ctl = ctl_factory().start()
+    ctl.stop()
+    db = sqlite3.connect(os.path.join(ctl.state_dir, "harp.db"))
+    for i in range(16):  # 16 apps of 256 routes of 4,096 bytes: 17.0 MB, 15 of them fit
+        app = f"old{i:02d}"
+        db.execute("INSERT INTO exapps VALUES (?, 'old-token-secret', '1', '127.0.0.1', 23001, "
+                   "'', 1, 1)", (app,))
+        db.executemany("INSERT INTO exapp_routes VALUES (?, ?, ?, 0, '[]')",
+                       [(app, j, "^/" + "u" * 4094) for j in range(256)])
+    db.execute("UPDATE table_state SET version = version + 1")
+    db.commit()
+    db.close()
+    ctl.secrets.append("old-token-secret")
+    ctl.start()
+    dp = ProtoClient(os.path.join(ctl.state_dir, "ctl.sock"), timeout=5)
+    wait_for(lambda: "exceeds the 16777216-byte frame limit; not sent" in ctl.log(),
+             what="the refusal logged")
+    assert ctl.request("DELETE", "/exapp_storage/old00").status == 204
+    msg = dp.recv()
+    assert msg["type"] == "snapshot", "a snapshot, never a delta from a version never sent"
+    assert len(msg["exapps"]) == 15
+    dp.close()
+
+
+# --- 12.11: control characters in what is written into request heads ------------------------
+
+@pytest.mark.parametrize("field,value", [
+    ("exapp_version", "1.0\r\nX-Evil: 1"), ("exapp_version", "1.0\nX-Evil: 1"),
+    ("exapp_version", "1\t"), ("exapp_version", "1\x7f"), ("host", "127.0.0.1\r\nX-Evil: 1"),
+    ("resolved_host", "127.0.0.1\r\n"),
+])
+@pytest.mark.attack("12.11: CRLF in exapp_version or host at the API")
+def test_control_characters_refused_at_the_api(ctl, field, value):
+    ctl.secrets.append("limit-token-secret")
+    assert ctl.request("POST", "/exapp_storage/crlf", meta()).status == 204
+    before = stored_state(ctl)
+    r = ctl.request("POST", "/exapp_storage/crlf", meta(**{field: value}))
+    assert r.status == 400, r
+    assert f"{field}: must not contain control characters" in r.text, r.text
+    assert stored_state(ctl) == before
+
+
+@pytest.mark.parametrize("field", ["exapp_version", "host"])
+@pytest.mark.attack("12.11: CRLF in exapp-meta from Nextcloud")
+def test_control_characters_refused_at_exapp_meta_intake(make_gateway, field):
+    gw = make_gateway()
+    app = gw.nc.add_app("evilmeta", gw.backend.port, [{"url": "^/", "access_level": 0}])
+    app[field] = ("1.0" if field == "exapp_version" else "127.0.0.1") + "\r\nX-Evil: 1"
+    gw.ctl.secrets.append(app["exapp_token"])
+    for _ in range(2):
+        assert gw.get("/exapps/evilmeta/x").status == 404, "the app stays unknown"
+    wait_for(lambda: f"{field}: must not contain control characters" in gw.ctl.log(),
+             what="the reason logged")
+    assert gw.ctl.request("GET", "/api/v1/exapps/evilmeta").status == 404
+    assert not any("x-evil" in k.lower() or "X-Evil" in v
+                   for rec in gw.backend.requests for k, v in rec["headers"])
+    assert gw.get("/exapps/testapp/public/x").status == 200, "the other apps are served"
