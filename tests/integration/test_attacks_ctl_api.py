@@ -223,3 +223,39 @@ def test_control_characters_refused_at_exapp_meta_intake(make_gateway, field):
     assert not any("x-evil" in k.lower() or "X-Evil" in v
                    for rec in gw.backend.requests for k, v in rec["headers"])
     assert gw.get("/exapps/testapp/public/x").status == 200, "the other apps are served"
+
+
+# --- 12.17: the operator API through the public frontend ------------------------------------
+
+@pytest.mark.parametrize("method,path", [
+    ("GET", "/exapps/app_api/api/v1/exapps"), ("GET", "/exapps/app_api/api/v1/status"),
+    ("POST", "/exapps/app_api/api/v1/bans"), ("DELETE", "/exapps/app_api/api/v1/exapps/testapp"),
+    ("GET", "/exapps/app_api/%61pi/v1/exapps"), ("GET", "/exapps/app_api/api%2fv1/exapps"),
+    ("GET", "/exapps/app_api//api/v1/exapps"), ("GET", "/exapps/app_api/./api/v1/exapps"),
+    ("GET", "/exapps/app_api/api/v1/exapps?x=1"), ("GET", "/exapps/app_api/api/v1//exapps"),
+    ("GET", "/exapps/app_api/%2561pi/v1/exapps"), ("GET", "/exapps/App_Api/api/v1/exapps"),
+])
+@pytest.mark.attack("12.17: the operator API through the data plane with the shared key")
+def test_operator_api_is_refused_through_the_data_plane(gateway, method, path):
+    body = {"ip": "203.0.113.50", "seconds": 60} if method == "POST" else None
+    r = gateway.get(path, {"harp-shared-key": KEY, "harp-via-dataplane": "0"}
+                    if "bans" in path else {"harp-shared-key": KEY}, method=method, body=body)
+    assert r.status in (400, 403, 404), r
+    assert b'"exapps"' not in r.body and b"table_version" not in r.body
+    assert gateway.ctl.request("GET", "/api/v1/exapps/testapp").status == 200
+    assert gateway.ctl.request("GET", "/api/v1/bans").json()["bans"] == []
+    if path == "/exapps/app_api/api/v1/exapps":
+        assert r.status == 403 and "control address only" in r.text
+    # the same on the control address works
+    assert gateway.ctl.request("GET", "/api/v1/exapps").status == 200
+
+
+def test_harps_control_endpoints_still_work_through_the_data_plane(gateway):
+    assert gateway.get("/exapps/app_api/heartbeat", {"harp-shared-key": KEY}).status == 200
+    r = gateway.get("/exapps/app_api/exapp_storage/viadp", {"harp-shared-key": KEY},
+                    method="POST", body=meta())
+    gateway.ctl.secrets.append("limit-token-secret")
+    assert r.status == 204, r
+    assert gateway.get("/exapps/app_api/info", {"harp-shared-key": KEY}).status == 200
+    assert gateway.get("/exapps/app_api/exapp_storage/viadp", {"harp-shared-key": KEY},
+                       method="DELETE").status == 204
