@@ -259,3 +259,38 @@ def test_harps_control_endpoints_still_work_through_the_data_plane(gateway):
     assert gateway.get("/exapps/app_api/info", {"harp-shared-key": KEY}).status == 200
     assert gateway.get("/exapps/app_api/exapp_storage/viadp", {"harp-shared-key": KEY},
                        method="DELETE").status == 204
+
+
+# --- 12.18: a deleted database ---------------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["deleted", "emptied"])
+@pytest.mark.attack("12.18: a deleted harp.db silently starts empty")
+def test_a_lost_database_stops_the_start(ctl_factory, how):
+    from harness import run_ctl
+    ctl = ctl_factory().start()
+    ctl.secrets.append("limit-token-secret")
+    assert ctl.request("POST", "/exapp_storage/keep", meta()).status == 204
+    ctl.stop()
+    assert os.path.exists(os.path.join(ctl.state_dir, "initialised"))
+    db = os.path.join(ctl.state_dir, "harp.db")
+    for f in (db, db + "-wal", db + "-shm"):
+        if os.path.exists(f):
+            os.unlink(f)
+    if how == "emptied":
+        open(db, "w").close()
+    r = run_ctl(["serve"], ctl.env(), timeout=20)
+    assert r.returncode == 1, r
+    assert f"{db} is missing or empty" in r.stderr and "--allow-empty" in r.stderr, r.stderr
+    assert not os.path.exists(db) or os.path.getsize(db) == 0, "nothing created"
+    ctl.command = lambda: [__import__("harness").HARP_CTL, "serve", "--allow-empty"]
+    ctl.start()
+    assert "starting with an empty database (--allow-empty)" in ctl.log()
+    assert ctl.request("GET", "/api/v1/exapps").json()["exapps"] == []
+    ctl.stop()
+    ctl.command = lambda: [__import__("harness").HARP_CTL, "serve"]
+    ctl.start()  # the new database is there now: no flag needed
+
+
+def test_a_new_state_directory_starts_without_the_flag(ctl_factory):
+    ctl = ctl_factory().start()
+    assert ctl.request("GET", "/api/v1/exapps").status == 200
