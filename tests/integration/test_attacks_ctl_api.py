@@ -294,3 +294,46 @@ def test_a_lost_database_stops_the_start(ctl_factory, how):
 def test_a_new_state_directory_starts_without_the_flag(ctl_factory):
     ctl = ctl_factory().start()
     assert ctl.request("GET", "/api/v1/exapps").status == 200
+
+
+# --- 12.15: hostile key files ----------------------------------------------------------------
+
+def key_file_env(ctl, path):
+    env = ctl.env()
+    env.pop("HP_SHARED_KEY", None)
+    env["HP_SHARED_KEY_FILE"] = str(path)
+    return env
+
+
+@pytest.mark.parametrize("kind", ["nul", "fifo", "directory"])
+@pytest.mark.attack("12.15: a key file with a NUL, or a FIFO, as HP_SHARED_KEY_FILE")
+def test_hostile_key_files_stop_serve_with_a_message(ctl_factory, tmp_path, kind):
+    from harness import run_ctl
+    ctl = ctl_factory()
+    path = tmp_path / "key"
+    if kind == "nul":
+        path.write_bytes(b"a\x00" + KEY.encode() + b"\n")
+        path.chmod(0o600)
+        want = f"{path} has a NUL byte at offset 1"
+    elif kind == "fifo":
+        os.mkfifo(path, 0o600)
+        want = f"cannot read {path}: not a regular file"
+    else:
+        path.mkdir()
+        want = f"cannot read {path}: not a regular file"
+    r = run_ctl(["serve"], key_file_env(ctl, path), timeout=20)
+    assert r.returncode == 2, r
+    assert "HP_SHARED_KEY_FILE" in r.stderr and want in r.stderr, r.stderr
+    r = run_ctl(["config", "check"], key_file_env(ctl, path), timeout=20)
+    assert r.returncode == 2 and want in r.stderr, r.stderr
+
+
+@pytest.mark.attack("12.15: a world-readable key file goes unnoticed")
+def test_world_readable_key_file_is_warned_about(ctl_factory, tmp_path):
+    path = tmp_path / "key"
+    path.write_text(KEY + "\n")
+    path.chmod(0o644)
+    ctl = ctl_factory(env={"HP_SHARED_KEY": "__unset__", "HP_SHARED_KEY_FILE": str(path)})
+    ctl.start()
+    assert f"HP_SHARED_KEY_FILE: {path} has mode 0644: other users may read" in ctl.log()
+    assert ctl.request("GET", "/api/v1/exapps").status == 200, "the key works"
