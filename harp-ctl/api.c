@@ -194,6 +194,28 @@ key_ok(struct api *api, struct MHD_Connection *conn)
     return secret_equal(v, vlen, api->ctl->cfg.shared_key);
 }
 
+/* True for a request a data plane forwarded from its public frontend: it marks every one
+ * with API_VIA_DATAPLANE, whatever the client sent. */
+static bool
+via_dataplane(struct MHD_Connection *conn)
+{
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, API_VIA_DATAPLANE) != NULL;
+}
+
+/* The operator API (/api/v1/...) is served to direct clients of the control address only.
+ * Decided on the route the request resolves to, so no spelling of its path gets past. */
+static bool
+operator_only(const char *method, const char *url)
+{
+    const struct api_route *route;
+    const char *param;
+    char allow[64];
+
+    route = find_route(method, url, &param, allow, sizeof(allow));
+    return strncmp(url, "/api/", 5) == 0 ||
+           (route != NULL && strncmp(route->path, "/api/", 5) == 0);
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
            const char *version, const char *upload, size_t *upload_size, void **con_cls)
@@ -215,6 +237,12 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         if (!is_public(method, url) && !key_ok(api, conn)) {
             api_error(&resp, 401, NULL);
             log_info("api: %s %s 401 (missing or wrong harp-shared-key)", method, url);
+            return reply(conn, &resp, NULL);
+        }
+        if (via_dataplane(conn) && operator_only(method, url)) {
+            api_error(&resp, 403, "the operator API is served on the control address only, "
+                                  "not through a data plane");
+            log_warnx("api: %s %s 403 (operator API asked through a data plane)", method, url);
             return reply(conn, &resp, NULL);
         }
         if (cl != NULL && strtoull(cl, NULL, 10) > API_MAX_BODY) {

@@ -34,6 +34,9 @@ struct api_resp {
 
 typedef void (*api_handler_cb)(struct api_req *req, struct api_resp *resp);
 
+/* The header a data plane adds to every request it forwards to the control API. */
+#define API_VIA_DATAPLANE "harp-via-dataplane"
+
 struct api_route {
     const char *method;
     const char *path; /* exact, or a prefix when it ends with '/' and <param> is true */

@@ -56,6 +56,7 @@ on_storage_post(struct api_req *req, struct api_resp *resp)
     struct hp_err err;
     char id[EXAPP_ID_MAX + 1];
     json_t *body;
+    int rc;
 
     if (app_id_param(req, resp, id) == -1 || (body = api_body_json(req, resp)) == NULL) {
         return;
@@ -67,7 +68,11 @@ on_storage_post(struct api_req *req, struct api_resp *resp)
     }
     json_decref(body);
     memcpy(app.app_id, id, sizeof(id));
-    if (store_exapp_put(req->ctl->store, &app, &err) == -1) {
+    rc = store_exapp_put(req->ctl->store, &app, &err);
+    if (rc == -2) {
+        log_warnx("exapp: %s refused: %s", app.app_id, err.msg);
+        api_error(resp, 413, err.msg);
+    } else if (rc == -1) {
         api_error(resp, 500, "the ExApp could not be stored");
     } else {
         log_info("exapp: stored %s version=%s host=%s port=%u routes=%zu", app.app_id,

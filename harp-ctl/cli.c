@@ -64,11 +64,13 @@ static const char usage_main[] =
 
 static const char usage_serve[] =
     "usage: harp-ctl serve [--state-dir DIR] [--control HOST:PORT] [--log-level LEVEL]\n"
-    "                      [--nc-url URL] [--shared-key-file FILE]\n"
+    "                      [--nc-url URL] [--shared-key-file FILE] [--allow-empty]\n"
     "\n"
     "Runs the control plane: the REST API AppAPI calls (through a data plane) on\n"
     "HP_CONTROL_ADDRESS and the SQLite store in HP_STATE_DIR (created when missing).\n"
-    "Needs HP_SHARED_KEY or HP_SHARED_KEY_FILE, and NC_INSTANCE_URL. Stops on SIGTERM.\n";
+    "Needs HP_SHARED_KEY or HP_SHARED_KEY_FILE, and NC_INSTANCE_URL. Stops on SIGTERM.\n"
+    "Once it has run, a missing or empty HP_STATE_DIR/harp.db stops it at start unless\n"
+    "--allow-empty is given (a new, empty database is then created).\n";
 
 static const char usage_status[] =
     "usage: harp-ctl status [--json]\n"
@@ -365,6 +367,10 @@ parse_args(int argc, char **argv, struct cli_opts *o)
 
         if (strcmp(a, "--json") == 0) {
             o->json = true;
+            continue;
+        }
+        if (strcmp(a, "--allow-empty") == 0) {
+            o->allow_empty = true;
             continue;
         }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {

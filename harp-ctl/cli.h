@@ -30,6 +30,7 @@ struct cli_opts {
     const char *server;          /* engine add/frpc --server */
     bool json;
     bool help;
+    bool allow_empty; /* serve --allow-empty */
     const char *args[CLI_MAX_ARGS];
     int nargs;
 };

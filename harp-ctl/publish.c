@@ -130,17 +130,19 @@ update_dp_info(struct publish *pub)
     pthread_mutex_unlock(&pub->mtx);
 }
 
-void
+int
 pub_send(struct link *l, json_t *msg)
 {
     size_t n;
     char *f = frame_encode(msg, &n);
 
-    json_decref(msg);
     if (f == NULL) {
-        log_warnx("publish: message for %s exceeds the frame limit; dropped", l->dp_id);
-        return;
+        log_errorx("publish: a %s message for %s exceeds the %u-byte frame limit; not sent",
+                   json_string_value(json_object_get(msg, "type")), l->dp_id, FRAME_MAX);
+        json_decref(msg);
+        return -1;
     }
+    json_decref(msg);
     if (l->out_off > 0 && l->out_off == l->out_len) {
         l->out_off = l->out_len = 0;
     }
@@ -148,6 +150,7 @@ pub_send(struct link *l, json_t *msg)
     memcpy(l->out + l->out_len, f, n);
     l->out_len += n;
     free(f);
+    return 0;
 }
 
 struct link *
@@ -204,8 +207,9 @@ send_snapshot(struct publish *pub, struct link *l)
     json_object_set_new(m, "version", json_integer(pub->version));
     json_object_set_new(m, "exapps", table_array(pub->table));
     json_object_set_new(m, "settings", json_object());
-    pub_send(l, m);
-    l->sent_version = pub->version;
+    if (pub_send(l, m) == 0) {
+        l->sent_version = pub->version; /* never for a snapshot that was not sent */
+    }
 }
 
 /* Reads the store and pushes what changed. */
@@ -260,8 +264,9 @@ publish_changes(struct publish *pub)
             json_object_set_new(m, "version", json_integer(version));
             json_object_set(m, "upserts", upserts);
             json_object_set(m, "deletes", deletes);
-            pub_send(l, m);
-            l->sent_version = version;
+            if (pub_send(l, m) == 0) {
+                l->sent_version = version;
+            }
         }
     }
     log_info("publish: table version %lld (%zu upserts, %zu deletes)", (long long)version,

@@ -147,8 +147,8 @@ double pub_now_mono(void);
 double pub_now_wall(void);
 /* Wakes the thread. Any thread. */
 void pub_wake(struct publish *pub);
-/* Queues <msg> (stolen) on <l>. */
-void pub_send(struct link *l, json_t *msg);
+/* Queues <msg> (stolen) on <l>: 0, or -1 (logged) when it exceeds the frame limit. */
+int pub_send(struct link *l, json_t *msg);
 /* The live link with <serial>, or NULL once it closed. */
 struct link *pub_link(struct publish *pub, uint64_t serial);
 /* Adds a data plane's request to the waiters of a look-up. */

@@ -84,7 +84,7 @@ lookup_worker(void *arg, bool cancelled)
     } else if (result == 1) {
         if (store_exapp_removed(pub->ctl->store, lk->app_id)) {
             result = 0; /* removed while we asked */
-        } else if (store_exapp_put(pub->ctl->store, &app, &err) == -1) {
+        } else if (store_exapp_put(pub->ctl->store, &app, &err) < 0) {
             result = -1;
         } else {
             pub->changed = true;

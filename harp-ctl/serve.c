@@ -69,6 +69,57 @@ lock_state_dir(const char *dir)
     return fd; /* kept open: the lock lives as long as the process */
 }
 
+/* Written into the state directory after the first successful start. */
+#define INIT_MARKER "initialised"
+
+/* -1 when harp ran in <dir> before (INIT_MARKER) and its database is gone or empty: starting
+ * would silently serve an empty table. --allow-empty starts anew. */
+static int
+check_database(const char *dir, bool allow_empty)
+{
+    char *db = xasprintf("%s/harp.db", dir), *mark = xasprintf("%s/%s", dir, INIT_MARKER);
+    struct stat sb;
+    bool lost;
+    int rc = 0;
+
+    lost = stat(db, &sb) == -1 ? errno == ENOENT : sb.st_size == 0;
+    if (lost && access(mark, F_OK) == 0) {
+        if (allow_empty) {
+            log_warnx("serve: %s is missing or empty: starting with an empty database "
+                      "(--allow-empty)", db);
+        } else {
+            log_errorx("serve: %s is missing or empty, but harp-ctl ran with this state "
+                       "directory before (%s exists): refusing to start with an empty database. "
+                       "Restore harp.db (and harp.db-wal) from a backup, or start with "
+                       "--allow-empty to begin anew",
+                       db, mark);
+            rc = -1;
+        }
+    }
+    free(db);
+    free(mark);
+    return rc;
+}
+
+/* Marks <dir> as one harp-ctl has run with (check_database). */
+static void
+mark_initialised(const char *dir)
+{
+    static const char text[] = "harp-ctl ran with this state directory; see harp-ctl serve "
+                               "--help\n";
+    char *mark = xasprintf("%s/%s", dir, INIT_MARKER);
+    int fd;
+
+    if (access(mark, F_OK) == -1 &&
+        (fd = open(mark, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) != -1) {
+        if (write(fd, text, sizeof(text) - 1) != (ssize_t)sizeof(text) - 1 || fsync(fd) == -1) {
+            log_warn("serve: %s", mark);
+        }
+        close(fd);
+    }
+    free(mark);
+}
+
 void
 serve_log_config(const struct hp_config *cfg)
 {
@@ -114,6 +165,11 @@ serve_main(struct cli_opts *opts)
         env_free(&ctl.cfg);
         return 1;
     }
+    if (check_database(ctl.cfg.state_dir, opts->allow_empty) == -1) {
+        env_free(&ctl.cfg);
+        close(lockfd);
+        return 1;
+    }
     dbpath = xasprintf("%s/harp.db", ctl.cfg.state_dir);
     ctl.store = store_open(dbpath, &err);
     free(dbpath);
@@ -156,6 +212,7 @@ serve_main(struct cli_opts *opts)
         env_free(&ctl.cfg);
         return 1;
     }
+    mark_initialised(ctl.cfg.state_dir);
     log_notice("serve: control API listening on %s, data planes on %s, state in %s "
                "(schema %d, %zu ExApps)",
                ctl.cfg.control_address, ctl.cfg.ctl_socket, ctl.cfg.state_dir,

@@ -96,6 +96,7 @@ store_open(const char *path, struct hp_err *err)
     int fd;
 
     st->path = xstrdup(path);
+    st->table_bytes = -1;
     pthread_mutex_init(&st->mtx, NULL);
     /* Create it 0600 before SQLite does, whatever the umask. */
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);

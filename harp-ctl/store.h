@@ -18,6 +18,10 @@ struct store {
     sqlite3 *db;
     pthread_mutex_t mtx;
     char *path;
+    /* The published table's size: the sum of exapp_record_size() over the apps, and their
+     * number; read at the first write of an app, -1 until then and after a delete. */
+    int64_t table_bytes;
+    size_t table_apps;
 };
 
 struct store *store_open(const char *path, struct hp_err *err);
@@ -27,14 +31,17 @@ int store_schema_version(struct store *st);
 int64_t store_table_version(struct store *st);
 
 /* Inserts or replaces <app> (keyed by app->app_id) with its routes, in one transaction that is
- * durable when this returns 0. Sets created_at/updated_at. -1 with <err> on failure. */
+ * durable when this returns 0. Sets created_at/updated_at. -1 with <err> on a database failure;
+ * -2 with <err> when the app does not fit the published table (EXAPP_MAX_RECORD,
+ * EXAPP_MAX_APPS, EXAPP_MAX_TABLE): nothing is stored then. */
 int store_exapp_put(struct store *st, struct exapp *app, struct hp_err *err);
 /* 1 and fills <app> when found, 0 when absent, -1 on error. */
 int store_exapp_get(struct store *st, const char *app_id, struct exapp *app, struct hp_err *err);
 /* All ExApps ordered by id; *<apps> freed with store_exapp_list_free(). -1 on error. */
 int store_exapp_list(struct store *st, struct exapp **apps, size_t *n, struct hp_err *err);
 void store_exapp_list_free(struct exapp *apps, size_t n);
-/* All ExApps and the table version they make up, read together. */
+/* All ExApps and the table version they make up, read together. A stored app a data plane
+ * would refuse (stored before a check existed) is left out, with a warning. */
 int store_exapp_snapshot(struct store *st, struct exapp **apps, size_t *n, int64_t *version,
                          struct hp_err *err);
 /* True when <app_id> was removed by DELETE and not registered again since. */

@@ -18,6 +18,10 @@ fail_db(struct store *st, struct hp_err *err, const char *what)
     return -1;
 }
 
+static int list_locked(struct store *st, struct exapp **apps, size_t *n, struct hp_err *err);
+static int get_locked(struct store *st, const char *app_id, struct exapp *app,
+                      struct hp_err *err);
+
 static int
 bump_version(struct store *st)
 {
@@ -79,17 +83,85 @@ out:
     return rc;
 }
 
+/* Reads the size of the published table into st->table_bytes and st->table_apps, once. */
+static int
+table_size_locked(struct store *st, struct hp_err *err)
+{
+    struct exapp *apps;
+    size_t n, i;
+    int64_t sum = 0;
+
+    if (st->table_bytes >= 0) {
+        return 0;
+    }
+    if (list_locked(st, &apps, &n, err) == -1) {
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        sum += (int64_t)exapp_record_size(&apps[i]);
+    }
+    store_exapp_list_free(apps, n);
+    st->table_bytes = sum;
+    st->table_apps = n;
+    return 0;
+}
+
+/* 0 when <app> (its timestamps set) may replace the record of <old_size> bytes (0: a new app)
+ * in the published table; -1 with <err> when it does not fit. *<total> is the new size. */
+static int
+check_fits(struct store *st, const struct exapp *app, size_t old_size, int64_t *total,
+           struct hp_err *err)
+{
+    size_t size = exapp_record_size(app);
+
+    if (old_size == 0 && st->table_apps >= EXAPP_MAX_APPS) {
+        err_set(err, "the routing table already holds %zu ExApps, the most allowed; nothing stored",
+                st->table_apps);
+        return -1;
+    }
+    if (size > EXAPP_MAX_RECORD) {
+        err_set(err, "the ExApp's record is %zu bytes as published, more than the %u allowed; "
+                     "nothing stored", size, EXAPP_MAX_RECORD);
+        return -1;
+    }
+    *total = st->table_bytes - (int64_t)old_size + (int64_t)size;
+    /* a table already over the limit (stored by an older harp) may still shrink */
+    if (*total > (int64_t)EXAPP_MAX_TABLE && *total > st->table_bytes) {
+        err_set(err, "the routing table would be %lld bytes, more than the %u allowed; "
+                     "nothing stored", (long long)*total, EXAPP_MAX_TABLE);
+        return -1;
+    }
+    return 0;
+}
+
 int
 store_exapp_put(struct store *st, struct exapp *app, struct hp_err *err)
 {
     sqlite3_stmt *s = NULL;
-    int64_t now = (int64_t)time(NULL);
-    int rc = -1;
+    int64_t now = (int64_t)time(NULL), total;
+    struct exapp old;
+    size_t old_size = 0;
+    int rc = -1, found;
 
     pthread_mutex_lock(&st->mtx);
     if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
         fail_db(st, err, "begin");
         goto out;
+    }
+    if (table_size_locked(st, err) == -1 ||
+        (found = get_locked(st, app->app_id, &old, err)) == -1) {
+        goto rollback;
+    }
+    app->created_at = now;
+    if (found) {
+        old_size = exapp_record_size(&old);
+        app->created_at = old.created_at;
+        exapp_free(&old);
+    }
+    app->updated_at = now;
+    if (check_fits(st, app, old_size, &total, err) == -1) {
+        rc = -2;
+        goto rollback;
     }
     if (sqlite3_prepare_v2(st->db,
                            "INSERT INTO exapps (app_id, token, version, host, port, "
@@ -132,6 +204,8 @@ store_exapp_put(struct store *st, struct exapp *app, struct hp_err *err)
         fail_db(st, err, "commit");
         goto rollback;
     }
+    st->table_bytes = total;
+    st->table_apps += found ? 0 : 1;
     rc = 0;
     goto out;
 rollback:
@@ -227,13 +301,13 @@ row_to_exapp(sqlite3_stmt *s, struct exapp *a)
     "SELECT app_id, token, version, host, port, resolved_host, created_at, updated_at "           \
     "FROM exapps "
 
-int
-store_exapp_get(struct store *st, const char *app_id, struct exapp *app, struct hp_err *err)
+/* 1 and fills <app> when found, 0 when absent, -1 with <err>; the caller holds mtx. */
+static int
+get_locked(struct store *st, const char *app_id, struct exapp *app, struct hp_err *err)
 {
     sqlite3_stmt *s = NULL;
     int rc = -1, step;
 
-    pthread_mutex_lock(&st->mtx);
     if (sqlite3_prepare_v2(st->db, SELECT_EXAPP "WHERE app_id = ?1", -1, &s, NULL) != SQLITE_OK) {
         fail_db(st, err, "read exapp");
         goto out;
@@ -257,6 +331,16 @@ store_exapp_get(struct store *st, const char *app_id, struct exapp *app, struct 
     rc = 1;
 out:
     sqlite3_finalize(s);
+    return rc;
+}
+
+int
+store_exapp_get(struct store *st, const char *app_id, struct exapp *app, struct hp_err *err)
+{
+    int rc;
+
+    pthread_mutex_lock(&st->mtx);
+    rc = get_locked(st, app_id, app, err);
     pthread_mutex_unlock(&st->mtx);
     return rc;
 }
@@ -301,6 +385,33 @@ store_exapp_list(struct store *st, struct exapp **apps, size_t *n, struct hp_err
     return rc;
 }
 
+/* Leaves out the apps whose record a data plane would refuse (which would cost it the whole
+ * table): records stored before a check of exapp_from_json() existed. */
+static void
+drop_unpublishable(struct exapp *apps, size_t *n)
+{
+    struct exapp again;
+    struct hp_err e;
+    size_t i, kept = 0;
+    json_t *j;
+    int rc;
+
+    for (i = 0; i < *n; i++) {
+        j = exapp_to_json(&apps[i], true);
+        rc = exapp_from_json(j, &again, &e);
+        json_decref(j);
+        if (rc == 0) {
+            exapp_free(&again);
+            apps[kept++] = apps[i];
+            continue;
+        }
+        log_warnx("store: ExApp %s is not published: %s; register it again or remove it",
+                  apps[i].app_id, e.msg);
+        exapp_free(&apps[i]);
+    }
+    *n = kept;
+}
+
 int
 store_exapp_snapshot(struct store *st, struct exapp **apps, size_t *n, int64_t *version,
                      struct hp_err *err)
@@ -310,6 +421,9 @@ store_exapp_snapshot(struct store *st, struct exapp **apps, size_t *n, int64_t *
 
     pthread_mutex_lock(&st->mtx);
     rc = list_locked(st, apps, n, err);
+    if (rc == 0) {
+        drop_unpublishable(*apps, n);
+    }
     *version = -1;
     if (rc == 0 && sqlite3_prepare_v2(st->db, "SELECT version FROM table_state WHERE id = 1", -1,
                                       &s, NULL) == SQLITE_OK) {
@@ -382,6 +496,7 @@ store_exapp_delete(struct store *st, const char *app_id, struct hp_err *err)
         rc = -1;
         goto rollback;
     }
+    st->table_bytes = -1; /* read again at the next write */
     goto out;
 rollback:
     sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);

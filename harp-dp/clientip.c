@@ -5,59 +5,70 @@
 
 #include "clientip.h"
 
-/* The entries of every X-Forwarded-For line, left to right; returns how many (at most max). */
-static size_t
-xff_entries(const struct http1_head *h, struct span *e, size_t max)
+/* Walks the entries of every X-Forwarded-For line from the right: the last line's last entry
+ * first. Nothing is copied, so no count of entries limits which ones are seen. */
+struct xff_walk {
+    const struct http1_head *h;
+    size_t line; /* headers[line - 1] is the line being walked; 0: done */
+    size_t pos;  /* the entries of that line left of pos are still to come */
+    bool in_line;
+};
+
+static bool
+xff_prev(struct xff_walk *w, struct span *out)
 {
-    size_t i, j, n = 0, start, end;
+    size_t start, end;
+    const char *p;
 
-    for (i = 0; i < h->nheaders; i++) {
-        struct span v = h->headers[i].value;
-
-        if (!span_ieq(h->headers[i].name, "x-forwarded-for")) {
-            continue;
+    while (!w->in_line) {
+        if (w->line == 0) {
+            return false;
         }
-        for (j = 0; j <= v.n; j++) {
-            if (j < v.n && v.p[j] != ',') {
-                continue;
-            }
-            start = j;
-            while (start > 0 && v.p[start - 1] != ',') {
-                start--;
-            }
-            end = j;
-            while (start < end && (v.p[start] == ' ' || v.p[start] == '\t')) {
-                start++;
-            }
-            while (end > start && (v.p[end - 1] == ' ' || v.p[end - 1] == '\t')) {
-                end--;
-            }
-            if (n < max) {
-                e[n++] = (struct span){v.p + start, end - start};
-            }
+        w->line--;
+        if (span_ieq(w->h->headers[w->line].name, "x-forwarded-for")) {
+            w->pos = w->h->headers[w->line].value.n;
+            w->in_line = true;
         }
     }
-    return n;
+    p = w->h->headers[w->line].value.p;
+    end = w->pos;
+    start = end;
+    while (start > 0 && p[start - 1] != ',') {
+        start--;
+    }
+    if (start == 0) {
+        w->in_line = false; /* the line's left-most entry */
+    } else {
+        w->pos = start - 1;
+    }
+    while (start < end && (p[start] == ' ' || p[start] == '\t')) {
+        start++;
+    }
+    while (end > start && (p[end - 1] == ' ' || p[end - 1] == '\t')) {
+        end--;
+    }
+    *out = (struct span){p + start, end - start};
+    return true;
 }
 
 void
 clientip_get(const struct cidr_list *trusted, const struct ipaddr *peer,
              const struct http1_head *h, struct ipaddr *out)
 {
-    struct span e[64];
+    struct xff_walk w = {h, h->nheaders, 0, false};
+    struct span e;
     struct ipaddr ip, last_trusted;
     const struct span *real;
-    size_t n, i;
-    bool any = false;
+    bool any = false, garbage = false;
 
     *out = *peer;
     if (trusted->n == 0 || !cidr_list_contains(trusted, peer)) {
         return;
     }
-    n = xff_entries(h, e, sizeof(e) / sizeof(e[0]));
-    for (i = n; i-- > 0;) {
-        if (!ip_parse(e[i].p, e[i].n, &ip)) {
-            break; /* what lies left of garbage cannot be trusted */
+    while (xff_prev(&w, &e)) {
+        if (!ip_parse(e.p, e.n, &ip)) {
+            garbage = true; /* what lies left of garbage cannot be trusted */
+            break;
         }
         if (!cidr_list_contains(trusted, &ip)) {
             *out = ip;
@@ -66,7 +77,7 @@ clientip_get(const struct cidr_list *trusted, const struct ipaddr *peer,
         last_trusted = ip;
         any = true;
     }
-    if (any && i == (size_t)-1) {
+    if (any && !garbage) {
         *out = last_trusted; /* the whole chain is trusted: the left-most sent it */
         return;
     }

@@ -624,6 +624,8 @@ queue_head(struct conn *c, const struct decision *d)
         hputs("\r\nAUTHORIZATION-APP-API: ");
         hputs(d->auth);
         hputs("\r\nAA-VERSION: 32\r\n");
+    } else if (c->dest == DEST_CONTROL) {
+        hputs("harp-via-dataplane: 1\r\n"); /* harp-ctl serves it no operator API */
     }
     hputs("\r\n");
     assert(head_len <= sizeof(head_buf));

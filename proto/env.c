@@ -350,16 +350,20 @@ parse_var(struct hp_config *cfg, const struct var *var, char *v, struct hp_err *
     return -1;
 }
 
+/* Reads the key file: a regular file (a FIFO or device is refused without blocking on it),
+ * at most ENV_KEY_FILE_MAX bytes, no NUL byte (which would cut the key short); trailing
+ * newlines dropped. Warns when other users may read or write it. */
 static int
-read_key_file(const char *path, char **out, struct hp_err *err)
+read_key_file(struct hp_config *cfg, const char *path, char **out, struct hp_err *err)
 {
     char buf[ENV_KEY_FILE_MAX + 1];
+    const char *nul;
     struct stat st;
     ssize_t n;
     size_t len = 0;
     int fd;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd == -1 || fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
         err_set(err, "HP_SHARED_KEY_FILE: cannot read %s: %s", path,
                 fd == -1 ? strerror(errno) : "not a regular file");
@@ -368,6 +372,10 @@ read_key_file(const char *path, char **out, struct hp_err *err)
         }
         return -1;
     }
+    if ((st.st_mode & (S_IRWXO | S_IWGRP)) != 0) {
+        warn(cfg, "HP_SHARED_KEY_FILE: %s has mode %04o: other users may read or change the "
+                  "key (chmod 600 it)", path, (unsigned)(st.st_mode & 07777));
+    }
     while (len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) > 0) {
         len += (size_t)n;
     }
@@ -375,6 +383,12 @@ read_key_file(const char *path, char **out, struct hp_err *err)
     if (len > ENV_KEY_FILE_MAX) {
         secret_wipe(buf, sizeof(buf));
         err_set(err, "HP_SHARED_KEY_FILE: %s is larger than %d bytes", path, ENV_KEY_FILE_MAX);
+        return -1;
+    }
+    if ((nul = memchr(buf, '\0', len)) != NULL) {
+        secret_wipe(buf, sizeof(buf));
+        err_set(err, "HP_SHARED_KEY_FILE: %s has a NUL byte at offset %zu: the key must be text",
+                path, (size_t)(nul - buf));
         return -1;
     }
     /* As the shell's command substitution does: all trailing newlines go, nothing else. */
@@ -413,7 +427,7 @@ load_shared_key(struct hp_config *cfg, enum env_scope scope, env_lookup_cb looku
     }
     if (file != NULL) {
         name = "HP_SHARED_KEY_FILE";
-        if (read_key_file(file, &k, err) == -1) {
+        if (read_key_file(cfg, file, &k, err) == -1) {
             return -1;
         }
         cfg->shared_key_file = xstrdup(file);

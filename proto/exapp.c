@@ -82,6 +82,18 @@ lax_int(const json_t *v, long long *out)
     return -1;
 }
 
+/* The first control character (C0 or DEL) of <s>, or NULL. */
+static const char *
+find_ctl(const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
 static int
 get_string(const json_t *obj, const char *key, const char *field, size_t max, bool required,
            bool nonempty, char **out, struct hp_err *err)
@@ -170,6 +182,7 @@ int
 exapp_from_json(const json_t *body, struct exapp *app, struct hp_err *err)
 {
     const json_t *port, *routes, *r;
+    const char *c;
     long long n;
     size_t i;
 
@@ -186,6 +199,17 @@ exapp_from_json(const json_t *body, struct exapp *app, struct hp_err *err)
         get_string(body, "resolved_host", "resolved_host", MAX_HOST, false, false,
                    &app->resolved_host, err) == -1) {
         goto fail;
+    }
+    /* written into request heads and logs: no CR, LF or other control characters */
+    for (i = 0; i < 3; i++) {
+        const char *const names[] = {"exapp_version", "host", "resolved_host"};
+        const char *const vals[] = {app->version, app->host, app->resolved_host};
+
+        if ((c = find_ctl(vals[i])) != NULL) {
+            err_set(err, "%s: must not contain control characters (0x%02x at byte %zu)",
+                    names[i], (unsigned char)*c, (size_t)(c - vals[i]));
+            goto fail;
+        }
     }
     port = json_object_get(body, "port");
     if (port == NULL) {
@@ -206,7 +230,8 @@ exapp_from_json(const json_t *body, struct exapp *app, struct hp_err *err)
         goto fail;
     }
     if (json_array_size(routes) > EXAPP_MAX_ROUTES) {
-        err_set(err, "routes: more than %d routes", EXAPP_MAX_ROUTES);
+        err_set(err, "routes: %zu routes, more than the %d allowed", json_array_size(routes),
+                EXAPP_MAX_ROUTES);
         goto fail;
     }
     app->routes = xcalloc(json_array_size(routes), sizeof(*app->routes));
@@ -233,6 +258,16 @@ exapp_bruteforce_json(const struct exapp_route *route)
         json_array_append_new(a, json_integer(route->bruteforce[i]));
     }
     return a;
+}
+
+size_t
+exapp_record_size(const struct exapp *app)
+{
+    json_t *o = exapp_to_json(app, true);
+    size_t n = json_dumpb(o, NULL, 0, JSON_COMPACT);
+
+    json_decref(o);
+    return n;
 }
 
 json_t *

@@ -11,8 +11,14 @@
 #include "err.h"
 
 #define EXAPP_ID_MAX 255
-#define EXAPP_MAX_ROUTES 1000
+#define EXAPP_MAX_ROUTES 256
 #define EXAPP_MAX_BF 100
+/* What the published routing table may hold (docs/api.md, "Limits"): one app's record as it
+ * is published (compact JSON with its token), the number of apps, and the records together.
+ * A snapshot is the records plus < 1 KiB, so it stays well under the 16 MiB frame limit. */
+#define EXAPP_MAX_RECORD (64u * 1024)
+#define EXAPP_MAX_APPS 1000
+#define EXAPP_MAX_TABLE (12u * 1024 * 1024)
 
 enum access_level { ACCESS_PUBLIC = 0, ACCESS_USER = 1, ACCESS_ADMIN = 2 };
 
@@ -39,9 +45,13 @@ struct exapp {
 /* Checks <raw> as an app id and writes its lower-case form to <out>. 0, or -1 with <err>. */
 int exapp_id_normalise(const char *raw, char out[EXAPP_ID_MAX + 1], struct hp_err *err);
 /* Validates an exapp_storage body (pydantic "lax" rules of HaRP: unknown keys ignored, numeric
- * strings taken for integers). On success fills <app> (app_id left as is); on failure <app> is
+ * strings taken for integers), or an exapp-meta answer of Nextcloud. Stricter than HaRP: at
+ * most EXAPP_MAX_ROUTES routes, and no control characters in exapp_version, host and
+ * resolved_host (they are written into request heads). On success fills <app> (app_id left as is); on failure <app> is
  * left empty and <err> names the field. */
 int exapp_from_json(const json_t *body, struct exapp *app, struct hp_err *err);
+/* The bytes of <app>'s published record: exapp_to_json(app, true) in compact JSON. */
+size_t exapp_record_size(const struct exapp *app);
 /* A new JSON object; the token is included only when <with_token>. */
 json_t *exapp_to_json(const struct exapp *app, bool with_token);
 json_t *exapp_bruteforce_json(const struct exapp_route *route);

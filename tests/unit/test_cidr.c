@@ -60,7 +60,7 @@ static void
 check(const struct cidr_list *l, const char *peer, const char *headers, const char *want,
       const char *what)
 {
-    char buf[1024], got[IP_STR_MAX];
+    char buf[8192], got[IP_STR_MAX];
     struct http1_head h;
     struct ipaddr p = ip(peer), out;
 
@@ -95,10 +95,48 @@ test_clientip(void)
     check(&l, "10.0.0.2", "X-Forwarded-For: 1.1.1.1\r\n", "10.0.0.2", "no trusted proxies");
 }
 
+/* However many entries a client forges, the right-most ones decide (issue 12.5). */
+static void
+test_clientip_many(void)
+{
+    struct cidr_list l;
+    char hdr[4096];
+    size_t n = 0;
+    int i;
+
+    cidr_list_parse("10.0.0.0/8", &l);
+    n += (size_t)snprintf(hdr + n, sizeof(hdr) - n, "X-Forwarded-For: ");
+    for (i = 0; i < 100; i++) {
+        n += (size_t)snprintf(hdr + n, sizeof(hdr) - n, "6.6.%d.%d, ", i / 250, i % 250 + 1);
+    }
+    snprintf(hdr + n, sizeof(hdr) - n, "198.51.100.7\r\n");
+    check(&l, "10.0.0.2", hdr, "198.51.100.7", "101 entries: the right-most, not the 64th");
+
+    n = 0;
+    for (i = 0; i < 80; i++) {
+        n += (size_t)snprintf(hdr + n, sizeof(hdr) - n, "X-Forwarded-For: 6.6.6.%d\r\n", i + 1);
+    }
+    snprintf(hdr + n, sizeof(hdr) - n, "X-Forwarded-For: 198.51.100.8, 10.9.9.9\r\n");
+    check(&l, "10.0.0.2", hdr, "198.51.100.8", "81 lines: the last line decides");
+
+    n = 0;
+    n += (size_t)snprintf(hdr + n, sizeof(hdr) - n, "X-Forwarded-For: 198.51.100.9");
+    for (i = 0; i < 100; i++) {
+        n += (size_t)snprintf(hdr + n, sizeof(hdr) - n, ", 10.0.%d.%d", i / 250, i % 250 + 1);
+    }
+    snprintf(hdr + n, sizeof(hdr) - n, "\r\n");
+    check(&l, "10.0.0.2", hdr, "198.51.100.9", "100 trusted hops walked past");
+    check(&l, "10.0.0.2", "X-Forwarded-For: 6.6.6.6,\r\nX-Real-IP: 198.51.100.9\r\n",
+          "198.51.100.9", "an empty right-most entry is garbage");
+    check(&l, "10.0.0.2", "X-Forwarded-For:\r\nX-Forwarded-For: 198.51.100.4\r\n",
+          "198.51.100.4", "an empty line after is still walked from the right");
+}
+
 int
 main(void)
 {
     test_list();
     test_clientip();
+    test_clientip_many();
     return tap_done();
 }

@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "env.h"
@@ -176,6 +177,59 @@ test_shared_key(void)
     unlink(path);
 }
 
+/* Key files that cut the key short, block the start, or are open to other users (issue
+ * 12.15). */
+static void
+test_key_file_hazards(void)
+{
+    char dir[] = "/tmp/harp-test-keys-XXXXXX", path[64], fifo[64];
+    struct kv file[] = {{"HP_SHARED_KEY_FILE", path}, {"NC_INSTANCE_URL", "http://n"},
+                        {NULL, NULL}};
+    struct kv pipe[] = {{"HP_SHARED_KEY_FILE", fifo}, {"NC_INSTANCE_URL", "http://n"},
+                        {NULL, NULL}};
+    struct hp_config cfg;
+    struct hp_err err;
+    int fd, rc;
+
+    OK(mkdtemp(dir) != NULL, "temp dir");
+    snprintf(path, sizeof(path), "%s/key", dir);
+    snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    OK(write(fd, "abc\0defghij\n", 12) == 12, "a key file with a NUL written");
+    close(fd);
+    IS_INT(load(&cfg, file, &err), -1, "a NUL byte is refused, not a key cut short");
+    OK(strstr(err.msg, "HP_SHARED_KEY_FILE") && strstr(err.msg, "NUL byte at offset 3"),
+       "saying where: %s", err.msg);
+
+    OK(mkfifo(fifo, 0600) == 0, "a FIFO");
+    alarm(20); /* a blocking open would otherwise hang here for good */
+    rc = load(&cfg, pipe, &err);
+    alarm(0);
+    IS_INT(rc, -1, "a FIFO is refused without blocking");
+    OK(strstr(err.msg, "not a regular file") != NULL, "saying why: %s", err.msg);
+
+    fd = open(path, O_WRONLY | O_TRUNC);
+    OK(write(fd, "filekey\n", 8) == 8, "a plain key file");
+    close(fd);
+    chmod(path, 0644);
+    IS_INT(load(&cfg, file, &err), 0, "a world-readable key file loads");
+    IS_INT(cfg.nwarnings, 1, "with a warning");
+    OK(cfg.nwarnings == 1 && strstr(cfg.warnings[0], path) && strstr(cfg.warnings[0], "0644"),
+       "naming the file and its mode");
+    env_free(&cfg);
+    chmod(path, 0620);
+    IS_INT(load(&cfg, file, &err), 0, "a group-writable key file loads");
+    IS_INT(cfg.nwarnings, 1, "with a warning");
+    env_free(&cfg);
+    chmod(path, 0640);
+    IS_INT(load(&cfg, file, &err), 0, "a key file readable by its group loads");
+    IS_INT(cfg.nwarnings, 0, "without a warning");
+    env_free(&cfg);
+    unlink(path);
+    unlink(fifo);
+    rmdir(dir);
+}
+
 static void
 test_values(void)
 {
@@ -299,6 +353,7 @@ main(void)
     test_defaults();
     test_nc_url();
     test_shared_key();
+    test_key_file_hazards();
     test_values();
     test_hostport();
     test_client_scope();

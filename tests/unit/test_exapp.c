@@ -153,6 +153,54 @@ test_rejects(void)
     bad("{" GOOD_HEAD ", \"port\": 1, \"resolved_host\": 5}", "resolved_host");
 }
 
+/* Control characters in what is written into request heads (issue 12.11). */
+static void
+test_control_characters(void)
+{
+    struct exapp app;
+    struct hp_err err;
+
+    bad("{\"exapp_token\": \"t\", \"exapp_version\": \"1.0\\r\\nX-Evil: 1\", \"host\": \"h\", "
+        "\"port\": 1}",
+        "exapp_version: must not contain control characters (0x0d at byte 3)");
+    bad("{\"exapp_token\": \"t\", \"exapp_version\": \"1\\u007f\", \"host\": \"h\", \"port\": 1}",
+        "exapp_version");
+    bad("{\"exapp_token\": \"t\", \"exapp_version\": \"1\", \"host\": \"h\\nX-Evil: 1\", "
+        "\"port\": 1}",
+        "host: must not contain control characters");
+    bad("{" GOOD_HEAD ", \"port\": 1, \"resolved_host\": \"10.0.0.1\\t\"}", "resolved_host");
+    IS_INT(parse("{\"exapp_token\": \"t\\r\\n\", \"exapp_version\": \"1.0-\u00e9 b\", "
+                 "\"host\": \"h\", \"port\": 1, \"routes\": [{\"url\": \"\\n^/x\", "
+                 "\"access_level\": 0}]}",
+                 &app, &err),
+           0, "spaces and UTF-8 in the version, controls in the token and a route are kept");
+    exapp_free(&app);
+}
+
+/* Routes per app: EXAPP_MAX_ROUTES, one more is refused (issue 12.6). */
+static void
+test_route_limit(void)
+{
+    json_t *body = json_pack("{s:s,s:s,s:s,s:i}", "exapp_token", "t", "exapp_version", "1",
+                             "host", "h", "port", 1);
+    json_t *routes = json_array();
+    struct exapp app;
+    struct hp_err err;
+    int i;
+
+    for (i = 0; i < EXAPP_MAX_ROUTES; i++) {
+        json_array_append_new(routes, json_pack("{s:s,s:i}", "url", "^/r", "access_level", 0));
+    }
+    json_object_set_new(body, "routes", routes);
+    IS_INT(exapp_from_json(body, &app, &err), 0, "%d routes are accepted", EXAPP_MAX_ROUTES);
+    OK(exapp_record_size(&app) < EXAPP_MAX_RECORD, "and fit a record");
+    exapp_free(&app);
+    json_array_append_new(routes, json_pack("{s:s,s:i}", "url", "^/r", "access_level", 0));
+    IS_INT(exapp_from_json(body, &app, &err), -1, "one more is refused");
+    IS_STR(err.msg, "routes: 257 routes, more than the 256 allowed", "naming the limit");
+    json_decref(body);
+}
+
 static void
 test_ids(void)
 {
@@ -178,6 +226,8 @@ main(void)
     test_capture();
     test_lax();
     test_rejects();
+    test_control_characters();
+    test_route_limit();
     test_ids();
     return tap_done();
 }

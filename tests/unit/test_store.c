@@ -35,6 +35,102 @@ make_app(struct exapp *a, const char *id, unsigned port, size_t nroutes)
     }
 }
 
+/* <app> with <nroutes> routes whose URLs are <len> bytes long. */
+static void
+make_big_app(struct exapp *a, const char *id, size_t nroutes, size_t len)
+{
+    size_t i;
+
+    make_app(a, id, 23000, nroutes);
+    for (i = 0; i < nroutes; i++) {
+        free(a->routes[i].url);
+        a->routes[i].url = xmalloc(len + 1);
+        memset(a->routes[i].url, 'u', len);
+        a->routes[i].url[len] = '\0';
+    }
+}
+
+/* What one app and all of them may add to the published table (issue 12.6): one past each
+ * limit is refused with -2 and nothing changes. */
+static void
+test_limits(const char *dir)
+{
+    char *path = xasprintf("%s/limits.db", dir), id[32];
+    struct store *st;
+    struct exapp a, got;
+    struct hp_err err;
+    int64_t v;
+    size_t i, n, size;
+    int rc = 0;
+
+    st = store_open(path, &err);
+    make_app(&a, "small", 23000, 1);
+    IS_INT(store_exapp_put(st, &a, &err), 0, "a small app");
+    exapp_free(&a);
+    v = store_table_version(st);
+
+    /* one record: 160 routes of 400 bytes are about 75 KiB as published */
+    make_big_app(&a, "small", 160, 400);
+    IS_INT(store_exapp_put(st, &a, &err), -2, "a record over %u bytes is refused", EXAPP_MAX_RECORD);
+    OK(strstr(err.msg, "record is") != NULL && strstr(err.msg, "nothing stored") != NULL,
+       "saying so: %s", err.msg);
+    exapp_free(&a);
+    IS_INT(store_exapp_get(st, "small", &got, &err), 1, "the stored record is still there");
+    IS_INT(got.nroutes, 1, "unchanged");
+    exapp_free(&got);
+    OK(store_table_version(st) == v, "the table version did not move");
+
+    /* the table: records just under EXAPP_MAX_RECORD until EXAPP_MAX_TABLE is reached */
+    make_big_app(&a, "t000", 120, 440);
+    size = exapp_record_size(&a);
+    OK(size < EXAPP_MAX_RECORD && size > EXAPP_MAX_RECORD - 8192, "a record of %zu bytes", size);
+    for (i = 0; i < EXAPP_MAX_TABLE / size + 2 && rc == 0; i++) {
+        snprintf(a.app_id, sizeof(a.app_id), "t%03zu", i);
+        rc = store_exapp_put(st, &a, &err);
+    }
+    IS_INT(rc, -2, "the table fills up");
+    n = store_exapp_count(st);
+    OK((n - 1) * size <= EXAPP_MAX_TABLE && n * size > EXAPP_MAX_TABLE - 2 * size,
+       "after %zu records of %zu bytes", n - 1, size);
+    OK(strstr(err.msg, "routing table would be") != NULL, "saying so: %s", err.msg);
+    IS_INT(store_exapp_get(st, a.app_id, &got, &err), 0, "the refused app is not stored");
+    snprintf(a.app_id, sizeof(a.app_id), "t000");
+    IS_INT(store_exapp_put(st, &a, &err), 0, "replacing a record of the same size still works");
+    exapp_free(&a);
+    make_app(&a, "t001", 23000, 1);
+    IS_INT(store_exapp_put(st, &a, &err), 0, "so does shrinking one");
+    exapp_free(&a);
+    make_app(&a, "late", 23000, 1);
+    IS_INT(store_exapp_put(st, &a, &err), 0, "which makes room for a small app");
+    exapp_free(&a);
+    IS_INT(store_exapp_delete(st, "t002", &err), 1, "a delete");
+    make_big_app(&a, "t002", 120, 440);
+    IS_INT(store_exapp_put(st, &a, &err), 0, "makes room for a big one again");
+    exapp_free(&a);
+
+    /* the number of apps */
+    for (i = 0; i < n + 10; i++) {
+        snprintf(id, sizeof(id), "t%03zu", i);
+        store_exapp_delete(st, id, &err);
+    }
+    n = store_exapp_count(st);
+    rc = 0;
+    make_app(&a, "n0000", 23000, 1);
+    for (i = 0; n + i <= EXAPP_MAX_APPS && rc == 0; i++) {
+        snprintf(a.app_id, sizeof(a.app_id), "n%04zu", i);
+        rc = store_exapp_put(st, &a, &err);
+    }
+    IS_INT(rc, -2, "app number %zu is refused", n + i);
+    IS_INT(store_exapp_count(st), EXAPP_MAX_APPS, "%d apps stored", EXAPP_MAX_APPS);
+    OK(strstr(err.msg, "already holds 1000 ExApps") != NULL, "saying so: %s", err.msg);
+    snprintf(a.app_id, sizeof(a.app_id), "n0000");
+    a.port = 23999;
+    IS_INT(store_exapp_put(st, &a, &err), 0, "an app already there may still be replaced");
+    exapp_free(&a);
+    store_close(st);
+    free(path);
+}
+
 int
 main(void)
 {
@@ -91,6 +187,8 @@ main(void)
     OK(st != NULL, "reopen");
     IS_INT(store_exapp_count(st), 1, "data persists across reopen");
     store_close(st);
+
+    test_limits(dir);
 
     cmd = xasprintf("sqlite3 %s 'PRAGMA user_version = 999' 2>/dev/null || "
                     "python3 -c \"import sqlite3; c=sqlite3.connect('%s'); "
