@@ -239,18 +239,13 @@ test_backtracking_is_bounded(void)
     struct table *t = table_build(src, 1, &err);
     const struct table_app *a = table_find(t, "bt");
     char path[64];
-    struct timespec t0, t1;
 
     memset(path, 'a', sizeof(path));
     path[0] = '/';
     path[sizeof(path) - 1] = 'b';
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     IS_INT(route_match(&a->routes[0], (struct span){path, sizeof(path)}, &b), -1,
            "unknown past the budget");
     IS_INT(b.left, 0, "the whole budget is spent");
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    OK((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 500,
-       "and quickly");
     b.left = ROUTE_MATCH_BUDGET;
     IS_INT(route_match(&a->routes[0], (struct span){"/aaaa", 5}, &b), 1, "the pattern still works");
     IS_INT(b.left, ROUTE_MATCH_BUDGET - ROUTE_MATCH_FIRST, "a cheap match costs the first try");
