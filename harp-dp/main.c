@@ -12,6 +12,7 @@
 #include "bans.h"
 #include "ctl_link.h"
 #include "dp.h"
+#include "fdlimit.h"
 #include "frp.h"
 #include "listen.h"
 #include "log.h"
@@ -95,6 +96,10 @@ on_lws_log(int level, const char *line)
     }
 }
 
+/* Descriptors kept out of HP_MAX_CONNECTIONS' default: listeners, the control link, the
+ * resolver, FRP, logs. */
+#define FD_RESERVE 64
+
 static unsigned
 secs(uint64_t ms)
 {
@@ -114,6 +119,7 @@ main(int argc, char **argv)
     const char *id = NULL;
     bool frp = false;
     char host[64], *summary, *line, *save = NULL;
+    unsigned long nofile;
     int i;
 
     for (i = 1; i < argc; i++) {
@@ -156,6 +162,15 @@ main(int argc, char **argv)
     dp->timeout_client_s = secs(dp->cfg.timeout_client_ms);
     dp->timeout_server_s = secs(dp->cfg.timeout_server_ms);
     dp->timeout_tunnel_s = secs(dp->cfg.timeout_tunnel_ms);
+    dp->timeout_head_s = secs(dp->cfg.timeout_head_ms);
+    dp->max_head_bytes = (size_t)dp->cfg.max_head_memory_mb << 20;
+    /* Before the event loop sizes its tables. A proxied connection may hold an upstream
+     * descriptor too: half of what remains. */
+    nofile = fdlimit_raise();
+    dp->max_conns = dp->cfg.max_connections;
+    if (dp->max_conns == 0) {
+        dp->max_conns = nofile > 2 * FD_RESERVE ? (unsigned)((nofile - FD_RESERVE) / 2) : 1;
+    }
 
     log_init("harp-dp", dp->cfg.log_level);
     log_notice("dp: harp-dp %s starting as %s", PACKAGE_VERSION, dp->dp_id);
@@ -167,6 +182,7 @@ main(int argc, char **argv)
         log_notice("config: %s", line);
     }
     free(summary);
+    log_notice("dp: descriptor limit %lu, at most %u client connections", nofile, dp->max_conns);
 
     lws_set_log_level(LLL_ERR | LLL_WARN, on_lws_log);
     memset(&info, 0, sizeof(info));
@@ -187,6 +203,7 @@ main(int argc, char **argv)
         log_errorx("dp: cannot create the vhost");
         return 1;
     }
+    proxy_init();
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);

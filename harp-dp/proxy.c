@@ -21,6 +21,16 @@
  *    processing inside the callbacks would serve the same connections first on every turn;
  *    under load that skewed per-connection throughput by almost 2x and widened the latency
  *    tail. Plain sockets are written directly (q_kick) rather than on the next POLLOUT turn.
+ * 7. Timeouts: one lws timer ticks every second and advances a wheel of whole seconds
+ *    (wheel.c). Each connection sits on it once, at the second its current timeout could
+ *    expire, never further than the shortest timeout (a state change may bring the deadline
+ *    closer). Traffic only updates last_cli/last_up; the timer recomputes the deadline when it
+ *    comes and re-adds the connection. A tick costs the connections due, not all of them
+ *    (a sorted lws timer per connection made each second O(n^2)).
+ * 8. An unfinished request head joins the heads list when its first bytes were processed; the
+ *    list is in joining order. From its front, heads older than HP_TIMEOUT_HEAD get 408, and
+ *    while the input buffers of all unfinished heads exceed HP_MAX_HEAD_MEMORY the oldest get
+ *    408 too. Idle connections hold no input buffers.
  *
  *   HEAD --decide--> (LOOKUP --reply--> HEAD) --forward--> BODY --end--> WAIT --response end--> HEAD
  *                                                            \--101--> TUNNEL
@@ -47,6 +57,7 @@
 #include "proxy.h"
 #include "resolve.h"
 #include "sessions.h"
+#include "wheel.h"
 #include "xmalloc.h"
 
 #define QUEUE_HIGH (256u * 1024)
@@ -101,8 +112,14 @@ struct conn {
     struct table *table; /* the table the current request was decided with */
     struct decision dec; /* kept while the ExApp's host name is resolved */
     char up_name[256];   /* the ExApp's host as registered, for re-resolving after failures */
-    lws_sorted_usec_list_t sul;
+    struct wheel_entry timer; /* when its timeouts are next looked at (design note 7) */
     lws_usec_t last_cli, last_up;
+    bool closing_seen; /* the timer already found it closing */
+    /* an unfinished request head: on the heads list, oldest first (design note 8) */
+    struct conn *head_prev, *head_next;
+    bool in_heads;
+    size_t head_bytes; /* what it counts towards HP_MAX_HEAD_MEMORY */
+    lws_usec_t head_since;
     /* deferred input (design note 6) */
     struct conn *ready_next;
     bool ready, cli_rx, up_rx;
@@ -117,6 +134,14 @@ struct conn {
 
 static unsigned char wbuf[LWS_PRE + IO_CHUNK];
 static struct conn *ready_list;
+static struct wheel wheel;
+static lws_sorted_usec_list_t tick_sul;
+static lws_usec_t horizon_us; /* the shortest timeout: how far ahead a connection is put */
+static unsigned nconns;
+static struct {
+    struct conn *first, *last;
+    size_t bytes;
+} heads;
 
 /* --- queues ------------------------------------------------------------------------------ */
 
@@ -1131,25 +1156,57 @@ on_upstream_failed(struct conn *c)
 
 /* --- timeouts ---------------------------------------------------------------------------- */
 
-static void
-on_timer(lws_sorted_usec_list_t *sul)
+static lws_usec_t
+secs_us(unsigned s)
 {
-    struct conn *c = lws_container_of(sul, struct conn, sul);
-    lws_usec_t now = lws_now_usecs(), limit;
+    return (lws_usec_t)s * LWS_US_PER_SEC;
+}
+
+/* Puts <c> on the wheel for <deadline>, at most horizon_us from <now>. */
+static void
+conn_arm(struct conn *c, lws_usec_t now, lws_usec_t deadline)
+{
+    if (deadline > now + horizon_us) {
+        deadline = now + horizon_us;
+    }
+    wheel_del(&wheel, &c->timer);
+    /* rounded up: never before the deadline */
+    wheel_add(&wheel, &c->timer, (int64_t)((deadline + LWS_US_PER_SEC - 1) / LWS_US_PER_SEC));
+}
+
+/* The timer came for <c>: closes it when a timeout expired, otherwise puts it back for the
+ * deadline of its current state. */
+static void
+conn_check(struct conn *c, lws_usec_t now)
+{
+    lws_usec_t last, limit;
 
     if (c->state == ST_CLOSING) {
+        /* a client that does not read the end of what it was sent: not forever */
+        if (c->closing_seen && c->cli != NULL) {
+            lws_set_timeout(c->cli, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            return;
+        }
+        c->closing_seen = true;
+        conn_arm(c, now, now + secs_us(dp->timeout_client_s));
+        return;
+    }
+    if (c->state == ST_RESOLVE) {
+        conn_arm(c, now, now + secs_us(dp->timeout_client_s)); /* the resolver answers */
         return;
     }
     if (c->state == ST_TUNNEL) {
-        limit = (lws_usec_t)dp->timeout_tunnel_s * LWS_US_PER_SEC;
-        if (now - (c->last_cli > c->last_up ? c->last_cli : c->last_up) > limit) {
+        limit = secs_us(dp->timeout_tunnel_s);
+        last = c->last_cli > c->last_up ? c->last_cli : c->last_up;
+        if (now - last >= limit) {
             request_log(c, 0, "tunnel idle timeout");
             close_conn(c);
             return;
         }
     } else if (c->state == ST_WAIT && c->rstate != RS_IDLE) {
-        limit = (lws_usec_t)dp->timeout_server_s * LWS_US_PER_SEC;
-        if (now - c->last_up > limit) {
+        limit = secs_us(dp->timeout_server_s);
+        last = c->last_up;
+        if (now - last >= limit) {
             close_up(c);
             if (!c->resp_started) {
                 c->state = ST_HEAD;
@@ -1160,18 +1217,155 @@ on_timer(lws_sorted_usec_list_t *sul)
             return;
         }
     } else if (c->state == ST_BODY) {
-        limit = (lws_usec_t)dp->timeout_client_s * LWS_US_PER_SEC;
-        if (now - (c->last_cli > c->last_up ? c->last_cli : c->last_up) > limit) {
+        limit = secs_us(dp->timeout_client_s);
+        last = c->last_cli > c->last_up ? c->last_cli : c->last_up;
+        if (now - last >= limit) {
             request_log(c, 0, "request body timeout");
             close_conn(c);
             return;
         }
-    } else if (c->state != ST_RESOLVE &&
-               now - c->last_cli > (lws_usec_t)dp->timeout_client_s * LWS_US_PER_SEC) {
-        close_conn(c);
+    } else {
+        limit = secs_us(dp->timeout_client_s);
+        last = c->last_cli;
+        if (now - last >= limit) {
+            close_conn(c);
+            return;
+        }
+    }
+    conn_arm(c, now, last + limit);
+}
+
+static void
+heads_unlink(struct conn *c)
+{
+    if (!c->in_heads) {
         return;
     }
-    lws_sul_schedule(dp->ctx, 0, &c->sul, on_timer, LWS_US_PER_SEC);
+    if (c->head_prev != NULL) {
+        c->head_prev->head_next = c->head_next;
+    } else {
+        heads.first = c->head_next;
+    }
+    if (c->head_next != NULL) {
+        c->head_next->head_prev = c->head_prev;
+    } else {
+        heads.last = c->head_prev;
+    }
+    c->head_prev = c->head_next = NULL;
+    heads.bytes -= c->head_bytes;
+    c->head_bytes = 0;
+    c->in_heads = false;
+}
+
+static bool
+head_unfinished(const struct conn *c)
+{
+    return c->state == ST_HEAD && c->in_len > 0;
+}
+
+/* After <c>'s input was processed: keeps the heads list and its byte count true, and lets an
+ * idle connection's input buffers go. */
+static void
+head_account(struct conn *c, lws_usec_t now)
+{
+    if (!head_unfinished(c)) {
+        heads_unlink(c);
+        if (c->state == ST_HEAD && c->in != NULL) {
+            free(c->in);
+            c->in = NULL;
+            c->in_cap = 0;
+        }
+        if (c->rstate == RS_IDLE && c->uin_len == 0 && c->uin != NULL) {
+            free(c->uin);
+            c->uin = NULL;
+            c->uin_cap = 0;
+        }
+        return;
+    }
+    if (!c->in_heads) {
+        c->in_heads = true;
+        c->head_since = now;
+        c->head_prev = heads.last;
+        c->head_next = NULL;
+        if (heads.last != NULL) {
+            heads.last->head_next = c;
+        } else {
+            heads.first = c;
+        }
+        heads.last = c;
+    }
+    heads.bytes = heads.bytes - c->head_bytes + c->in_cap;
+    c->head_bytes = c->in_cap;
+}
+
+/* Answers an unfinished head 408 and closes. */
+static void
+head_refuse(struct conn *c, const char *why)
+{
+    heads_unlink(c);
+    c->req_keep_alive = false;
+    c->req_head_method = false;
+    c->req_upgrade = false;
+    c->req_framing = HTTP1_BODY_NONE;
+    c->req.head_len = 0;
+    snprintf(c->log_method, sizeof(c->log_method), "-");
+    snprintf(c->log_path, sizeof(c->log_path), "-");
+    respond_plain(c, 408, why);
+}
+
+/* HP_TIMEOUT_HEAD and HP_MAX_HEAD_MEMORY, from the oldest unfinished head (design note 8). */
+static void
+heads_check(lws_usec_t now)
+{
+    struct conn *c;
+
+    while ((c = heads.first) != NULL) {
+        if (!head_unfinished(c)) {
+            heads_unlink(c);
+        } else if (now - c->head_since >= secs_us(dp->timeout_head_s)) {
+            head_refuse(c, "request head timeout");
+        } else if (heads.bytes > dp->max_head_bytes) {
+            head_refuse(c, "unfinished request heads over HP_MAX_HEAD_MEMORY");
+        } else {
+            return;
+        }
+    }
+}
+
+static void
+timer_fire(struct wheel_entry *e, void *arg)
+{
+    conn_check(lws_container_of(e, struct conn, timer), *(const lws_usec_t *)arg);
+}
+
+static void
+on_tick(lws_sorted_usec_list_t *sul)
+{
+    lws_usec_t now = lws_now_usecs();
+
+    lws_sul_schedule(dp->ctx, 0, &tick_sul, on_tick, LWS_US_PER_SEC);
+    wheel_advance(&wheel, (int64_t)(now / LWS_US_PER_SEC), timer_fire, &now);
+    heads_check(now);
+}
+
+void
+proxy_init(void)
+{
+    unsigned s = dp->timeout_client_s;
+
+    s = dp->timeout_server_s < s ? dp->timeout_server_s : s;
+    s = dp->timeout_tunnel_s < s ? dp->timeout_tunnel_s : s;
+    s = dp->timeout_head_s < s ? dp->timeout_head_s : s;
+    s = s < 1 ? 1 : s >= WHEEL_SLOTS ? WHEEL_SLOTS - 1 : s;
+    horizon_us = secs_us(s);
+    wheel_init(&wheel, (int64_t)(lws_now_usecs() / LWS_US_PER_SEC));
+    lws_sul_schedule(dp->ctx, 0, &tick_sul, on_tick, LWS_US_PER_SEC);
+}
+
+unsigned
+proxy_conn_count(void)
+{
+    return nconns;
 }
 
 /* --- callbacks --------------------------------------------------------------------------- */
@@ -1179,7 +1373,9 @@ on_timer(lws_sorted_usec_list_t *sul)
 static void
 conn_free(struct conn *c)
 {
-    lws_sul_cancel(&c->sul);
+    wheel_del(&wheel, &c->timer);
+    heads_unlink(c);
+    nconns--;
     if (c->ready) {
         struct conn **pp;
 
@@ -1227,7 +1423,12 @@ void
 proxy_run_ready(void)
 {
     struct conn *c;
+    lws_usec_t now;
 
+    if (ready_list == NULL) {
+        return;
+    }
+    now = lws_now_usecs();
     while ((c = ready_list) != NULL) {
         ready_list = c->ready_next;
         c->ready = false;
@@ -1243,7 +1444,9 @@ proxy_run_ready(void)
                 flow(c);
             }
         }
+        head_account(c, now);
     }
+    heads_check(now);
 }
 
 int
@@ -1279,7 +1482,8 @@ proxy_client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
             ip_format(&c->peer_ip, c->peer);
         }
         lws_set_opaque_user_data(wsi, c);
-        lws_sul_schedule(dp->ctx, 0, &c->sul, on_timer, LWS_US_PER_SEC);
+        nconns++;
+        conn_arm(c, c->last_cli, c->last_cli + secs_us(dp->timeout_client_s));
         return 0;
     case LWS_CALLBACK_RAW_RX:
         if (c == NULL || c->state == ST_CLOSING) {
