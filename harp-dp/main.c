@@ -3,6 +3,7 @@
  * several can share the same ports. */
 #include "config.h"
 
+#include <ev.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +101,18 @@ on_lws_log(int level, const char *line)
  * resolver, FRP, logs. */
 #define FD_RESERVE 64
 
+/* The loop is libev's (epoll): poll() over every open connection cost each turn O(connections)
+ * in the kernel and in lws. Input read during a turn is processed before the loop blocks
+ * again (proxy.c design note 6). */
+static void
+after_turn(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    proxy_run_ready();
+    if (dp->stopping) {
+        ev_break(loop, EVBREAK_ALL);
+    }
+}
+
 static unsigned
 secs(uint64_t ms)
 {
@@ -120,6 +133,9 @@ main(int argc, char **argv)
     bool frp = false;
     char host[64], *summary, *line, *save = NULL;
     unsigned long nofile;
+    struct ev_loop *loop;
+    ev_prepare turn;
+    void *foreign[1];
     int i;
 
     for (i = 1; i < argc; i++) {
@@ -186,7 +202,15 @@ main(int argc, char **argv)
 
     lws_set_log_level(LLL_ERR | LLL_WARN, on_lws_log);
     memset(&info, 0, sizeof(info));
-    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    loop = ev_loop_new(EVFLAG_AUTO);
+    if (loop == NULL) {
+        log_errorx("dp: cannot create the event loop");
+        return 1;
+    }
+    foreign[0] = loop;
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+                   LWS_SERVER_OPTION_LIBEV;
+    info.foreign_loops = foreign;
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = protocols;
     info.timeout_secs = secs(dp->cfg.timeout_connect_ms);
@@ -242,14 +266,15 @@ main(int argc, char **argv)
     dp->link = ctl_link_start();
     log_notice("dp: serving HTTP on %s; control plane at %s", dp->cfg.exapps_address,
                dp->cfg.ctl_socket);
-    while (!dp->stopping) {
-        if (lws_service(dp->ctx, 0) < 0) {
-            break;
-        }
-        proxy_run_ready();
+    ev_prepare_init(&turn, after_turn);
+    ev_prepare_start(loop, &turn);
+    if (!dp->stopping) {
+        ev_run(loop, 0);
     }
+    ev_prepare_stop(loop, &turn);
     log_notice("dp: stopping");
     lws_context_destroy(dp->ctx);
+    ev_loop_destroy(loop);
     frp_stop();
     resolve_stop();
     sessions_clear();

@@ -30,7 +30,8 @@
  * 8. An unfinished request head joins the heads list when its first bytes were processed; the
  *    list is in joining order. From its front, heads older than HP_TIMEOUT_HEAD get 408, and
  *    while the input buffers of all unfinished heads exceed HP_MAX_HEAD_MEMORY the oldest get
- *    408 too. Idle connections hold no input buffers.
+ *    408 too. Idle connections hold no input buffers and no conn_work: an idle connection
+ *    costs about 2 KiB here.
  *
  *   HEAD --decide--> (LOOKUP --reply--> HEAD) --forward--> BODY --end--> WAIT --response end--> HEAD
  *                                                            \--101--> TUNNEL
@@ -79,14 +80,22 @@ struct queue {
     size_t bytes;
 };
 
+/* Most of a connection's size, needed only while it has a request in progress: allocated
+ * when its input is first processed, let go when it is idle again (design note 8). The
+ * macros after struct conn keep the names c->req, c->resp and c->dec. */
+struct conn_work {
+    struct http1_head req, resp;
+    struct decision dec; /* kept while the ExApp's host name is resolved */
+};
+
 struct conn {
     struct lws *cli, *up;
+    struct conn_work *work; /* NULL while idle */
     enum cstate state;
     enum rstate rstate;
     /* client input: the current head, its body bytes not yet queued, pipelined requests */
     char *in;
     size_t in_len, in_cap;
-    struct http1_head req;
     enum http1_framing req_framing;
     uint64_t req_left;
     struct http1_chunked req_chunk;
@@ -100,7 +109,6 @@ struct conn {
     bool up_connected;
     char *uin;
     size_t uin_len, uin_cap;
-    struct http1_head resp;
     enum http1_framing resp_framing;
     uint64_t resp_left;
     struct http1_chunked resp_chunk;
@@ -110,7 +118,6 @@ struct conn {
     bool cli_paused, up_paused;
     bool close_after_flush;
     struct table *table; /* the table the current request was decided with */
-    struct decision dec; /* kept while the ExApp's host name is resolved */
     char up_name[256];   /* the ExApp's host as registered, for re-resolving after failures */
     struct wheel_entry timer; /* when its timeouts are next looked at (design note 7) */
     lws_usec_t last_cli, last_up;
@@ -131,6 +138,10 @@ struct conn {
     const struct route *route; /* the route that let the request through, for its statuses */
     char log_method[24], log_path[208]; /* copies: the head leaves c->in once forwarded */
 };
+
+#define req work->req
+#define resp work->resp
+#define dec work->dec
 
 static unsigned char wbuf[LWS_PRE + IO_CHUNK];
 static struct conn *ready_list;
@@ -1280,6 +1291,10 @@ head_account(struct conn *c, lws_usec_t now)
             c->uin = NULL;
             c->uin_cap = 0;
         }
+        if (c->state == ST_HEAD && c->in_len == 0 && c->rstate == RS_IDLE) {
+            free(c->work);
+            c->work = NULL;
+        }
         return;
     }
     if (!c->in_heads) {
@@ -1391,6 +1406,7 @@ conn_free(struct conn *c)
     table_unref(c->table);
     free(c->in);
     free(c->uin);
+    free(c->work);
     free(c);
 }
 
@@ -1432,6 +1448,9 @@ proxy_run_ready(void)
     while ((c = ready_list) != NULL) {
         ready_list = c->ready_next;
         c->ready = false;
+        if (c->work == NULL) {
+            c->work = xcalloc(1, sizeof(*c->work));
+        }
         if (c->up_rx) {
             c->up_rx = false;
             process_upstream(c);
