@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -16,7 +17,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <fcntl.h>
 
 #include "listen.h"
 #include "log.h"

@@ -15,7 +15,7 @@ fdlimit_raise(void)
         return 1024;
     }
     want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > FDLIMIT_CEILING ? FDLIMIT_CEILING
-                                                                          : rl.rlim_max;
+                                                                         : rl.rlim_max;
     if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur < want) {
         rl.rlim_cur = want;
         if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
