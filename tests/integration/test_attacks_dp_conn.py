@@ -131,14 +131,14 @@ def test_connection_past_the_cap_is_refused_until_one_closes(make_gateway):
 # --- 12.4: out of file descriptors ------------------------------------------------------------
 
 class LimitedDp(Dp):
-    """harp-dp started under a small RLIMIT_NOFILE (soft and hard)."""
+    """harp-dp started under a small RLIMIT_NOFILE: <nofile> soft and hard, or "soft:hard"."""
 
     def __init__(self, *args, nofile, **kw):
         super().__init__(*args, **kw)
-        self.nofile = nofile
+        self.nofile = nofile if ":" in str(nofile) else f"{nofile}:{nofile}"
 
     def command(self):
-        return ["prlimit", f"--nofile={self.nofile}:{self.nofile}", *super().command()]
+        return ["prlimit", f"--nofile={self.nofile}", *super().command()]
 
 
 @pytest.fixture
@@ -157,6 +157,15 @@ def limited_gateway(ctl_factory, fake_nc):
     for gw in made:
         gw.dps[0].stop()
         gw.backend.stop()
+
+
+def test_soft_descriptor_limit_is_raised_and_sets_the_default_cap(limited_gateway):
+    gw = limited_gateway("256:4096", {})
+    log = gw.dps[0].log()
+    assert "descriptor limit 4096, at most 2016 client connections" in log, log
+    with open(f"/proc/{gw.dps[0].proc.pid}/limits") as f:
+        line = next(ln for ln in f if ln.startswith("Max open files"))
+    assert line.split()[3:5] == ["4096", "4096"], line
 
 
 @pytest.mark.attack("12.4: connections past the descriptor limit do not make accept spin")
