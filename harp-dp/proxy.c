@@ -29,8 +29,8 @@
  *    (a sorted lws timer per connection made each second O(n^2)).
  * 8. An unfinished request head joins the heads list when its first bytes were processed; the
  *    list is in joining order. From its front, heads older than HP_TIMEOUT_HEAD get 408, and
- *    while the input buffers of all unfinished heads exceed HP_MAX_HEAD_MEMORY the oldest get
- *    408 too. Idle connections hold no input buffers and no conn_work: an idle connection
+ *    while the memory of all unfinished heads (input buffer and conn_work) exceeds
+ *    HP_MAX_HEAD_MEMORY the oldest get 408 too. Idle connections hold no input buffers and no conn_work: an idle connection
  *    costs about 2 KiB here.
  *
  *   HEAD --decide--> (LOOKUP --reply--> HEAD) --forward--> BODY --end--> WAIT --response end--> HEAD
@@ -1309,8 +1309,8 @@ head_account(struct conn *c, lws_usec_t now)
         }
         heads.last = c;
     }
-    heads.bytes = heads.bytes - c->head_bytes + c->in_cap;
-    c->head_bytes = c->in_cap;
+    heads.bytes = heads.bytes - c->head_bytes + c->in_cap + sizeof(struct conn_work);
+    c->head_bytes = c->in_cap + sizeof(struct conn_work);
 }
 
 /* Answers an unfinished head 408 and closes. */
