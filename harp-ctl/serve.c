@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "ctl.h"
 #include "engines.h"
+#include "fdlimit.h"
 #include "log.h"
 #include "serve.h"
 #include "xmalloc.h"
@@ -152,7 +153,8 @@ serve_main(struct cli_opts *opts)
         return 2;
     }
     log_init("harp-ctl", ctl.cfg.log_level);
-    log_notice("serve: harp-ctl %s starting", PACKAGE_VERSION);
+    log_notice("serve: harp-ctl %s starting (descriptor limit %lu)", PACKAGE_VERSION,
+               fdlimit_raise());
     serve_log_config(&ctl.cfg);
 
     umask(077);

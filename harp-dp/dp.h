@@ -20,7 +20,9 @@ struct dp {
     struct ctl_link *link;
     char ctl_host[256];
     unsigned ctl_port;
-    unsigned timeout_client_s, timeout_server_s, timeout_tunnel_s;
+    unsigned timeout_client_s, timeout_server_s, timeout_tunnel_s, timeout_head_s;
+    unsigned max_conns;    /* client connections, HP_MAX_CONNECTIONS or from the fd limit */
+    size_t max_head_bytes; /* unfinished request heads together, HP_MAX_HEAD_MEMORY */
     bool stopping;
 };
 

@@ -1,25 +1,124 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* Listening sockets we create ourselves (SO_REUSEPORT, so several harp-dp share a port),
- * adopted into lws as plain descriptors; each accepted socket is adopted as a raw socket. */
+ * adopted into lws as plain descriptors; each accepted socket is adopted as a raw socket.
+ * Beyond HP_MAX_CONNECTIONS a connection is answered 503 (TLS: closed) at once. Out of
+ * descriptors, a reserve descriptor is given up to take the next connection off the queue and
+ * close it (or, without one, accepting pauses for a moment), instead of a listener that stays
+ * readable and an accept that fails on every turn. Both are logged once a second at most. */
 #include "config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "listen.h"
 #include "log.h"
+#include "proxy.h"
+
+#define PAUSE_US (100 * 1000)
 
 /* What an accepting socket hands its connections to. */
 struct listener {
     struct lws_vhost *vh;
     bool tls;
+    struct lws *wsi;
+    lws_sorted_usec_list_t sul; /* resumes accepting after a pause */
 };
+
+/* Counts events to log at most once a second. */
+struct ratelog {
+    time_t last;
+    unsigned long n;
+};
+
+static int reserve_fd = -1;
+static struct ratelog cap_log, fd_log;
+
+/* Counts one event; true when a line is due, with <n> events since the last one. */
+static bool
+ratelog_due(struct ratelog *r, unsigned long *n)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    r->n++;
+    if (ts.tv_sec == r->last) {
+        return false;
+    }
+    r->last = ts.tv_sec;
+    *n = r->n;
+    r->n = 0;
+    return true;
+}
+
+/* Closes a connection over HP_MAX_CONNECTIONS: a 503 first on plain HTTP. What the client
+ * already sent is read so that the close does not reset the answer away. */
+static void
+refuse(int fd, bool tls)
+{
+    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                               "Content-Type: text/plain\r\n"
+                               "Content-Length: 52\r\n"
+                               "Connection: close\r\n"
+                               "\r\n"
+                               "503 Service Unavailable (HaRP): too many connections";
+    char buf[4096];
+    unsigned long n;
+
+    if (!tls && send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) > 0) {
+        shutdown(fd, SHUT_WR);
+    }
+    while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
+    }
+    close(fd);
+    if (ratelog_due(&cap_log, &n)) {
+        log_warnx("listen: %lu connection(s) refused: %u open, the limit (HP_MAX_CONNECTIONS)", n,
+                  proxy_conn_count());
+    }
+}
+
+static void
+resume(lws_sorted_usec_list_t *sul)
+{
+    struct listener *li = lws_container_of(sul, struct listener, sul);
+
+    lws_rx_flow_control(li->wsi, 1);
+}
+
+/* accept failed with EMFILE or ENFILE (design in the comment at the top). True when the
+ * listener may go on accepting. */
+static bool
+shed(struct listener *li, int lfd, int err)
+{
+    unsigned long n;
+    int fd = -1;
+
+    if (ratelog_due(&fd_log, &n)) {
+        log_warnx("listen: out of file descriptors (%s): %lu connection(s) closed unserved",
+                  strerror(err), n);
+    }
+    if (reserve_fd != -1) {
+        close(reserve_fd);
+        fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd != -1) {
+            close(fd);
+        }
+        reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    if (fd != -1 && reserve_fd != -1) {
+        return true;
+    }
+    lws_rx_flow_control(li->wsi, 0);
+    lws_sul_schedule(dp->ctx, 0, &li->sul, resume, PAUSE_US);
+    return false;
+}
 
 int
 listen_fd(const char *addr, bool reuseport, struct hp_err *err)
@@ -77,9 +176,13 @@ listen_start(const char *addr, struct lws_vhost *vh, bool tls, struct hp_err *er
         close(fd);
         return -1;
     }
+    if (reserve_fd == -1) {
+        reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
     li = calloc(1, sizeof(*li));
     li->vh = vh;
     li->tls = tls;
+    li->wsi = w;
     lws_set_opaque_user_data(w, li);
     log_info("listen: %s%s", addr, tls ? " (TLS)" : "");
     return 0;
@@ -90,10 +193,13 @@ listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 {
     struct listener *li = lws_get_opaque_user_data(wsi);
     lws_sock_file_fd_type d;
-    int lfd, cfd, n, one = 1;
+    int lfd, cfd, n, err, one = 1;
 
     switch (reason) {
     case LWS_CALLBACK_RAW_CLOSE_FILE:
+        if (li != NULL) {
+            lws_sul_cancel(&li->sul);
+        }
         free(li);
         lws_set_opaque_user_data(wsi, NULL);
         return 0;
@@ -105,10 +211,19 @@ listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
         for (n = 0; n < 64; n++) {
             cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (cfd == -1) {
-                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+                err = errno;
+                if (err == EMFILE || err == ENFILE) {
+                    if (shed(li, lfd, err)) {
+                        continue;
+                    }
+                } else if (err != EAGAIN && err != EINTR && err != ECONNABORTED) {
                     log_warn("listen: accept");
                 }
                 break;
+            }
+            if (proxy_conn_count() >= dp->max_conns) {
+                refuse(cfd, li->tls);
+                continue;
             }
             setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
             d.sockfd = cfd;

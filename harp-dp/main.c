@@ -3,6 +3,7 @@
  * several can share the same ports. */
 #include "config.h"
 
+#include <ev.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "bans.h"
 #include "ctl_link.h"
 #include "dp.h"
+#include "fdlimit.h"
 #include "frp.h"
 #include "listen.h"
 #include "log.h"
@@ -95,6 +97,22 @@ on_lws_log(int level, const char *line)
     }
 }
 
+/* Descriptors kept out of HP_MAX_CONNECTIONS' default: listeners, the control link, the
+ * resolver, FRP, logs. */
+#define FD_RESERVE 64
+
+/* The loop is libev's (epoll): poll() over every open connection cost each turn O(connections)
+ * in the kernel and in lws. Input read during a turn is processed before the loop blocks
+ * again (proxy.c design note 6). */
+static void
+after_turn(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    proxy_run_ready();
+    if (dp->stopping) {
+        ev_break(loop, EVBREAK_ALL);
+    }
+}
+
 static unsigned
 secs(uint64_t ms)
 {
@@ -114,6 +132,10 @@ main(int argc, char **argv)
     const char *id = NULL;
     bool frp = false;
     char host[64], *summary, *line, *save = NULL;
+    unsigned long nofile;
+    struct ev_loop *loop;
+    ev_prepare turn;
+    void *foreign[1];
     int i;
 
     for (i = 1; i < argc; i++) {
@@ -156,6 +178,15 @@ main(int argc, char **argv)
     dp->timeout_client_s = secs(dp->cfg.timeout_client_ms);
     dp->timeout_server_s = secs(dp->cfg.timeout_server_ms);
     dp->timeout_tunnel_s = secs(dp->cfg.timeout_tunnel_ms);
+    dp->timeout_head_s = secs(dp->cfg.timeout_head_ms);
+    dp->max_head_bytes = (size_t)dp->cfg.max_head_memory_mb << 20;
+    /* Before the event loop sizes its tables. A proxied connection may hold an upstream
+     * descriptor too: half of what remains. */
+    nofile = fdlimit_raise();
+    dp->max_conns = dp->cfg.max_connections;
+    if (dp->max_conns == 0) {
+        dp->max_conns = nofile > 2 * FD_RESERVE ? (unsigned)((nofile - FD_RESERVE) / 2) : 1;
+    }
 
     log_init("harp-dp", dp->cfg.log_level);
     log_notice("dp: harp-dp %s starting as %s", PACKAGE_VERSION, dp->dp_id);
@@ -167,10 +198,19 @@ main(int argc, char **argv)
         log_notice("config: %s", line);
     }
     free(summary);
+    log_notice("dp: descriptor limit %lu, at most %u client connections", nofile, dp->max_conns);
 
     lws_set_log_level(LLL_ERR | LLL_WARN, on_lws_log);
     memset(&info, 0, sizeof(info));
-    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    loop = ev_loop_new(EVFLAG_AUTO);
+    if (loop == NULL) {
+        log_errorx("dp: cannot create the event loop");
+        return 1;
+    }
+    foreign[0] = loop;
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+                   LWS_SERVER_OPTION_LIBEV;
+    info.foreign_loops = foreign;
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = protocols;
     info.timeout_secs = secs(dp->cfg.timeout_connect_ms);
@@ -187,6 +227,7 @@ main(int argc, char **argv)
         log_errorx("dp: cannot create the vhost");
         return 1;
     }
+    proxy_init();
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
@@ -225,14 +266,15 @@ main(int argc, char **argv)
     dp->link = ctl_link_start();
     log_notice("dp: serving HTTP on %s; control plane at %s", dp->cfg.exapps_address,
                dp->cfg.ctl_socket);
-    while (!dp->stopping) {
-        if (lws_service(dp->ctx, 0) < 0) {
-            break;
-        }
-        proxy_run_ready();
+    ev_prepare_init(&turn, after_turn);
+    ev_prepare_start(loop, &turn);
+    if (!dp->stopping) {
+        ev_run(loop, 0);
     }
+    ev_prepare_stop(loop, &turn);
     log_notice("dp: stopping");
     lws_context_destroy(dp->ctx);
+    ev_loop_destroy(loop);
     frp_stop();
     resolve_stop();
     sessions_clear();

@@ -21,8 +21,20 @@
  *    processing inside the callbacks would serve the same connections first on every turn;
  *    under load that skewed per-connection throughput by almost 2x and widened the latency
  *    tail. Plain sockets are written directly (q_kick) rather than on the next POLLOUT turn.
+ * 7. Timeouts: one lws timer ticks every second and advances a wheel of whole seconds
+ *    (wheel.c). Each connection sits on it once, at the second its current timeout could
+ *    expire, never further than the shortest timeout (a state change may bring the deadline
+ *    closer). Traffic only updates last_cli/last_up; the timer recomputes the deadline when it
+ *    comes and re-adds the connection. A tick costs the connections due, not all of them
+ *    (a sorted lws timer per connection made each second O(n^2)).
+ * 8. An unfinished request head joins the heads list when its first bytes were processed; the
+ *    list is in joining order. From its front, heads older than HP_TIMEOUT_HEAD get 408, and
+ *    while the memory of all unfinished heads (input buffer and conn_work) exceeds
+ *    HP_MAX_HEAD_MEMORY the oldest get 408 too. Idle connections hold no input buffers and no
+ * conn_work: an idle connection costs about 2 KiB here.
  *
- *   HEAD --decide--> (LOOKUP --reply--> HEAD) --forward--> BODY --end--> WAIT --response end--> HEAD
+ *   HEAD --decide--> (LOOKUP --reply--> HEAD) --forward--> BODY --end--> WAIT --response end-->
+ * HEAD
  *                                                            \--101--> TUNNEL
  *   local answers: respond() -> HEAD (keep-alive) or CLOSING
  */
@@ -48,6 +60,7 @@
 #include "proxy.h"
 #include "resolve.h"
 #include "sessions.h"
+#include "wheel.h"
 #include "xmalloc.h"
 
 #define QUEUE_HIGH (256u * 1024)
@@ -69,14 +82,22 @@ struct queue {
     size_t bytes;
 };
 
+/* Most of a connection's size, needed only while it has a request in progress: allocated
+ * when its input is first processed, let go when it is idle again (design note 8). The
+ * macros after struct conn keep the names c->work->req, c->work->resp and c->work->dec. */
+struct conn_work {
+    struct http1_head req, resp;
+    struct decision dec; /* kept while the ExApp's host name is resolved */
+};
+
 struct conn {
     struct lws *cli, *up;
+    struct conn_work *work; /* NULL while idle */
     enum cstate state;
     enum rstate rstate;
     /* client input: the current head, its body bytes not yet queued, pipelined requests */
     char *in;
     size_t in_len, in_cap;
-    struct http1_head req;
     enum http1_framing req_framing;
     uint64_t req_left;
     struct http1_chunked req_chunk;
@@ -90,7 +111,6 @@ struct conn {
     bool up_connected;
     char *uin;
     size_t uin_len, uin_cap;
-    struct http1_head resp;
     enum http1_framing resp_framing;
     uint64_t resp_left;
     struct http1_chunked resp_chunk;
@@ -100,26 +120,39 @@ struct conn {
     bool cli_paused, up_paused;
     bool close_after_flush;
     struct table *table; /* the table the current request was decided with */
-    struct decision dec; /* kept while the ExApp's host name is resolved */
     char *npath;         /* the normalised path of the current request (route_decide) */
     size_t npath_cap;
-    char up_name[256];   /* the ExApp's host as registered, for re-resolving after failures */
-    lws_sorted_usec_list_t sul;
+    char up_name[256];        /* the ExApp's host as registered, for re-resolving after failures */
+    struct wheel_entry timer; /* when its timeouts are next looked at (design note 7) */
     lws_usec_t last_cli, last_up;
+    bool closing_seen; /* the timer already found it closing */
+    /* an unfinished request head: on the heads list, oldest first (design note 8) */
+    struct conn *head_prev, *head_next;
+    bool in_heads;
+    size_t head_bytes; /* what it counts towards HP_MAX_HEAD_MEMORY */
+    lws_usec_t head_since;
     /* deferred input (design note 6) */
     struct conn *ready_next;
     bool ready, cli_rx, up_rx;
     lws_usec_t sent_cli, sent_up; /* when bytes last went to each side */
     char peer[INET6_ADDRSTRLEN];
     struct ipaddr peer_ip;
-    char client[IP_STR_MAX]; /* the current request's client IP (clientip.c) */
-    bool has_key;            /* the current request carries the valid shared key */
+    char client[IP_STR_MAX];   /* the current request's client IP (clientip.c) */
+    bool has_key;              /* the current request carries the valid shared key */
     const struct route *route; /* the route that let the request through, for its statuses */
     char log_method[24], log_path[208]; /* copies: the head leaves c->in once forwarded */
 };
 
 static unsigned char wbuf[LWS_PRE + IO_CHUNK];
 static struct conn *ready_list;
+static struct wheel wheel;
+static lws_sorted_usec_list_t tick_sul;
+static lws_usec_t horizon_us; /* the shortest timeout: how far ahead a connection is put */
+static unsigned nconns;
+static struct {
+    struct conn *first, *last;
+    size_t bytes;
+} heads;
 
 /* --- queues ------------------------------------------------------------------------------ */
 
@@ -317,8 +350,7 @@ static void
 flow(struct conn *c)
 {
     bool pause_cli = c->to_up.bytes > QUEUE_HIGH || c->state == ST_LOOKUP || c->state == ST_AUTH ||
-                     c->state == ST_RESOLVE ||
-                     c->state == ST_CLOSING ||
+                     c->state == ST_RESOLVE || c->state == ST_CLOSING ||
                      ((c->state == ST_WAIT || c->state == ST_HEAD) && c->in_len > HTTP1_MAX_HEAD);
     bool pause_up = c->to_cli.bytes > QUEUE_HIGH;
 
@@ -448,20 +480,19 @@ respond(struct conn *c, unsigned status, const char *ctype, const char *body, co
     bool keep = c->state == ST_HEAD && c->req_keep_alive && c->req_framing == HTTP1_BODY_NONE &&
                 !c->req_upgrade;
 
-    snprintf(head, sizeof(head),
-             "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n", status,
-             reason_phrase(status), ctype, strlen(body),
-             ctype[5] == 'h' ? "Cache-Control: no-cache\r\n" : "",
-             keep ? "" : "Connection: close\r\n");
+    snprintf(
+        head, sizeof(head), "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
+        status, reason_phrase(status), ctype, strlen(body),
+        ctype[5] == 'h' ? "Cache-Control: no-cache\r\n" : "", keep ? "" : "Connection: close\r\n");
     request_log(c, status, why);
     qputs(&c->to_cli, head);
     if (!c->req_head_method) {
         qputs(&c->to_cli, body);
     }
-    if (keep && c->req.head_len > 0) {
-        in_consume(c->in, &c->in_len, c->req.head_len);
+    if (keep && c->work->req.head_len > 0) {
+        in_consume(c->in, &c->in_len, c->work->req.head_len);
     }
-    c->req.head_len = 0;
+    c->work->req.head_len = 0;
     finish_request(c, keep);
     kick_cli(c);
 }
@@ -495,8 +526,8 @@ respond_haproxy(struct conn *c, unsigned status, const char *why)
 static bool
 hop_by_hop(struct span name, const struct span *connection)
 {
-    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "te",
-                                      "trailer", "upgrade"};
+    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection",
+                                      "te",         "trailer",    "upgrade"};
     char tok[64];
     size_t i;
 
@@ -570,7 +601,7 @@ hspan(struct span s)
 static void
 queue_head(struct conn *c, const struct decision *d)
 {
-    const struct http1_head *h = &c->req;
+    const struct http1_head *h = &c->work->req;
     const struct span *conn_hdr = http1_header_get(h, "connection");
     static char vtarget[HTTP1_MAX_HEAD];
     char line[1200];
@@ -659,8 +690,7 @@ connect_up(struct conn *c)
 
 static void on_upstream_failed(struct conn *c);
 static void process_client(struct conn *c);
-static void send_request(struct conn *c, const struct decision *d, const char *host,
-                         unsigned port);
+static void send_request(struct conn *c, const struct decision *d, const char *host, unsigned port);
 
 /* Sends the current request to its destination, once its address is known. */
 static void
@@ -689,7 +719,7 @@ forward(struct conn *c, const struct decision *d)
             respond_plain(c, 404, "ExApp host does not resolve");
             return;
         case RESOLVE_PENDING:
-            c->dec = *d;
+            c->work->dec = *d;
             c->state = ST_RESOLVE;
             flow(c);
             return;
@@ -712,7 +742,7 @@ proxy_resolved(struct conn *c, const char *addr)
     if (addr == NULL) {
         respond_plain(c, 404, "ExApp host does not resolve");
     } else {
-        send_request(c, &c->dec, addr, c->dec.port);
+        send_request(c, &c->work->dec, addr, c->work->dec.port);
     }
     if (c->state == ST_HEAD || c->state == ST_BODY) {
         process_client(c);
@@ -732,10 +762,10 @@ send_request(struct conn *c, const struct decision *d, const char *host, unsigne
     snprintf(c->up_host, sizeof(c->up_host), "%s", host);
     c->up_port = port;
     queue_head(c, d);
-    c->req_left = c->req.content_length;
+    c->req_left = c->work->req.content_length;
     memset(&c->req_chunk, 0, sizeof(c->req_chunk));
-    in_consume(c->in, &c->in_len, c->req.head_len);
-    c->req.head_len = 0;
+    in_consume(c->in, &c->in_len, c->work->req.head_len);
+    c->work->req.head_len = 0;
     c->req_body_done = c->req_framing == HTTP1_BODY_NONE;
     c->state = c->req_body_done ? ST_WAIT : ST_BODY;
     c->rstate = RS_HEAD;
@@ -770,8 +800,7 @@ auth_headers(const struct http1_head *h)
             continue;
         }
         for (j = i + 1; j < h->nheaders && !later; j++) {
-            later = h->headers[j].name.n == n.n &&
-                    strncasecmp(h->headers[j].name.p, n.p, n.n) == 0;
+            later = h->headers[j].name.n == n.n && strncasecmp(h->headers[j].name.p, n.p, n.n) == 0;
         }
         if (later) {
             continue;
@@ -780,9 +809,9 @@ auth_headers(const struct http1_head *h)
             name[k] = (char)(n.p[k] >= 'A' && n.p[k] <= 'Z' ? n.p[k] + 32 : n.p[k]);
         }
         /* values are bytes (not always UTF-8): proto carries them in base64 */
-        json_array_append_new(a, json_pack("[s#,o]", name, (int)n.n,
-                                           msg_bytes(h->headers[i].value.p,
-                                                     h->headers[i].value.n)));
+        json_array_append_new(a,
+                              json_pack("[s#,o]", name, (int)n.n,
+                                        msg_bytes(h->headers[i].value.p, h->headers[i].value.n)));
     }
     return a;
 }
@@ -793,23 +822,24 @@ decide(struct conn *c)
     struct decision d;
     struct span cookie;
 
-    if (c->npath_cap < c->req.path.n) {
-        c->npath_cap = c->req.path.n;
+    if (c->npath_cap < c->work->req.path.n) {
+        c->npath_cap = c->work->req.path.n;
         c->npath = xrealloc(c->npath, c->npath_cap);
     }
 again:
-    route_decide(dp->table, &c->req, c->npath, dp->cfg.shared_key, c->looked_up, &c->user, &d);
+    route_decide(dp->table, &c->work->req, c->npath, dp->cfg.shared_key, c->looked_up, &c->user,
+                 &d);
     if (d.failure) {
         failure(c);
     }
     c->route = d.route;
     switch (d.verdict) {
     case VERDICT_AUTH:
-        cookie = route_session_cookie(&c->req);
+        cookie = route_session_cookie(&c->work->req);
         if (cookie.n > 0 && sessions_get(cookie, &c->user)) {
             goto again;
         }
-        if (ctl_link_auth(dp->link, d.app_id_lc, cookie, auth_headers(&c->req), c) == -1) {
+        if (ctl_link_auth(dp->link, d.app_id_lc, cookie, auth_headers(&c->work->req), c) == -1) {
             c->user.state = USER_ERROR;
             goto again;
         }
@@ -874,7 +904,7 @@ proxy_auth_done(struct conn *c, const struct user *u, lws_usec_t ttl_us)
         return;
     }
     c->user = *u;
-    cookie = route_session_cookie(&c->req);
+    cookie = route_session_cookie(&c->work->req);
     if (u->state == USER_KNOWN && cookie.n > 0) {
         sessions_put(cookie, u, ttl_us);
     }
@@ -953,9 +983,9 @@ check_ban(struct conn *c)
     int64_t now = (int64_t)time(NULL), until;
     char body[96], head[256];
 
-    clientip_get(dp->cfg.trusted, &c->peer_ip, &c->req, &ip);
+    clientip_get(dp->cfg.trusted, &c->peer_ip, &c->work->req, &ip);
     ip_format(&ip, c->client);
-    c->has_key = route_has_key(&c->req, dp->cfg.shared_key);
+    c->has_key = route_has_key(&c->work->req, dp->cfg.shared_key);
     if (c->has_key || !bans_check(c->client, now, &until)) {
         return false;
     }
@@ -972,7 +1002,7 @@ check_ban(struct conn *c)
     request_log(c, 429, "banned client");
     qputs(&c->to_cli, head);
     qputs(&c->to_cli, body);
-    c->req.head_len = 0;
+    c->work->req.head_len = 0;
     finish_request(c, false);
     return true;
 }
@@ -988,25 +1018,28 @@ process_client(struct conn *c)
             if (c->in_len == 0) {
                 return;
             }
-            st = http1_parse_request(c->in, c->in_len, &c->req);
+            st = http1_parse_request(c->in, c->in_len, &c->work->req);
             if (st == HTTP1_INCOMPLETE) {
                 return;
             }
-            c->req_head_method = st == HTTP1_OK && span_eq(c->req.method, "HEAD");
-            c->req_keep_alive = st == HTTP1_OK && c->req.keep_alive;
-            c->req_upgrade = st == HTTP1_OK && c->req.upgrade;
-            c->req_framing = st == HTTP1_OK ? c->req.framing : HTTP1_BODY_NONE;
+            c->req_head_method = st == HTTP1_OK && span_eq(c->work->req.method, "HEAD");
+            c->req_keep_alive = st == HTTP1_OK && c->work->req.keep_alive;
+            c->req_upgrade = st == HTTP1_OK && c->work->req.upgrade;
+            c->req_framing = st == HTTP1_OK ? c->work->req.framing : HTTP1_BODY_NONE;
             if (st == HTTP1_OK) {
-                span_copy(c->log_method, sizeof(c->log_method), c->req.method);
-                span_copy(c->log_path, sizeof(c->log_path), c->req.path);
+                span_copy(c->log_method, sizeof(c->log_method), c->work->req.method);
+                span_copy(c->log_path, sizeof(c->log_path), c->work->req.path);
             } else {
                 snprintf(c->log_method, sizeof(c->log_method), "-");
                 snprintf(c->log_path, sizeof(c->log_path), "-");
             }
             if (st != HTTP1_OK) {
                 c->req_keep_alive = false;
-                c->req.head_len = 0;
-                respond_plain(c, st == HTTP1_TOO_LARGE ? 431 : st == HTTP1_BAD_VERSION ? 505 : 400,
+                c->work->req.head_len = 0;
+                respond_plain(c,
+                              st == HTTP1_TOO_LARGE     ? 431
+                              : st == HTTP1_BAD_VERSION ? 505
+                                                        : 400,
                               "malformed request");
                 return;
             }
@@ -1087,7 +1120,7 @@ process_upstream(struct conn *c)
     while (c->uin_len > 0) {
         switch (c->rstate) {
         case RS_HEAD:
-            st = http1_parse_response(c->uin, c->uin_len, c->req_head_method, &c->resp);
+            st = http1_parse_response(c->uin, c->uin_len, c->req_head_method, &c->work->resp);
             if (st == HTTP1_INCOMPLETE) {
                 return;
             }
@@ -1100,36 +1133,36 @@ process_upstream(struct conn *c)
                 }
                 return;
             }
-            if (c->resp.status == 101 && !c->req_upgrade) {
+            if (c->work->resp.status == 101 && !c->req_upgrade) {
                 close_up(c);
                 bad_gateway(c, "101 to a request that did not ask to upgrade");
                 return;
             }
-            if (c->route != NULL && c->resp.status >= 200) {
+            if (c->route != NULL && c->work->resp.status >= 200) {
                 size_t k;
 
                 for (k = 0; k < c->route->nbruteforce; k++) {
-                    if (c->route->bruteforce[k] == c->resp.status) {
+                    if (c->route->bruteforce[k] == c->work->resp.status) {
                         failure(c);
                         break;
                     }
                 }
             }
-            q_push(&c->to_cli, c->uin, c->resp.head_len);
+            q_push(&c->to_cli, c->uin, c->work->resp.head_len);
             c->resp_started = true;
-            c->resp_framing = c->resp.framing;
-            c->resp_left = c->resp.content_length;
-            c->resp_keep_alive = c->resp.keep_alive;
+            c->resp_framing = c->work->resp.framing;
+            c->resp_left = c->work->resp.content_length;
+            c->resp_keep_alive = c->work->resp.keep_alive;
             memset(&c->resp_chunk, 0, sizeof(c->resp_chunk));
-            in_consume(c->uin, &c->uin_len, c->resp.head_len);
-            if (c->resp.status == 101) {
+            in_consume(c->uin, &c->uin_len, c->work->resp.head_len);
+            if (c->work->resp.status == 101) {
                 c->state = ST_TUNNEL;
                 c->rstate = RS_BODY;
                 c->resp_framing = HTTP1_BODY_UNTIL_CLOSE;
                 process_client(c);
                 continue;
             }
-            if (c->resp.status < 200) {
+            if (c->work->resp.status < 200) {
                 continue; /* 100 Continue, 103: the final response follows */
             }
             c->rstate = RS_BODY;
@@ -1218,25 +1251,57 @@ on_upstream_closed(struct conn *c)
 
 /* --- timeouts ---------------------------------------------------------------------------- */
 
-static void
-on_timer(lws_sorted_usec_list_t *sul)
+static lws_usec_t
+secs_us(unsigned s)
 {
-    struct conn *c = lws_container_of(sul, struct conn, sul);
-    lws_usec_t now = lws_now_usecs(), limit;
+    return (lws_usec_t)s * LWS_US_PER_SEC;
+}
+
+/* Puts <c> on the wheel for <deadline>, at most horizon_us from <now>. */
+static void
+conn_arm(struct conn *c, lws_usec_t now, lws_usec_t deadline)
+{
+    if (deadline > now + horizon_us) {
+        deadline = now + horizon_us;
+    }
+    wheel_del(&wheel, &c->timer);
+    /* rounded up: never before the deadline */
+    wheel_add(&wheel, &c->timer, (int64_t)((deadline + LWS_US_PER_SEC - 1) / LWS_US_PER_SEC));
+}
+
+/* The timer came for <c>: closes it when a timeout expired, otherwise puts it back for the
+ * deadline of its current state. */
+static void
+conn_check(struct conn *c, lws_usec_t now)
+{
+    lws_usec_t last, limit;
 
     if (c->state == ST_CLOSING) {
+        /* a client that does not read the end of what it was sent: not forever */
+        if (c->closing_seen && c->cli != NULL) {
+            lws_set_timeout(c->cli, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            return;
+        }
+        c->closing_seen = true;
+        conn_arm(c, now, now + secs_us(dp->timeout_client_s));
+        return;
+    }
+    if (c->state == ST_RESOLVE) {
+        conn_arm(c, now, now + secs_us(dp->timeout_client_s)); /* the resolver answers */
         return;
     }
     if (c->state == ST_TUNNEL) {
-        limit = (lws_usec_t)dp->timeout_tunnel_s * LWS_US_PER_SEC;
-        if (now - (c->last_cli > c->last_up ? c->last_cli : c->last_up) > limit) {
+        limit = secs_us(dp->timeout_tunnel_s);
+        last = c->last_cli > c->last_up ? c->last_cli : c->last_up;
+        if (now - last >= limit) {
             request_log(c, 0, "tunnel idle timeout");
             close_conn(c);
             return;
         }
     } else if (c->state == ST_WAIT && c->rstate != RS_IDLE) {
-        limit = (lws_usec_t)dp->timeout_server_s * LWS_US_PER_SEC;
-        if (now - c->last_up > limit) {
+        limit = secs_us(dp->timeout_server_s);
+        last = c->last_up;
+        if (now - last >= limit) {
             close_up(c);
             if (!c->resp_started) {
                 c->state = ST_HEAD;
@@ -1247,18 +1312,159 @@ on_timer(lws_sorted_usec_list_t *sul)
             return;
         }
     } else if (c->state == ST_BODY) {
-        limit = (lws_usec_t)dp->timeout_client_s * LWS_US_PER_SEC;
-        if (now - (c->last_cli > c->last_up ? c->last_cli : c->last_up) > limit) {
+        limit = secs_us(dp->timeout_client_s);
+        last = c->last_cli > c->last_up ? c->last_cli : c->last_up;
+        if (now - last >= limit) {
             request_log(c, 0, "request body timeout");
             close_conn(c);
             return;
         }
-    } else if (c->state != ST_RESOLVE &&
-               now - c->last_cli > (lws_usec_t)dp->timeout_client_s * LWS_US_PER_SEC) {
-        close_conn(c);
+    } else {
+        limit = secs_us(dp->timeout_client_s);
+        last = c->last_cli;
+        if (now - last >= limit) {
+            close_conn(c);
+            return;
+        }
+    }
+    conn_arm(c, now, last + limit);
+}
+
+static void
+heads_unlink(struct conn *c)
+{
+    if (!c->in_heads) {
         return;
     }
-    lws_sul_schedule(dp->ctx, 0, &c->sul, on_timer, LWS_US_PER_SEC);
+    if (c->head_prev != NULL) {
+        c->head_prev->head_next = c->head_next;
+    } else {
+        heads.first = c->head_next;
+    }
+    if (c->head_next != NULL) {
+        c->head_next->head_prev = c->head_prev;
+    } else {
+        heads.last = c->head_prev;
+    }
+    c->head_prev = c->head_next = NULL;
+    heads.bytes -= c->head_bytes;
+    c->head_bytes = 0;
+    c->in_heads = false;
+}
+
+static bool
+head_unfinished(const struct conn *c)
+{
+    return c->state == ST_HEAD && c->in_len > 0;
+}
+
+/* After <c>'s input was processed: keeps the heads list and its byte count true, and lets an
+ * idle connection's input buffers go. */
+static void
+head_account(struct conn *c, lws_usec_t now)
+{
+    if (!head_unfinished(c)) {
+        heads_unlink(c);
+        if (c->state == ST_HEAD && c->in != NULL) {
+            free(c->in);
+            c->in = NULL;
+            c->in_cap = 0;
+        }
+        if (c->rstate == RS_IDLE && c->uin_len == 0 && c->uin != NULL) {
+            free(c->uin);
+            c->uin = NULL;
+            c->uin_cap = 0;
+        }
+        if (c->state == ST_HEAD && c->in_len == 0 && c->rstate == RS_IDLE) {
+            free(c->work);
+            c->work = NULL;
+        }
+        return;
+    }
+    if (!c->in_heads) {
+        c->in_heads = true;
+        c->head_since = now;
+        c->head_prev = heads.last;
+        c->head_next = NULL;
+        if (heads.last != NULL) {
+            heads.last->head_next = c;
+        } else {
+            heads.first = c;
+        }
+        heads.last = c;
+    }
+    heads.bytes = heads.bytes - c->head_bytes + c->in_cap + sizeof(struct conn_work);
+    c->head_bytes = c->in_cap + sizeof(struct conn_work);
+}
+
+/* Answers an unfinished head 408 and closes. */
+static void
+head_refuse(struct conn *c, const char *why)
+{
+    heads_unlink(c);
+    c->req_keep_alive = false;
+    c->req_head_method = false;
+    c->req_upgrade = false;
+    c->req_framing = HTTP1_BODY_NONE;
+    c->work->req.head_len = 0;
+    snprintf(c->log_method, sizeof(c->log_method), "-");
+    snprintf(c->log_path, sizeof(c->log_path), "-");
+    respond_plain(c, 408, why);
+}
+
+/* HP_TIMEOUT_HEAD and HP_MAX_HEAD_MEMORY, from the oldest unfinished head (design note 8). */
+static void
+heads_check(lws_usec_t now)
+{
+    struct conn *c;
+
+    while ((c = heads.first) != NULL) {
+        if (!head_unfinished(c)) {
+            heads_unlink(c);
+        } else if (now - c->head_since >= secs_us(dp->timeout_head_s)) {
+            head_refuse(c, "request head timeout");
+        } else if (heads.bytes > dp->max_head_bytes) {
+            head_refuse(c, "unfinished request heads over HP_MAX_HEAD_MEMORY");
+        } else {
+            return;
+        }
+    }
+}
+
+static void
+timer_fire(struct wheel_entry *e, void *arg)
+{
+    conn_check(lws_container_of(e, struct conn, timer), *(const lws_usec_t *)arg);
+}
+
+static void
+on_tick(lws_sorted_usec_list_t *sul)
+{
+    lws_usec_t now = lws_now_usecs();
+
+    lws_sul_schedule(dp->ctx, 0, &tick_sul, on_tick, LWS_US_PER_SEC);
+    wheel_advance(&wheel, (int64_t)(now / LWS_US_PER_SEC), timer_fire, &now);
+    heads_check(now);
+}
+
+void
+proxy_init(void)
+{
+    unsigned s = dp->timeout_client_s;
+
+    s = dp->timeout_server_s < s ? dp->timeout_server_s : s;
+    s = dp->timeout_tunnel_s < s ? dp->timeout_tunnel_s : s;
+    s = dp->timeout_head_s < s ? dp->timeout_head_s : s;
+    s = s < 1 ? 1 : s >= WHEEL_SLOTS ? WHEEL_SLOTS - 1 : s;
+    horizon_us = secs_us(s);
+    wheel_init(&wheel, (int64_t)(lws_now_usecs() / LWS_US_PER_SEC));
+    lws_sul_schedule(dp->ctx, 0, &tick_sul, on_tick, LWS_US_PER_SEC);
+}
+
+unsigned
+proxy_conn_count(void)
+{
+    return nconns;
 }
 
 /* --- callbacks --------------------------------------------------------------------------- */
@@ -1266,7 +1472,9 @@ on_timer(lws_sorted_usec_list_t *sul)
 static void
 conn_free(struct conn *c)
 {
-    lws_sul_cancel(&c->sul);
+    wheel_del(&wheel, &c->timer);
+    heads_unlink(c);
+    nconns--;
     if (c->ready) {
         struct conn **pp;
 
@@ -1283,6 +1491,7 @@ conn_free(struct conn *c)
     free(c->npath);
     free(c->in);
     free(c->uin);
+    free(c->work);
     free(c);
 }
 
@@ -1315,10 +1524,18 @@ void
 proxy_run_ready(void)
 {
     struct conn *c;
+    lws_usec_t now;
 
+    if (ready_list == NULL) {
+        return;
+    }
+    now = lws_now_usecs();
     while ((c = ready_list) != NULL) {
         ready_list = c->ready_next;
         c->ready = false;
+        if (c->work == NULL) {
+            c->work = xcalloc(1, sizeof(*c->work));
+        }
         if (c->up_rx) {
             c->up_rx = false;
             process_upstream(c);
@@ -1331,7 +1548,9 @@ proxy_run_ready(void)
                 flow(c);
             }
         }
+        head_account(c, now);
     }
+    heads_check(now);
 }
 
 int
@@ -1367,7 +1586,8 @@ proxy_client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
             ip_format(&c->peer_ip, c->peer);
         }
         lws_set_opaque_user_data(wsi, c);
-        lws_sul_schedule(dp->ctx, 0, &c->sul, on_timer, LWS_US_PER_SEC);
+        nconns++;
+        conn_arm(c, c->last_cli, c->last_cli + secs_us(dp->timeout_client_s));
         return 0;
     case LWS_CALLBACK_RAW_RX:
         if (c == NULL || c->state == ST_CLOSING) {

@@ -11,6 +11,10 @@ int proxy_client_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
                           void *in, size_t len);
 int proxy_upstream_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                             void *in, size_t len);
+/* Starts the connection timer (one for all connections). */
+void proxy_init(void);
+/* Client connections open now. */
+unsigned proxy_conn_count(void);
 /* The control plane answered a look-up for <conn> (found or not, or the link went down:
  * <unavailable>). Called by ctl_link. */
 /* Processes the input read during the last service turn. */

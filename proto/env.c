@@ -67,6 +67,12 @@ static const struct var vars[] = {
     {"HP_TIMEOUT_SERVER", "1800s", V_TIME, OFF(timeout_server_ms), 0, 0, S_SERVE, false},
     /* HP_TIMEOUT_TUNNEL defaults to HP_TIMEOUT_SERVER: handled after the table. */
     {"HP_TIMEOUT_TUNNEL", NULL, V_TIME, OFF(timeout_tunnel_ms), 0, 0, S_SERVE, false},
+    /* A request head must be complete this long after its first byte (408 otherwise). */
+    {"HP_TIMEOUT_HEAD", "10s", V_TIME, OFF(timeout_head_ms), 0, 0, S_SERVE, false},
+    /* 0: derived from RLIMIT_NOFILE (harp-dp) */
+    {"HP_MAX_CONNECTIONS", "0", V_UINT, OFF(max_connections), 0, 10000000, S_SERVE, false},
+    /* MiB held by unfinished request heads, all connections together */
+    {"HP_MAX_HEAD_MEMORY", "32", V_UINT, OFF(max_head_memory_mb), 1, 1048576, S_SERVE, false},
     {"HP_SESSION_LIFETIME", "3", V_FLOAT, OFF(session_lifetime), 0, 10, S_SERVE, false},
     {"HP_BLACKLIST_WINDOW", "300", V_UINT, OFF(blacklist_window), 1, 31536000, S_SERVE, false},
     {"HP_BLACKLIST_COUNT", "10", V_UINT, OFF(blacklist_count), 0, 1000000, S_SERVE, false},

@@ -46,6 +46,9 @@ struct hp_config {
     uint64_t timeout_client_ms;
     uint64_t timeout_server_ms;
     uint64_t timeout_tunnel_ms;
+    uint64_t timeout_head_ms;
+    unsigned max_connections;    /* 0: derived from RLIMIT_NOFILE */
+    unsigned max_head_memory_mb; /* unfinished request heads, all connections */
     double session_lifetime;
     unsigned blacklist_window;
     unsigned blacklist_count; /* 0 disables bans */

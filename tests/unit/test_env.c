@@ -73,6 +73,9 @@ test_defaults(void)
     IS_INT(cfg.timeout_server_ms, 1800000, "HP_TIMEOUT_SERVER default 1800s");
     IS_INT(cfg.timeout_tunnel_ms, 1800000, "HP_TIMEOUT_TUNNEL defaults to the server timeout");
     IS_INT(cfg.blacklist_count, 10, "HP_BLACKLIST_COUNT default");
+    IS_INT(cfg.timeout_head_ms, 10000, "HP_TIMEOUT_HEAD default 10s");
+    IS_INT(cfg.max_connections, 0, "HP_MAX_CONNECTIONS default 0 (from the fd limit)");
+    IS_INT(cfg.max_head_memory_mb, 32, "HP_MAX_HEAD_MEMORY default 32 MiB");
     IS_INT(cfg.blacklist_window, 300, "HP_BLACKLIST_WINDOW default");
     OK(cfg.session_lifetime == 3.0, "HP_SESSION_LIFETIME default 3");
     IS_INT(cfg.frp_cert_validity_days, 5000, "HP_FRP_CERT_VALIDITY_DAYS default");
@@ -240,6 +243,9 @@ test_values(void)
     struct kv bc[] = {BASE, {"HP_BLACKLIST_COUNT", "-1"}, {NULL, NULL}};
     struct kv cd[] = {BASE, {"HP_FRP_CERT_VALIDITY_DAYS", "0"}, {NULL, NULL}};
     struct kv to[] = {BASE, {"HP_TIMEOUT_CLIENT", "30 s"}, {NULL, NULL}};
+    struct kv th[] = {BASE, {"HP_TIMEOUT_HEAD", "10x"}, {NULL, NULL}};
+    struct kv mc[] = {BASE, {"HP_MAX_CONNECTIONS", "-5"}, {NULL, NULL}};
+    struct kv mh[] = {BASE, {"HP_MAX_HEAD_MEMORY", "0"}, {NULL, NULL}};
     struct kv ad[] = {BASE, {"HP_EXAPPS_ADDRESS", "0.0.0.0"}, {NULL, NULL}};
     struct kv ap[] = {BASE, {"HP_FRP_ADDRESS", "0.0.0.0:70000"}, {NULL, NULL}};
     struct kv k8[] = {BASE, {"HP_K8S_ENABLED", "maybe"}, {NULL, NULL}};
@@ -251,6 +257,9 @@ test_values(void)
                       {"HP_TIMEOUT_CLIENT", "2m"},
                       {"HP_TIMEOUT_SERVER", "10us"},
                       {"HP_TIMEOUT_TUNNEL", "0s"},
+                      {"HP_TIMEOUT_HEAD", "2s"},
+                      {"HP_MAX_CONNECTIONS", "500"},
+                      {"HP_MAX_HEAD_MEMORY", "4"},
                       {"HP_EXAPPS_ADDRESS", "[::]:8780"},
                       {"HP_FRP_DISABLE_TLS", "True"},
                       {"HP_K8S_ENABLED", "Yes"},
@@ -267,6 +276,9 @@ test_values(void)
     expect_error(bc, "HP_BLACKLIST_COUNT", "a negative count");
     expect_error(cd, "HP_FRP_CERT_VALIDITY_DAYS", "zero validity days");
     expect_error(to, "HP_TIMEOUT_CLIENT", "a time with a space");
+    expect_error(th, "HP_TIMEOUT_HEAD", "a head timeout with an unknown unit");
+    expect_error(mc, "HP_MAX_CONNECTIONS", "a negative connection cap");
+    expect_error(mh, "HP_MAX_HEAD_MEMORY", "no memory for heads at all");
     expect_error(ad, "HP_EXAPPS_ADDRESS", "an address without port");
     expect_error(ap, "HP_FRP_ADDRESS", "a port above 65535");
     expect_error(k8, "HP_K8S_ENABLED", "a non-boolean K8s switch");
@@ -279,6 +291,9 @@ test_values(void)
     IS_INT(cfg.timeout_client_ms, 120000, "2m");
     IS_INT(cfg.timeout_server_ms, 1, "10us rounds up to 1 ms");
     IS_INT(cfg.timeout_tunnel_ms, 24LL * 86400000, "tunnel 0s means 24d");
+    IS_INT(cfg.timeout_head_ms, 2000, "HP_TIMEOUT_HEAD 2s");
+    IS_INT(cfg.max_connections, 500, "HP_MAX_CONNECTIONS 500");
+    IS_INT(cfg.max_head_memory_mb, 4, "HP_MAX_HEAD_MEMORY 4");
     IS_STR(cfg.exapps_address, "[::]:8780", "IPv6 bind address");
     OK(!cfg.frp_disable_tls, "only the exact 'true' disables FRP TLS");
     OK(cfg.k8s_enabled, "K8s switch accepts Yes");
