@@ -166,6 +166,7 @@ struct tuser {
 struct flistener {
     bool frontend;
     struct proxy *px; /* a proxy's port; NULL once the proxy is gone */
+    struct accept_pause pause;
 };
 
 static SSL_CTX *tls_ctx;
@@ -429,6 +430,7 @@ proxy_listen(struct proxy *px, const char **why)
     }
     fl = xcalloc(1, sizeof(*fl));
     fl->px = px;
+    fl->pause.wsi = w;
     lws_set_opaque_user_data(w, fl);
     return w;
 }
@@ -1407,8 +1409,11 @@ frp_accept_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
     switch (reason) {
     case LWS_CALLBACK_RAW_CLOSE_FILE:
-        if (fl != NULL && fl->px != NULL) {
-            fl->px->listener = NULL;
+        if (fl != NULL) {
+            lws_sul_cancel(&fl->pause.sul);
+            if (fl->px != NULL) {
+                fl->px->listener = NULL;
+            }
         }
         free(fl);
         lws_set_opaque_user_data(wsi, NULL);
@@ -1425,6 +1430,9 @@ frp_accept_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         for (n = 0; n < 64; n++) {
             cfd = accept4(lws_get_socket_fd(wsi), NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (cfd == -1) {
+                if (listen_shed(&fl->pause, errno)) {
+                    continue;
+                }
                 break;
             }
             setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -1528,7 +1536,9 @@ frp_start(struct hp_err *err)
     }
     fl = xcalloc(1, sizeof(*fl));
     fl->frontend = true;
+    fl->pause.wsi = w;
     lws_set_opaque_user_data(w, fl);
+    listen_reserve();
     log_notice("frp: FRP frontend on %s (%s)", dp->cfg.frp_address,
                tls_required ? "TLS with client certificates" : "TLS disabled");
     return 0;

@@ -28,8 +28,7 @@
 struct listener {
     struct lws_vhost *vh;
     bool tls;
-    struct lws *wsi;
-    lws_sorted_usec_list_t sul; /* resumes accepting after a pause */
+    struct accept_pause pause;
 };
 
 /* Counts events to log at most once a second. */
@@ -87,19 +86,32 @@ refuse(int fd, bool tls)
 static void
 resume(lws_sorted_usec_list_t *sul)
 {
-    struct listener *li = lws_container_of(sul, struct listener, sul);
+    struct accept_pause *p = lws_container_of(sul, struct accept_pause, sul);
 
-    lws_rx_flow_control(li->wsi, 1);
+    lws_rx_flow_control(p->wsi, 1);
 }
 
-/* accept failed with EMFILE or ENFILE (design in the comment at the top). True when the
- * listener may go on accepting. */
-static bool
-shed(struct listener *li, int lfd, int err)
+void
+listen_reserve(void)
+{
+    if (reserve_fd == -1) {
+        reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+}
+
+/* Design in the comment at the top. */
+bool
+listen_shed(struct accept_pause *p, int err)
 {
     unsigned long n;
-    int fd = -1;
+    int fd = -1, lfd = lws_get_socket_fd(p->wsi);
 
+    if (err != EMFILE && err != ENFILE) {
+        if (err != EAGAIN && err != EINTR && err != ECONNABORTED) {
+            log_warnx("listen: accept: %s", strerror(err));
+        }
+        return err == EINTR || err == ECONNABORTED;
+    }
     if (ratelog_due(&fd_log, &n)) {
         log_warnx("listen: out of file descriptors (%s): %lu connection(s) closed unserved",
                   strerror(err), n);
@@ -115,8 +127,8 @@ shed(struct listener *li, int lfd, int err)
     if (fd != -1 && reserve_fd != -1) {
         return true;
     }
-    lws_rx_flow_control(li->wsi, 0);
-    lws_sul_schedule(dp->ctx, 0, &li->sul, resume, PAUSE_US);
+    lws_rx_flow_control(p->wsi, 0);
+    lws_sul_schedule(dp->ctx, 0, &p->sul, resume, PAUSE_US);
     return false;
 }
 
@@ -176,13 +188,11 @@ listen_start(const char *addr, struct lws_vhost *vh, bool tls, struct hp_err *er
         close(fd);
         return -1;
     }
-    if (reserve_fd == -1) {
-        reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    }
+    listen_reserve();
     li = calloc(1, sizeof(*li));
     li->vh = vh;
     li->tls = tls;
-    li->wsi = w;
+    li->pause.wsi = w;
     lws_set_opaque_user_data(w, li);
     log_info("listen: %s%s", addr, tls ? " (TLS)" : "");
     return 0;
@@ -193,12 +203,12 @@ listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 {
     struct listener *li = lws_get_opaque_user_data(wsi);
     lws_sock_file_fd_type d;
-    int lfd, cfd, n, err, one = 1;
+    int lfd, cfd, n, one = 1;
 
     switch (reason) {
     case LWS_CALLBACK_RAW_CLOSE_FILE:
         if (li != NULL) {
-            lws_sul_cancel(&li->sul);
+            lws_sul_cancel(&li->pause.sul);
         }
         free(li);
         lws_set_opaque_user_data(wsi, NULL);
@@ -211,13 +221,8 @@ listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
         for (n = 0; n < 64; n++) {
             cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (cfd == -1) {
-                err = errno;
-                if (err == EMFILE || err == ENFILE) {
-                    if (shed(li, lfd, err)) {
-                        continue;
-                    }
-                } else if (err != EAGAIN && err != EINTR && err != ECONNABORTED) {
-                    log_warn("listen: accept");
+                if (listen_shed(&li->pause, errno)) {
+                    continue;
                 }
                 break;
             }

@@ -149,9 +149,9 @@ class LimitedDp(Dp):
 def limited_gateway(ctl_factory, fake_nc):
     made = []
 
-    def make(nofile, env):
+    def make(nofile, env, args=None):
         ctl = ctl_factory(env={"NC_INSTANCE_URL": fake_nc.url}).start()
-        dp = LimitedDp(ctl, free_port(), "dplim", env=env, nofile=nofile).start()
+        dp = LimitedDp(ctl, free_port(), "dplim", env=env, args=args, nofile=nofile).start()
         gw = Gateway(ctl, fake_nc, HttpBackend(), [dp])
         made.append(gw)
         gw.register()
@@ -183,6 +183,35 @@ def test_descriptor_exhaustion_backs_off_and_recovers(limited_gateway):
     try:
         for _ in range(150):
             held.append(connect(gw.port))
+        t0, c0 = time.monotonic(), cpu_seconds(dp.proc.pid)
+        time.sleep(3)
+        elapsed = time.monotonic() - t0
+        cpu = cpu_seconds(dp.proc.pid) - c0
+        dp.check_alive()
+        lines = dp.log().splitlines()[lines_before:]
+        assert len(lines) <= 4 + 2 * elapsed, f"{len(lines)} log lines in {elapsed:.1f} s"
+        assert any("out of file descriptors" in ln for ln in lines), lines
+        assert cpu < 0.5 * elapsed, f"harp-dp busy at the fd limit: {cpu:.2f} s CPU"
+    finally:
+        for s in held:
+            s.close()
+    wait_for(lambda: served(gw.port), timeout=30, what="a request served after the burst")
+
+
+@pytest.mark.attack("12.4: connections past the descriptor limit on the FRP port")
+def test_descriptor_exhaustion_on_the_frp_port_backs_off(limited_gateway, tmp_path):
+    # Before: the FRP listener stayed readable while accept failed, and the loop spun on it.
+    frp_port = free_port()
+    gw = limited_gateway(64, {"HP_MAX_CONNECTIONS": 100000, "HP_FRP_MAX_PENDING": 100000,
+                              "HP_FRP_ADDRESS": f"127.0.0.1:{frp_port}",
+                              "HP_FRP_DISABLE_TLS": "true",
+                              "HP_CERTS_DIR": str(tmp_path / "certs")}, args=["--frp"])
+    dp = gw.dps[0]
+    lines_before = len(dp.log().splitlines())
+    held = []
+    try:
+        for _ in range(150):
+            held.append(connect(frp_port))
         t0, c0 = time.monotonic(), cpu_seconds(dp.proc.pid)
         time.sleep(3)
         elapsed = time.monotonic() - t0
