@@ -59,6 +59,26 @@ def get(port, path="/x", timeout=10):
     return http_request(("127.0.0.1", port), "GET", path, None, {}, timeout=timeout)
 
 
+def download_ok(port, size, timeout=None):
+    """GET /big?size=<size> through <port>: the whole pattern body arrived byte-exact."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(f"GET /big?size={size} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    h, head = hashlib.sha256(), b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(65536)
+    head, body = head.split(b"\r\n\r\n", 1)
+    h.update(body)
+    got = len(body)
+    while got < size:
+        b = s.recv(1 << 20)
+        if not b:
+            break
+        h.update(b)
+        got += len(b)
+    s.close()
+    return got == size and h.hexdigest() == pattern_sha256(size)
+
+
 def port_free(port):
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -217,22 +237,7 @@ def test_one_gib_through_a_tunnel_in_constant_memory(frp):
     port = tunnel_port()
     c.new_proxy("big", port, ("tcp", gw.backend.port))
     size = 1 << 30
-    s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(f"GET /big?size={size} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-    h, head, got = hashlib.sha256(), b"", 0
-    while b"\r\n\r\n" not in head:
-        head += s.recv(65536)
-    head, body = head.split(b"\r\n\r\n", 1)
-    h.update(body)
-    got = len(body)
-    while got < size:
-        b = s.recv(1 << 20)
-        if not b:
-            break
-        h.update(b)
-        got += len(b)
-    s.close()
-    assert got == size and h.hexdigest() == pattern_sha256(size)
+    assert download_ok(port, size)
     assert gw.dps[0].rss_peak_kib() < 32 * 1024
 
 
@@ -426,23 +431,7 @@ remotePort = {port}
         results = {}
 
         def down(i, size):
-            s = socket.create_connection(("127.0.0.1", port), timeout=60)
-            s.sendall(f"GET /big?size={size} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-                      .encode())
-            h, head = hashlib.sha256(), b""
-            while b"\r\n\r\n" not in head:
-                head += s.recv(65536)
-            head, body = head.split(b"\r\n\r\n", 1)
-            h.update(body)
-            got = len(body)
-            while got < size:
-                b = s.recv(1 << 20)
-                if not b:
-                    break
-                h.update(b)
-                got += len(b)
-            s.close()
-            results[("down", i)] = (got == size and h.hexdigest() == pattern_sha256(size))
+            results[("down", i)] = download_ok(port, size, timeout=60)
 
         def up(i, size):
             block = os.urandom(1 << 20)
