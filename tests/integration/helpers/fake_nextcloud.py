@@ -83,10 +83,18 @@ class FakeNextcloud:
                                      for k, v in req.headers.items()])
             self.inflight += 1
             self.max_inflight = max(self.max_inflight, self.inflight)
+        req.harp_inflight = True
         try:
             self.serve(req, url, app_id, headers, endpoint)
         finally:
-            with self.lock:
+            self.done(req)
+
+    def done(self, req):
+        """The call no longer counts as in flight: before its answer is sent, so that a client
+        that sends its next call as soon as it has the answer is not counted twice."""
+        with self.lock:
+            if getattr(req, "harp_inflight", False):
+                req.harp_inflight = False
                 self.inflight -= 1
 
     def serve(self, req, url, app_id, headers, endpoint):
@@ -124,9 +132,9 @@ class FakeNextcloud:
                 return self.reply(req, 200, {"user_id": user_id, "access_level": level})
         return self.reply(req, 200, {"user_id": "", "access_level": 0})
 
-    @staticmethod
-    def reply(req, status, obj):
+    def reply(self, req, status, obj):
         body = json.dumps(obj, separators=(",", ":")).encode()
+        self.done(req)
         req.send_response(status)
         req.send_header("Content-Type", "application/json; charset=utf-8")
         req.send_header("Content-Length", str(len(body)))
