@@ -62,3 +62,26 @@ def test_trailing_slash_hides_internal_endpoint(gateway, method, path):
     out = send(gateway.port, path, method)
     assert out == b"", out[:100]
     assert len(gateway.backend.requests) == before, "the request reached the ExApp"
+
+
+# --- 12.9: injected header names spelled with '.' --------------------------------------------
+# PHP registers every $_SERVER name through php_register_variable, which turns '.' (and ' ')
+# into '_': behind `php -S`, or PHP-FPM behind a server that keeps such names (Caddy), a client's
+# "AUTHORIZATION.APP.API" is $_SERVER['HTTP_AUTHORIZATION_APP_API'], the header harp injects.
+
+INJECTED = {"ex-app-id", "ex-app-version", "authorization-app-api", "aa-version",
+            "harp-shared-key"}
+
+
+@pytest.mark.attack("12.9: injected headers spelled with '.' reach the ExApp")
+def test_dot_spellings_of_injected_headers_are_removed(gateway):
+    import json
+    spoof = ["AUTHORIZATION.APP.API", "authorization.app_api", "EX.APP.ID", "Ex.App-Version",
+             "AA.VERSION", "harp.shared.key"]
+    headers = "".join(f"{n}: spoofed-{i}\r\n" for i, n in enumerate(spoof))
+    out = send(gateway.port, "/exapps/testapp/public/h", headers=headers)
+    assert status_of(out) == 200, out[:200]
+    rec = json.loads(out.split(b"\r\n\r\n", 1)[1])
+    got = [(k, v) for k, v in rec["headers"]
+           if k.lower().replace("_", "-").replace(".", "-") in INJECTED]
+    assert all("spoofed" not in v for _, v in got), got
