@@ -247,7 +247,9 @@ http1_parse_request(const char *buf, size_t len, struct http1_head *h)
         }
     }
     for (p = sp1 + 1; p < sp2; p++) {
-        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
+        /* No fragment in a request-target (RFC 9112 3.2): ExApp servers cut the path at '#',
+         * so the routes would see another path than the ExApp. */
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == '#') {
             return HTTP1_BAD;
         }
     }

@@ -456,6 +456,23 @@ normalise(const struct http1_head *h, bool has_key, char *npath, struct span *ou
     return st;
 }
 
+/* AppAPI's endpoints on the ExApp, with or without a trailing '/' (which many routers
+ * ignore: Express, Starlette's redirect). */
+static bool
+internal_endpoint(struct span t)
+{
+    static const char *const names[] = {"/heartbeat", "/init", "/enabled"};
+    size_t i, n;
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        n = strlen(names[i]);
+        if ((t.n == n || (t.n == n + 1 && t.p[n] == '/')) && memcmp(t.p, names[i], n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void
 route_decide(const struct table *t, const struct http1_head *h, char *npath, const char *key,
              bool looked_up, const struct user *user, struct decision *d)
@@ -548,8 +565,7 @@ route_decide(const struct table *t, const struct http1_head *h, char *npath, con
         }
         return;
     }
-    if (span_eq(d->target, "/heartbeat") || span_eq(d->target, "/init") ||
-        span_eq(d->target, "/enabled")) {
+    if (internal_endpoint(d->target)) {
         set(d, VERDICT_DROP, true, "internal ExApp endpoint without AppAPI's signature");
         return;
     }

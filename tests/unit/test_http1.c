@@ -68,6 +68,7 @@ test_refusals(void)
         {"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", HTTP1_BAD,
          "coding other than chunked"},
         {"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1,1\r\n\r\n", HTTP1_BAD, "CL list"},
+        {"GET /x#y HTTP/1.1\r\nHost: h\r\n\r\n", HTTP1_BAD, "a fragment in the target"},
         {"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n", HTTP1_BAD, "negative CL"},
         {"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999\r\n\r\n", HTTP1_BAD,
          "CL overflow"},
