@@ -545,8 +545,9 @@ hop_by_hop(struct span name, const struct span *connection)
     return false;
 }
 
-/* <name> is <lit> (lower case, '-' separated) in any case and with '_' for '-': CGI-style
- * servers (wsgiref, PHP) read both spellings as the same variable. */
+/* <name> is <lit> (lower case, '-' separated) in any case and with '_' or '.' for '-':
+ * CGI-style servers (wsgiref, PHP) read these spellings as the same variable (PHP turns '.'
+ * into '_' in every $_SERVER name). */
 static bool
 spelled_as(struct span name, const char *lit)
 {
@@ -555,7 +556,7 @@ spelled_as(struct span name, const char *lit)
     for (i = 0; i < name.n && lit[i] != '\0'; i++) {
         char c = name.p[i] >= 'A' && name.p[i] <= 'Z' ? (char)(name.p[i] + 32) : name.p[i];
 
-        if (c != lit[i] && !(c == '_' && lit[i] == '-')) {
+        if (c != lit[i] && !((c == '_' || c == '.') && lit[i] == '-')) {
             return false;
         }
     }
