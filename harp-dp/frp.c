@@ -1285,15 +1285,11 @@ login_timeout_s(void)
 static void
 refused_log(const char *what, unsigned cap)
 {
-    static time_t last;
-    static unsigned count;
-    time_t now = time(NULL);
+    static struct log_rate rate;
+    unsigned long held;
 
-    count++;
-    if (now != last) {
-        log_warnx("frp: connection refused: %u %s open (%u refused)", cap, what, count);
-        last = now;
-        count = 0;
+    if (log_rate_ok(&rate, 1, &held)) {
+        log_warnx("frp: connection refused: %u %s open (%lu refused)", cap, what, held + 1);
     }
 }
 

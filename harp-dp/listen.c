@@ -31,31 +31,8 @@ struct listener {
     struct accept_pause pause;
 };
 
-/* Counts events to log at most once a second. */
-struct ratelog {
-    time_t last;
-    unsigned long n;
-};
-
 static int reserve_fd = -1;
-static struct ratelog cap_log, fd_log;
-
-/* Counts one event; true when a line is due, with <n> events since the last one. */
-static bool
-ratelog_due(struct ratelog *r, unsigned long *n)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    r->n++;
-    if (ts.tv_sec == r->last) {
-        return false;
-    }
-    r->last = ts.tv_sec;
-    *n = r->n;
-    r->n = 0;
-    return true;
-}
+static struct log_rate cap_log, fd_log;
 
 /* Closes a connection over HP_MAX_CONNECTIONS: a 503 first on plain HTTP. What the client
  * already sent is read so that the close does not reset the answer away. */
@@ -77,9 +54,9 @@ refuse(int fd, bool tls)
     while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
     }
     close(fd);
-    if (ratelog_due(&cap_log, &n)) {
-        log_warnx("listen: %lu connection(s) refused: %u open, the limit (HP_MAX_CONNECTIONS)", n,
-                  proxy_conn_count());
+    if (log_rate_ok(&cap_log, 1, &n)) {
+        log_warnx("listen: %lu connection(s) refused: %u open, the limit (HP_MAX_CONNECTIONS)",
+                  n + 1, proxy_conn_count());
     }
 }
 
@@ -112,9 +89,9 @@ listen_shed(struct accept_pause *p, int err)
         }
         return err == EINTR || err == ECONNABORTED;
     }
-    if (ratelog_due(&fd_log, &n)) {
+    if (log_rate_ok(&fd_log, 1, &n)) {
         log_warnx("listen: out of file descriptors (%s): %lu connection(s) closed unserved",
-                  strerror(err), n);
+                  strerror(err), n + 1);
     }
     if (reserve_fd != -1) {
         close(reserve_fd);
