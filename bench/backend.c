@@ -101,10 +101,11 @@ serve(struct client *c)
         p = strstr(c->in, "/big?size=");
         size = p != NULL && p < strchr(c->in, '\r') ? strtoull(p + 10, NULL, 10) : 0;
         if (size > 0) {
-            c->out_len = (size_t)snprintf(c->out, sizeof(c->out),
-                                          "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream"
-                                          "\r\nContent-Length: %llu\r\n\r\n",
-                                          size);
+            c->out_len =
+                (size_t)snprintf(c->out, sizeof(c->out),
+                                 "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream"
+                                 "\r\nContent-Length: %llu\r\n\r\n",
+                                 size);
             c->big_left = size;
         } else {
             c->out_len = (size_t)snprintf(c->out, sizeof(c->out),
@@ -200,8 +201,8 @@ main(int argc, char **argv)
                 }
                 rc = flush(c);
             }
-            if (rc < 0 || (rc == 0 && c->close_after && c->big_left == 0 &&
-                           c->out_off == c->out_len)) {
+            if (rc < 0 ||
+                (rc == 0 && c->close_after && c->big_left == 0 && c->out_off == c->out_len)) {
                 drop(ep, c);
             }
         }

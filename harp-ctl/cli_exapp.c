@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "exapp.h"
 #include "xmalloc.h"
 
 static const char usage_exapp[] =
@@ -17,14 +18,6 @@ static const char usage_exapp[] =
     "\n"
     "ExApps registered by AppAPI (POST /exapp_storage). 'show' prints the routes with their\n"
     "access levels; tokens are never shown. 'rm' removes the ExApp as AppAPI's DELETE does.\n";
-
-static const char *const levels[] = {"PUBLIC", "USER", "ADMIN"};
-
-static const char *
-level_name(json_int_t l)
-{
-    return l >= 0 && l <= 2 ? levels[l] : "?";
-}
 
 static char *
 bruteforce_text(const json_t *a)
@@ -110,7 +103,7 @@ print_one(const json_t *a)
         char *bf = bruteforce_text(json_object_get(r, "bruteforce_protection"));
 
         printf("  %3zu  %-6s  %-12s  %s\n", i,
-               level_name(json_integer_value(json_object_get(r, "access_level"))),
+               access_level_name(json_integer_value(json_object_get(r, "access_level"))),
                bf[0] ? bf : "-", json_string_value(json_object_get(r, "url")));
         free(bf);
     }

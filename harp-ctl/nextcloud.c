@@ -213,7 +213,7 @@ nextcloud_user_info(const struct hp_config *cfg, const char *app_id,
     uid = json_object_get(j, "user_id");
     lvl = json_object_get(j, "access_level");
     if ((uid != NULL && !json_is_string(uid)) || !json_is_integer(lvl) ||
-        json_integer_value(lvl) < 0 || json_integer_value(lvl) > 2) {
+        !access_level_valid(json_integer_value(lvl))) {
         err_set(err, "Nextcloud's user-info answer has an unexpected shape");
         goto out;
     }

@@ -18,6 +18,18 @@
 #define MAX_HOST 253
 #define MAX_URL 4096
 
+static const char *const access_level_names[ACCESS_NLEVELS] = {
+    [ACCESS_PUBLIC] = "PUBLIC",
+    [ACCESS_USER] = "USER",
+    [ACCESS_ADMIN] = "ADMIN",
+};
+
+const char *
+access_level_name(long long level)
+{
+    return access_level_valid(level) ? access_level_names[level] : "?";
+}
+
 int
 exapp_id_normalise(const char *raw, char out[EXAPP_ID_MAX + 1], struct hp_err *err)
 {
@@ -149,7 +161,7 @@ parse_route(const json_t *r, size_t i, struct exapp_route *route, struct hp_err 
         err_set(err, "routes[%zu].access_level: field required", i);
         return -1;
     }
-    if (json_is_boolean(al) || lax_int(al, &n) == -1 || n < 0 || n > 2) {
+    if (json_is_boolean(al) || lax_int(al, &n) == -1 || !access_level_valid(n)) {
         err_set(err, "routes[%zu].access_level: must be 0 (PUBLIC), 1 (USER) or 2 (ADMIN)", i);
         return -1;
     }

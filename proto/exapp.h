@@ -20,7 +20,17 @@
 #define EXAPP_MAX_APPS 1000
 #define EXAPP_MAX_TABLE (12u * 1024 * 1024)
 
-enum access_level { ACCESS_PUBLIC = 0, ACCESS_USER = 1, ACCESS_ADMIN = 2 };
+/* Route access levels, as AppAPI numbers them (spec 3.2); user-info answers with the same. */
+enum access_level { ACCESS_PUBLIC = 0, ACCESS_USER = 1, ACCESS_ADMIN = 2, ACCESS_NLEVELS };
+
+/* "PUBLIC", "USER", "ADMIN", or "?" for a value outside the enum. */
+const char *access_level_name(long long level);
+/* Whether <level> is one of the enum's values. */
+static inline bool
+access_level_valid(long long level)
+{
+    return level >= ACCESS_PUBLIC && level < ACCESS_NLEVELS;
+}
 
 struct exapp_route {
     char *url;
