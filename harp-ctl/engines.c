@@ -111,6 +111,10 @@ prober(void *arg)
     struct timespec ts;
 
     pthread_mutex_lock(&en->mtx);
+    /* The first probe waits for the first engines_changed(): the publisher exists by then. */
+    while (!en->stop && !en->kick) {
+        pthread_cond_wait(&en->cond, &en->mtx);
+    }
     while (!en->stop) {
         en->kick = false;
         pthread_mutex_unlock(&en->mtx);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
-/* The publisher: data plane links on HP_CTL_SOCKET, routing tables pushed to them, and their
- * look-ups of unknown app ids. */
+/* The publisher: routing tables, bans and engines pushed to the data planes on
+ * HP_CTL_SOCKET, and the answers to what they ask (look-ups of apps and users, failures). */
 #ifndef HARP_CTL_PUBLISH_H
 #define HARP_CTL_PUBLISH_H
 
@@ -11,8 +11,14 @@
 struct ctl;
 struct publish;
 
-/* Creates the socket (refusing when another harp-ctl answers on it) and starts the thread. */
-struct publish *publish_start(struct ctl *ctl, struct hp_err *err);
+/* Told on the publisher thread that a data plane reported its tunnels (an engine behind one
+ * may have come up). */
+typedef void publish_tunnels_cb(void *ctx);
+
+/* Creates the socket (refusing when another harp-ctl answers on it) and starts the thread;
+ * <on_tunnels> (may be NULL) is called with <ctx>. */
+struct publish *publish_start(struct ctl *ctl, publish_tunnels_cb *on_tunnels, void *ctx,
+                              struct hp_err *err);
 /* Stops the thread, closes every link, removes the socket. */
 void publish_stop(struct publish *pub);
 /* The table changed in the store: push it to every data plane. Any thread. */
