@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* Look-ups of app ids a data plane does not know (publish.c design note 4): one worker per
  * app id however many data planes ask; a found app is stored, so published, before the
- * replies go out; "not found" is remembered for NEGATIVE_TTL; removed apps are never fetched. */
+ * replies go out; "not found" is remembered for NEGATIVE_TTL. An app removed by DELETE comes
+ * back only when Nextcloud holds it enabled (nextcloud_exapp_enabled): exapp-meta answers for
+ * disabled apps too, and AppAPI's push of an enable can be lost (docs/compat.md). */
 #include "config.h"
 
 #include <pthread.h>
@@ -27,7 +29,8 @@ struct lookup {
     char app_id[EXAPP_ID_MAX + 1];
     struct link_waiter *waiters;
     size_t nwaiters;
-    int result; /* set by the worker: 1 found, 0 not found, -1 error */
+    int64_t removed_at; /* when DELETE removed it (store_exapp_removed_at), or 0 */
+    int result;         /* set by the worker: 1 found, 0 not found, -1 error */
     char error[sizeof(((struct hp_err *)0)->msg)];
     struct app_lookup *al;
     struct lookup *next;      /* in al->inflight */
@@ -141,12 +144,21 @@ lookup_worker(void *arg, bool cancelled)
     char app_id[EXAPP_ID_MAX + 1];
     struct exapp app;
     struct hp_err err = {""};
-    int result = -1;
+    int result = -1, enabled;
+    bool removed;
 
     if (!cancelled) {
         result = nextcloud_exapp_meta(al->cfg, lk->app_id, &app, &err);
     }
+    /* exapp-meta answers for disabled apps too: a removed one comes back only if Nextcloud
+     * holds it enabled (AppAPI's push of the enable was lost). */
+    if (result == 1 && lk->removed_at != 0 &&
+        (enabled = nextcloud_exapp_enabled(al->cfg, &app, &err)) != 1) {
+        exapp_free(&app);
+        result = enabled;
+    }
     snprintf(app_id, sizeof(app_id), "%s", lk->app_id); /* <lk> is the thread's once done */
+    removed = lk->removed_at != 0;
     pthread_mutex_lock(&al->mtx);
     if (al->stopped) {
         if (result == 1) {
@@ -158,7 +170,7 @@ lookup_worker(void *arg, bool cancelled)
         return;
     }
     if (result == 1) {
-        if (store_exapp_removed(al->store, lk->app_id)) {
+        if (store_exapp_removed_at(al->store, lk->app_id) != lk->removed_at) {
             result = 0; /* removed while we asked */
         } else if (store_exapp_put(al->store, &app, &err) < 0) {
             result = -1;
@@ -174,7 +186,10 @@ lookup_worker(void *arg, bool cancelled)
     link_server_wake(al->ls); /* valid until app_lookup_stop() */
     release(al);
     if (result == 1) {
-        log_info("lookup: %s fetched from Nextcloud", app_id);
+        log_info("lookup: %s fetched from Nextcloud%s", app_id,
+                 removed ? ", enabled there again since its removal" : "");
+    } else if (result == 0 && removed) {
+        log_info("lookup: %s is still disabled in Nextcloud: it stays removed", app_id);
     } else if (result == -1) {
         log_warnx("lookup: %s: %s", app_id, err.msg);
     }
@@ -256,7 +271,7 @@ app_lookup_on_request(struct app_lookup *al, struct link *l, json_t *msg)
         reply_lookup(al, l->serial, id, app_id, true, NULL);
         return;
     }
-    if (store_exapp_removed(al->store, app_id) || known_missing(al, app_id)) {
+    if (known_missing(al, app_id)) {
         reply_lookup(al, l->serial, id, app_id, false, NULL);
         return;
     }
@@ -266,6 +281,7 @@ app_lookup_on_request(struct app_lookup *al, struct link *l, json_t *msg)
         lk = xcalloc(1, sizeof(*lk));
         snprintf(lk->app_id, sizeof(lk->app_id), "%s", app_id);
         lk->al = al;
+        lk->removed_at = store_exapp_removed_at(al->store, app_id);
         if (start_lookup(al, lk) == -1) {
             free(lk);
             link_server_request_error(al->ls, l->serial, id, "too many app look-ups waiting");

@@ -15,7 +15,8 @@
  * 4. Look-ups of unknown app ids run on a pool of APP_LOOKUP_WORKERS threads, one per app id
  *    however many data planes ask (singleflight), at most APP_LOOKUP_MAX waiting or running.
  *    A found app is stored (so published) before the replies go out; "not found" is
- *    remembered for NEGATIVE_TTL; removed apps are never fetched.
+ *    remembered for NEGATIVE_TTL. An app removed by DELETE comes back only when Nextcloud
+ *    holds it enabled (a lost push of AppAPI's enable): a disabled app stays unreachable.
  * 5. User look-ups (user-info) run on a pool of HP_USER_LOOKUP_WORKERS threads, one per
  *    session cookie (or, without one, per Authorization value) however many requests carry
  *    it, at most HP_USER_LOOKUP_MAX waiting or running. Answers are cached per cookie for
