@@ -196,24 +196,17 @@ lookup_worker(void *arg, bool cancelled)
 }
 
 static void
-reply_lookup(struct app_lookup *al, uint64_t serial, json_int_t id, const char *app_id, bool found,
+reply_lookup(struct app_lookup *al, uint64_t serial, int64_t id, const char *app_id, bool found,
              const char *why)
 {
-    const json_t *app;
-    json_t *m;
+    struct msg m = {.type = MSG_LOOKUP_REPLY, .has_id = true, .id = id};
+    struct msg_lookup_reply *r = &m.lookup_reply;
 
-    m = msg_new(MSG_LOOKUP_REPLY);
-    json_object_set_new(m, "id", json_integer(id));
-    json_object_set_new(m, "app_id", json_string(app_id));
-    app = found ? al->hooks.published(al->hooks.ctx, app_id) : NULL;
-    json_object_set_new(m, "found", json_boolean(app != NULL));
-    if (app != NULL) {
-        json_object_set(m, "exapp", (json_t *)app);
-    }
-    if (why != NULL) {
-        json_object_set_new(m, "error", json_string(why));
-    }
-    link_server_reply(al->ls, serial, m);
+    snprintf(r->app_id, sizeof(r->app_id), "%s", app_id);
+    r->exapp = found ? (struct exapp *)al->hooks.published(al->hooks.ctx, app_id) : NULL;
+    r->found = r->exapp != NULL;
+    r->error = (char *)why;
+    link_server_reply(al->ls, serial, &m);
 }
 
 static bool
@@ -255,24 +248,23 @@ start_lookup(struct app_lookup *al, struct lookup *lk)
 }
 
 void
-app_lookup_on_request(struct app_lookup *al, struct link *l, json_t *msg)
+app_lookup_on_request(struct app_lookup *al, struct link *l, const struct msg *m)
 {
-    const char *raw = json_string_value(json_object_get(msg, "app_id"));
-    json_int_t id = json_integer_value(json_object_get(msg, "id"));
+    const char *raw = m->lookup.app_id;
     char app_id[EXAPP_ID_MAX + 1];
     struct lookup *lk;
     struct hp_err err;
 
     if (exapp_id_normalise(raw, app_id, &err) == -1) {
-        reply_lookup(al, l->serial, id, raw, false, err.msg);
+        reply_lookup(al, l->serial, m->id, raw, false, err.msg);
         return;
     }
     if (al->hooks.published(al->hooks.ctx, app_id) != NULL) {
-        reply_lookup(al, l->serial, id, app_id, true, NULL);
+        reply_lookup(al, l->serial, m->id, app_id, true, NULL);
         return;
     }
     if (known_missing(al, app_id)) {
-        reply_lookup(al, l->serial, id, app_id, false, NULL);
+        reply_lookup(al, l->serial, m->id, app_id, false, NULL);
         return;
     }
     for (lk = al->inflight; lk != NULL && strcmp(lk->app_id, app_id) != 0; lk = lk->next) {
@@ -284,13 +276,13 @@ app_lookup_on_request(struct app_lookup *al, struct link *l, json_t *msg)
         lk->removed_at = store_exapp_removed_at(al->store, app_id);
         if (start_lookup(al, lk) == -1) {
             free(lk);
-            link_server_request_error(al->ls, l->serial, id, "too many app look-ups waiting");
+            link_server_request_error(al->ls, l->serial, m->id, "too many app look-ups waiting");
             return;
         }
         lk->next = al->inflight;
         al->inflight = lk;
     }
-    link_server_waiter_add(&lk->waiters, &lk->nwaiters, l->serial, id);
+    link_server_waiter_add(&lk->waiters, &lk->nwaiters, l->serial, m->id);
 }
 
 void

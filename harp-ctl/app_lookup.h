@@ -4,18 +4,18 @@
 #ifndef HARP_CTL_APP_LOOKUP_H
 #define HARP_CTL_APP_LOOKUP_H
 
-#include <jansson.h>
-
 #include "env.h"
 #include "err.h"
+#include "exapp.h"
 #include "link_server.h"
+#include "msg.h"
 #include "pool.h"
 #include "store.h"
 
 /* The owner's answers, on the link thread. */
 struct app_lookup_hooks {
-    /* The published ExApp object of <app_id>, borrowed, or NULL. */
-    const json_t *(*published)(void *ctx, const char *app_id);
+    /* The published ExApp <app_id>, borrowed, or NULL. */
+    const struct exapp *(*published)(void *ctx, const char *app_id);
     /* Apps were stored: publish them now (the replies that follow name them). */
     void (*stored)(void *ctx);
     void *ctx;
@@ -30,7 +30,7 @@ struct app_lookup *app_lookup_start(const struct hp_config *cfg, struct store *s
                                     struct hp_err *err);
 /* A `lookup` message of <l>: answered from the table, the negative cache, or by a look-up
  * (joined when one for the app is in flight); a full pool is answered request_error. */
-void app_lookup_on_request(struct app_lookup *al, struct link *l, json_t *msg);
+void app_lookup_on_request(struct app_lookup *al, struct link *l, const struct msg *m);
 /* Answers the requests of the look-ups that finished since the last time. The link thread. */
 void app_lookup_finish(struct app_lookup *al);
 /* <app_id> was registered: forget that Nextcloud did not know it. Any thread. */

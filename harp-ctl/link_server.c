@@ -78,18 +78,16 @@ link_server_links(struct link_server *ls)
 }
 
 int
-link_server_send(struct link *l, json_t *msg)
+link_server_send(struct link *l, const struct msg *m)
 {
     size_t n;
-    char *f = frame_encode(msg, &n);
+    char *f = msg_frame(m, &n);
 
     if (f == NULL) {
         log_errorx("publish: a %s message for %s exceeds the %u-byte frame limit; not sent",
-                   json_string_value(json_object_get(msg, "type")), l->dp_id, FRAME_MAX);
-        json_decref(msg);
+                   msg_type_name(m->type), l->dp_id, FRAME_MAX);
         return -1;
     }
-    json_decref(msg);
     if (l->out_off > 0 && l->out_off == l->out_len) {
         l->out_off = l->out_len = 0;
     }
@@ -111,58 +109,52 @@ link_server_find(struct link_server *ls, uint64_t serial)
 }
 
 void
-link_server_reply(struct link_server *ls, uint64_t serial, json_t *msg)
+link_server_reply(struct link_server *ls, uint64_t serial, const struct msg *m)
 {
     struct link *l = link_server_find(ls, serial);
 
-    if (l == NULL) {
-        json_decref(msg);
-        return;
+    if (l != NULL) {
+        link_server_send(l, m);
     }
-    link_server_send(l, msg);
 }
 
 void
-link_server_waiter_add(struct link_waiter **v, size_t *n, uint64_t serial, json_int_t id)
+link_server_waiter_add(struct link_waiter **v, size_t *n, uint64_t serial, int64_t id)
 {
     *v = xrealloc(*v, (*n + 1) * sizeof(**v));
     (*v)[(*n)++] = (struct link_waiter){serial, id};
 }
 
 void
-link_server_request_error(struct link_server *ls, uint64_t serial, json_int_t id, const char *why)
+link_server_request_error(struct link_server *ls, uint64_t serial, int64_t id, const char *why)
 {
-    json_t *m;
+    struct msg m = {.type = MSG_REQUEST_ERROR, .has_id = true, .id = id};
 
-    if (link_server_find(ls, serial) == NULL) {
-        return;
-    }
-    m = msg_new(MSG_REQUEST_ERROR);
-    json_object_set_new(m, "id", json_integer(id));
-    json_object_set_new(m, "message", json_string(why));
-    link_server_reply(ls, serial, m);
+    m.request_error.message = (char *)why;
+    link_server_reply(ls, serial, &m);
 }
 
 void
-link_server_bad_message(struct link_server *ls, struct link *l, const json_t *msg, const char *why)
+link_server_bad_message(struct link_server *ls, struct link *l, const struct msg *m,
+                        const char *why)
 {
-    const json_t *id = json_object_get(msg, "id");
+    bool has_id = m != NULL && m->has_id;
     char more[64] = "";
     unsigned long held;
 
     pthread_mutex_lock(&ls->mtx);
     ls->bad_messages++;
     pthread_mutex_unlock(&ls->mtx);
-    if (json_is_integer(id)) {
-        link_server_request_error(ls, l->serial, json_integer_value(id), why);
+    if (has_id) {
+        link_server_request_error(ls, l->serial, m->id, why);
     }
     if (log_rate_ok(&ls->bad_log, BAD_LOG_PER_S, &held)) {
         if (held > 0) {
             snprintf(more, sizeof(more), " (%lu more not logged)", held);
         }
-        log_warnx("publish: data plane %s sent a bad message (%.40s): %s; %s%s", l->dp_id,
-                  json_string_value(json_object_get(msg, "type")) ?: "no type", why,
-                  json_is_integer(id) ? "its request failed" : "ignored", more);
+        log_warnx("publish: data plane %s sent a bad message (%s): %s; %s%s", l->dp_id,
+                  m != NULL && m->type < MSG_NTYPES ? msg_type_name(m->type) : "no known type", why,
+                  has_id ? "its request failed" : "ignored", more);
     }
 }
 
@@ -199,64 +191,65 @@ close_link(struct link_server *ls, struct link *l, const char *why)
     free(l);
 }
 
-/* 0, or -1 with <err> when the data plane is refused (it was sent an error message). */
+/* Both sides check the version at hello: 0 when <h> is this version's (the data plane is
+ * welcomed), or -1 with <err> when it is refused (it was sent an error message). */
 static int
-on_hello(struct link_server *ls, struct link *l, json_t *msg, struct hp_err *err)
+on_hello(struct link_server *ls, struct link *l, const struct msg_hello *h, struct hp_err *err)
 {
-    json_int_t proto = json_integer_value(json_object_get(msg, "proto"));
-    json_t *pid = json_object_get(msg, "pid");
-    json_t *m;
+    char why[64];
+    struct msg m = {.type = MSG_ERROR};
 
-    if (proto != PROTO_VERSION) {
-        err_set(err, "data plane speaks proto %lld, this harp-ctl %d: refused", (long long)proto,
+    if (h->proto != PROTO_VERSION) {
+        err_set(err, "data plane speaks proto %lld, this harp-ctl %d: refused", (long long)h->proto,
                 PROTO_VERSION);
-        m = msg_new(MSG_ERROR);
-        json_object_set_new(m, "message", json_sprintf("proto version %d required", PROTO_VERSION));
-        link_server_send(l, m);
+        snprintf(why, sizeof(why), "proto version %d required", PROTO_VERSION);
+        m.error.message = why;
+        link_server_send(l, &m);
         return -1;
     }
-    snprintf(l->dp_id, sizeof(l->dp_id), "%s", json_string_value(json_object_get(msg, "dp_id")));
-    l->pid = json_is_integer(pid) ? json_integer_value(pid) : 0;
+    snprintf(l->dp_id, sizeof(l->dp_id), "%s", h->dp_id);
+    l->pid = h->pid;
     l->hello = true;
-    ls->h.on_hello(ls->ctx, l, msg);
+    m = (struct msg){.type = MSG_WELCOME, .welcome = {.proto = PROTO_VERSION}};
+    link_server_send(l, &m);
+    ls->h.on_hello(ls->ctx, l, h);
     return 0;
 }
 
-/* 0, or -1 when the link must close (the reason in <err>): a link is closed for what it
- * sends before a valid hello, or for an error message; any other bad message of a data plane
- * that said hello fails that request alone (link_server_bad_message). */
+/* <m> as msg_decode() left it (<decoded> -1 when it failed, with <err>): 0, or -1 when the
+ * link must close (the reason in <err>): a link is closed for what it sends before a valid
+ * hello, or for an error message; any other bad message of a data plane that said hello
+ * fails that request alone (link_server_bad_message). */
 static int
-on_frame(struct link_server *ls, struct link *l, json_t *msg, struct hp_err *err)
+on_frame(struct link_server *ls, struct link *l, struct msg *m, int decoded, struct hp_err *err)
 {
-    int t = msg_check(msg, MSG_FROM_DP, err);
+    struct msg pong = {.type = MSG_PONG};
 
     if (!l->hello) {
-        if (t == MSG_HELLO) {
-            return on_hello(ls, l, msg, err);
+        if (m->type < MSG_NTYPES && m->type != MSG_HELLO) {
+            err_set(err, "\"%s\" before hello", msg_type_name(m->type));
+            return -1;
         }
-        if (t != -1) {
-            err_set(err, "\"%s\" before hello", msg_type_name(t));
-        }
-        return -1;
+        return decoded == -1 ? -1 : on_hello(ls, l, &m->hello, err);
     }
-    if (t == -1) {
-        link_server_bad_message(ls, l, msg, err->msg);
+    if (decoded == -1) {
+        link_server_bad_message(ls, l, m, err->msg);
         return 0;
     }
-    switch (t) {
+    switch (m->type) {
     case MSG_HELLO:
-        link_server_bad_message(ls, l, msg, "a second hello");
+        link_server_bad_message(ls, l, m, "a second hello");
         return 0;
     case MSG_PING:
-        link_server_send(l, msg_new(MSG_PONG));
+        link_server_send(l, &pong);
         return 0;
     case MSG_PONG:
         return 0;
     case MSG_ERROR:
-        err_set(err, "data plane error: %s", json_string_value(json_object_get(msg, "message")));
+        err_set(err, "data plane error: %s", m->error.message);
         return -1;
     default:
-        ls->h.on_message(ls->ctx, l, t, msg);
+        ls->h.on_message(ls->ctx, l, m);
         return 0;
     }
 }
@@ -266,6 +259,7 @@ read_link(struct link_server *ls, struct link *l)
 {
     char buf[65536];
     struct hp_err err;
+    struct msg m;
     json_t *msg;
     ssize_t n;
     int rc;
@@ -286,8 +280,10 @@ read_link(struct link_server *ls, struct link *l)
             continue;
         }
         if (rc == 1) {
-            rc = on_frame(ls, l, msg, &err);
+            rc = msg_decode(msg, MSG_FROM_DP, &m, &err);
             json_decref(msg);
+            rc = on_frame(ls, l, &m, rc, &err);
+            msg_free(&m);
             if (rc == 0) {
                 continue;
             }
@@ -344,6 +340,7 @@ housekeeping(struct link_server *ls)
     struct link *l, *next;
     double now = now_mono();
     bool ping = now - ls->last_ping >= PING_INTERVAL;
+    struct msg m = {.type = MSG_PING};
 
     for (l = ls->links; l != NULL; l = next) {
         next = l->next;
@@ -352,7 +349,7 @@ housekeeping(struct link_server *ls)
         } else if (l->out_len - l->out_off > OUT_HIGH_MARK) {
             close_link(ls, l, "too slow: output above the high mark");
         } else if (ping && l->hello) {
-            link_server_send(l, msg_new(MSG_PING));
+            link_server_send(l, &m);
         }
     }
     if (ping) {

@@ -12,6 +12,7 @@
 
 #include "err.h"
 #include "frame.h"
+#include "msg.h"
 
 /* One data plane connection: created at accept, freed when it closes (after on_close). */
 struct link {
@@ -31,11 +32,13 @@ struct link {
 
 /* What the owner does with the links; every handler runs on the link server's thread. */
 struct link_server_handlers {
-    /* <l> said a valid hello (dp_id and pid are set); the owner sends it its state. */
-    void (*on_hello)(void *ctx, struct link *l, const json_t *hello);
-    /* A checked message of type <type> from <l> after hello, other than hello, ping, pong
-     * and error (the link server's). <msg> is borrowed. */
-    void (*on_message)(void *ctx, struct link *l, int type, json_t *msg);
+    /* <l> said a hello of this proto version (dp_id and pid are set) and was welcomed; the
+     * owner sends it its state. */
+    void (*on_hello)(void *ctx, struct link *l, const struct msg_hello *hello);
+    /* A decoded message from <l> after hello, other than hello, ping, pong and error (the
+     * link server's). The handler may take what it keeps out of <m> (zeroing it there); the
+     * rest is freed after it returns. */
+    void (*on_message)(void *ctx, struct link *l, struct msg *m);
     /* <l> closes; called for links that said hello only. */
     void (*on_close)(void *ctx, struct link *l);
     /* Once at start and once per turn of the loop, after the links were read: the owner's
@@ -48,7 +51,7 @@ struct link_server_handlers {
 /* Requests of data planes waiting for one answer. */
 struct link_waiter {
     uint64_t serial;
-    json_int_t id;
+    int64_t id;
 };
 
 struct link_server;
@@ -70,21 +73,23 @@ void link_server_wake(struct link_server *ls);
 struct link *link_server_links(struct link_server *ls);
 /* The live link with <serial>, or NULL once it closed. */
 struct link *link_server_find(struct link_server *ls, uint64_t serial);
-/* Queues <msg> (stolen) on <l>: 0, or -1 (logged) when it exceeds the frame limit. */
-int link_server_send(struct link *l, json_t *msg);
-/* Sends <msg> (stolen) to the link <serial> if it is still open. */
-void link_server_reply(struct link_server *ls, uint64_t serial, json_t *msg);
+/* Queues the frame of <m> (not taken) on <l>: 0, or -1 (logged) when it exceeds the frame
+ * limit. */
+int link_server_send(struct link *l, const struct msg *m);
+/* Sends <m> to the link <serial> if it is still open. */
+void link_server_reply(struct link_server *ls, uint64_t serial, const struct msg *m);
 /* Answers request <id> of the link <serial> with request_error (the data plane fails it with
  * 503). */
-void link_server_request_error(struct link_server *ls, uint64_t serial, json_int_t id,
+void link_server_request_error(struct link_server *ls, uint64_t serial, int64_t id,
                                const char *why);
-/* A message the data plane of <l> should not have sent: answered with request_error when it
- * carries a request id, counted, logged (rate-limited) and otherwise ignored. */
-void link_server_bad_message(struct link_server *ls, struct link *l, const json_t *msg,
+/* A message the data plane of <l> should not have sent (<m> as far as it was decoded, or
+ * NULL): answered with request_error when it carries a request id, counted, logged
+ * (rate-limited) and otherwise ignored. */
+void link_server_bad_message(struct link_server *ls, struct link *l, const struct msg *m,
                              const char *why);
 /* The count of bad messages since start. Any thread. */
 uint64_t link_server_bad_messages(struct link_server *ls);
 /* Adds a request to <*v> (of <*n>). */
-void link_server_waiter_add(struct link_waiter **v, size_t *n, uint64_t serial, json_int_t id);
+void link_server_waiter_add(struct link_waiter **v, size_t *n, uint64_t serial, int64_t id);
 
 #endif

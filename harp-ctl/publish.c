@@ -51,7 +51,8 @@
 /* What the publisher keeps of a data plane that said hello (link->data). */
 struct dataplane {
     int64_t sent_version, acked_version;
-    json_t *tunnels; /* [{name, port, peer, since}] as the data plane last reported */
+    struct msg_tunnel *tunnels; /* as the data plane last reported them */
+    size_t ntunnels;
 };
 
 /* An IP whose counted failures an operator's ban removal clears. */
@@ -71,15 +72,20 @@ struct publish {
     struct user_lookup *ul;
     struct failures *fails;
     /* Owned by the link thread. */
-    json_t *table; /* app_id -> published exapp object */
+    struct exapp *apps; /* the published table, ordered by app id */
+    size_t napps;
+    json_t *table; /* app_id -> the published form of each, to find what changed */
     int64_t version;
-    json_t *bans; /* [{ip, expires_at}] as last pushed */
+    struct msg_ban *bans; /* as last pushed */
+    size_t nbans;
     /* Shared, under mtx. */
     pthread_mutex_t mtx;
     bool changed, bans_changed, engines_changed;
     struct forget *forget;
     json_t *dp_info;
-    json_t *engines; /* [{port, address, tcp_port, api_min, api_max}], as last given */
+    struct msg_engine *engines; /* as last given */
+    size_t nengines;
+    bool engines_known;
 };
 
 void
@@ -109,22 +115,30 @@ publish_dataplanes(struct publish *pub)
 static void
 update_dp_info(struct publish *pub)
 {
-    json_t *a = json_array();
+    json_t *a = json_array(), *tunnels;
     struct dataplane *dp;
     struct link *l;
     double now = now_mono();
+    size_t i;
 
     for (l = link_server_links(pub->ls); l != NULL; l = l->next) {
         if (!l->hello) {
             continue;
         }
         dp = l->data;
-        json_array_append_new(
-            a, json_pack("{s:s,s:I,s:I,s:I,s:f,s:f,s:o}", "dp_id", l->dp_id, "pid",
-                         (json_int_t)l->pid, "applied_version", (json_int_t)dp->acked_version,
-                         "table_version", (json_int_t)pub->version, "connected_seconds",
-                         now - l->connected, "seen_seconds_ago", now - l->last_seen, "tunnels",
-                         dp->tunnels != NULL ? json_deep_copy(dp->tunnels) : json_array()));
+        tunnels = json_array();
+        for (i = 0; i < dp->ntunnels; i++) {
+            json_array_append_new(
+                tunnels, json_pack("{s:s,s:i,s:s,s:I}", "name", dp->tunnels[i].name, "port",
+                                   (int)dp->tunnels[i].port, "peer", dp->tunnels[i].peer, "since",
+                                   (json_int_t)dp->tunnels[i].since));
+        }
+        json_array_append_new(a, json_pack("{s:s,s:I,s:I,s:I,s:f,s:f,s:o}", "dp_id", l->dp_id,
+                                           "pid", (json_int_t)l->pid, "applied_version",
+                                           (json_int_t)dp->acked_version, "table_version",
+                                           (json_int_t)pub->version, "connected_seconds",
+                                           now - l->connected, "seen_seconds_ago",
+                                           now - l->last_seen, "tunnels", tunnels));
     }
     pthread_mutex_lock(&pub->mtx);
     json_decref(pub->dp_info);
@@ -132,29 +146,16 @@ update_dp_info(struct publish *pub)
     pthread_mutex_unlock(&pub->mtx);
 }
 
-static json_t *
-table_array(json_t *table)
-{
-    json_t *a = json_array(), *v;
-    const char *k;
-
-    json_object_foreach(table, k, v)
-    {
-        json_array_append(a, v);
-    }
-    return a;
-}
-
 static void
 send_snapshot(struct publish *pub, struct link *l)
 {
     struct dataplane *dp = l->data;
-    json_t *m = msg_new(MSG_SNAPSHOT);
+    struct msg m = {.type = MSG_SNAPSHOT};
 
-    json_object_set_new(m, "version", json_integer(pub->version));
-    json_object_set_new(m, "exapps", table_array(pub->table));
-    json_object_set_new(m, "settings", json_object());
-    if (link_server_send(l, m) == 0) {
+    m.snapshot.version = pub->version;
+    m.snapshot.exapps = pub->apps;
+    m.snapshot.nexapps = pub->napps;
+    if (link_server_send(l, &m) == 0) {
         dp->sent_version = pub->version; /* never for a snapshot that was not sent */
     }
 }
@@ -163,9 +164,11 @@ send_snapshot(struct publish *pub, struct link *l)
 static void
 publish_changes(struct publish *pub)
 {
+    struct msg m = {.type = MSG_DELTA};
+    struct msg_delta *d = &m.delta;
     struct exapp *apps;
     struct hp_err err;
-    json_t *table, *upserts, *deletes, *v, *old, *m;
+    json_t *table, *v, *old;
     struct dataplane *dp;
     const char *k;
     struct link *l;
@@ -176,51 +179,48 @@ publish_changes(struct publish *pub)
         log_warnx("publish: %s", err.msg);
         return;
     }
-    table = json_object();
-    for (i = 0; i < n; i++) {
-        json_object_set_new(table, apps[i].app_id, exapp_to_json(&apps[i], true));
-    }
-    store_exapp_list_free(apps, n);
     if (pub->table != NULL && version == pub->version) {
-        json_decref(table);
+        store_exapp_list_free(apps, n);
         return;
     }
-    upserts = json_array();
-    deletes = json_array();
-    json_object_foreach(table, k, v)
-    {
-        old = pub->table != NULL ? json_object_get(pub->table, k) : NULL;
+    /* what changed, by each record's published form */
+    table = json_object();
+    d->upserts = xcalloc(n + 1, sizeof(*d->upserts));
+    for (i = 0; i < n; i++) {
+        v = exapp_to_json(&apps[i], true);
+        old = pub->table != NULL ? json_object_get(pub->table, apps[i].app_id) : NULL;
         if (old == NULL || !json_equal(old, v)) {
-            json_array_append(upserts, v);
+            d->upserts[d->nupserts++] = apps[i]; /* borrowed from <apps> */
         }
+        json_object_set_new(table, apps[i].app_id, v);
     }
+    d->deletes =
+        xcalloc(pub->table != NULL ? json_object_size(pub->table) + 1 : 1, sizeof(*d->deletes));
     if (pub->table != NULL) {
         json_object_foreach(pub->table, k, v)
         {
             if (json_object_get(table, k) == NULL) {
-                json_array_append_new(deletes, json_string(k));
+                snprintf(d->deletes[d->ndeletes++], sizeof(*d->deletes), "%s", k);
             }
         }
     }
+    d->from = pub->version;
+    d->version = version;
     for (l = link_server_links(pub->ls); l != NULL; l = l->next) {
-        if (!l->hello || (dp = l->data)->sent_version != pub->version) {
-            continue;
-        }
-        m = msg_new(MSG_DELTA);
-        json_object_set_new(m, "from", json_integer(pub->version));
-        json_object_set_new(m, "version", json_integer(version));
-        json_object_set(m, "upserts", upserts);
-        json_object_set(m, "deletes", deletes);
-        if (link_server_send(l, m) == 0) {
+        if (l->hello && (dp = l->data)->sent_version == pub->version &&
+            link_server_send(l, &m) == 0) {
             dp->sent_version = version;
         }
     }
     log_info("publish: table version %lld (%zu upserts, %zu deletes)", (long long)version,
-             json_array_size(upserts), json_array_size(deletes));
-    json_decref(upserts);
-    json_decref(deletes);
+             d->nupserts, d->ndeletes);
+    free(d->upserts);
+    free(d->deletes);
     json_decref(pub->table);
+    store_exapp_list_free(pub->apps, pub->napps);
     pub->table = table;
+    pub->apps = apps;
+    pub->napps = n;
     pub->version = version;
     for (l = link_server_links(pub->ls); l != NULL; l = l->next) {
         if (l->hello && ((struct dataplane *)l->data)->sent_version != version) {
@@ -233,30 +233,33 @@ publish_changes(struct publish *pub)
 static void
 send_engines(struct publish *pub, struct link *l)
 {
-    json_t *m = msg_new(MSG_ENGINES);
+    struct msg m = {.type = MSG_ENGINES};
 
     pthread_mutex_lock(&pub->mtx);
-    json_object_set_new(m, "engines",
-                        pub->engines != NULL ? json_deep_copy(pub->engines) : json_array());
+    m.engines.engines = pub->engines;
+    m.engines.nengines = pub->nengines;
+    link_server_send(l, &m);
     pthread_mutex_unlock(&pub->mtx);
-    link_server_send(l, m);
 }
 
 void
-publish_engines(struct publish *pub, json_t *engines)
+publish_engines(struct publish *pub, struct msg_engine *engines, size_t n)
 {
     if (pub == NULL) {
-        json_decref(engines);
+        free(engines);
         return;
     }
     pthread_mutex_lock(&pub->mtx);
-    if (pub->engines != NULL && json_equal(pub->engines, engines)) {
-        json_decref(engines);
+    if (pub->engines_known && n == pub->nengines &&
+        (n == 0 || memcmp(pub->engines, engines, n * sizeof(*engines)) == 0)) {
+        free(engines);
         pthread_mutex_unlock(&pub->mtx);
         return;
     }
-    json_decref(pub->engines);
+    free(pub->engines);
     pub->engines = engines;
+    pub->nengines = n;
+    pub->engines_known = true;
     pub->engines_changed = true;
     pthread_mutex_unlock(&pub->mtx);
     link_server_wake(pub->ls);
@@ -265,27 +268,29 @@ publish_engines(struct publish *pub, json_t *engines)
 static void
 send_bans(struct publish *pub, struct link *l)
 {
-    json_t *m = msg_new(MSG_BANS);
+    struct msg m = {.type = MSG_BANS};
 
-    json_object_set(m, "bans", pub->bans);
-    link_server_send(l, m);
+    m.bans.bans = pub->bans;
+    m.bans.nbans = pub->nbans;
+    link_server_send(l, &m);
 }
 
 /* Reads the bans in force from the store and pushes them to every data plane. */
 static void
 push_bans(struct publish *pub)
 {
-    json_t *list = store_ban_list(pub->ctl->store, (int64_t)now_wall()), *b, *v;
+    json_t *list = store_ban_list(pub->ctl->store, (int64_t)now_wall()), *v;
     struct link *l;
     size_t i;
 
-    json_decref(pub->bans);
-    pub->bans = json_array();
+    free(pub->bans);
+    pub->bans = xcalloc(json_array_size(list) + 1, sizeof(*pub->bans));
+    pub->nbans = 0;
     json_array_foreach(list, i, v)
     {
-        b = json_pack("{s:O,s:O}", "ip", json_object_get(v, "ip"), "expires_at",
-                      json_object_get(v, "expires_at"));
-        json_array_append_new(pub->bans, b);
+        snprintf(pub->bans[pub->nbans].ip, sizeof(pub->bans[pub->nbans].ip), "%s",
+                 json_string_value(json_object_get(v, "ip")));
+        pub->bans[pub->nbans++].expires_at = json_integer_value(json_object_get(v, "expires_at"));
     }
     json_decref(list);
     for (l = link_server_links(pub->ls); l != NULL; l = l->next) {
@@ -353,12 +358,10 @@ static bool
 is_banned(void *ctx, const char *ip)
 {
     struct publish *pub = ctx;
-    json_t *b;
     size_t i;
 
-    json_array_foreach(pub->bans, i, b)
-    {
-        if (strcmp(json_string_value(json_object_get(b, "ip")), ip) == 0) {
+    for (i = 0; i < pub->nbans; i++) {
+        if (strcmp(pub->bans[i].ip, ip) == 0) {
             return true;
         }
     }
@@ -372,13 +375,21 @@ on_ban_added(void *ctx, const char *ip)
     push_bans(ctx);
 }
 
-/* app_lookup.c asks for the published object of <app_id>. */
-static const json_t *
+static int
+cmp_app_id(const void *key, const void *app)
+{
+    return strcmp(key, ((const struct exapp *)app)->app_id);
+}
+
+/* app_lookup.c asks for the published ExApp <app_id>. */
+static const struct exapp *
 published(void *ctx, const char *app_id)
 {
     struct publish *pub = ctx;
 
-    return pub->table != NULL ? json_object_get(pub->table, app_id) : NULL;
+    /* the store gives them ordered by app id */
+    return pub->napps > 0 ? bsearch(app_id, pub->apps, pub->napps, sizeof(*pub->apps), cmp_app_id)
+                          : NULL;
 }
 
 static void
@@ -388,33 +399,34 @@ on_stored(void *ctx)
 }
 
 static void
-on_event(struct publish *pub, struct link *l, json_t *msg)
+on_event(struct publish *pub, struct link *l, struct msg *m)
 {
     struct dataplane *dp = l->data;
-    const char *ev = json_string_value(json_object_get(msg, "event"));
-    json_t *t = json_object_get(msg, "tunnels");
 
-    if (strcmp(ev, "failure") == 0) {
-        failures_add(pub->fails, json_string_value(json_object_get(msg, "ip")), now_wall());
-    } else if (strcmp(ev, "tunnels") == 0 && json_is_array(t)) {
-        json_decref(dp->tunnels);
-        dp->tunnels = json_incref(t);
-        log_info("publish: data plane %s reports %zu tunnels", l->dp_id, json_array_size(t));
-        update_dp_info(pub);
-        if (pub->on_tunnels != NULL) {
-            pub->on_tunnels(pub->tunnels_ctx);
-        }
+    if (m->event.event == MSG_EVENT_FAILURE) {
+        failures_add(pub->fails, m->event.ip, now_wall());
+        return;
+    }
+    free(dp->tunnels);
+    dp->tunnels = m->event.tunnels; /* taken out of <m> */
+    dp->ntunnels = m->event.ntunnels;
+    m->event.tunnels = NULL;
+    m->event.ntunnels = 0;
+    log_info("publish: data plane %s reports %zu tunnels", l->dp_id, dp->ntunnels);
+    update_dp_info(pub);
+    if (pub->on_tunnels != NULL) {
+        pub->on_tunnels(pub->tunnels_ctx);
     }
 }
 
 static void
-on_hello(void *ctx, struct link *l, const json_t *hello)
+on_hello(void *ctx, struct link *l, const struct msg_hello *hello)
 {
     struct publish *pub = ctx;
     struct dataplane *dp = xcalloc(1, sizeof(*dp));
 
     dp->sent_version = -1;
-    dp->acked_version = json_integer_value(json_object_get(hello, "version"));
+    dp->acked_version = hello->version;
     l->data = dp;
     log_info("publish: data plane %s (pid %lld) connected at version %lld", l->dp_id, l->pid,
              (long long)dp->acked_version);
@@ -425,24 +437,24 @@ on_hello(void *ctx, struct link *l, const json_t *hello)
 }
 
 static void
-on_message(void *ctx, struct link *l, int type, json_t *msg)
+on_message(void *ctx, struct link *l, struct msg *m)
 {
     struct publish *pub = ctx;
     struct dataplane *dp = l->data;
 
-    switch (type) {
+    switch (m->type) {
     case MSG_ACK:
-        dp->acked_version = json_integer_value(json_object_get(msg, "version"));
+        dp->acked_version = m->ack.version;
         update_dp_info(pub);
         break;
     case MSG_LOOKUP:
-        app_lookup_on_request(pub->al, l, msg);
+        app_lookup_on_request(pub->al, l, m);
         break;
     case MSG_AUTH:
-        user_lookup_on_request(pub->ul, l, msg);
+        user_lookup_on_request(pub->ul, l, m);
         break;
     case MSG_EVENT:
-        on_event(pub, l, msg);
+        on_event(pub, l, m);
         break;
     default:
         break;
@@ -455,7 +467,7 @@ on_close(void *ctx, struct link *l)
     struct dataplane *dp = l->data;
 
     if (dp != NULL) {
-        json_decref(dp->tunnels);
+        free(dp->tunnels);
         free(dp);
         l->data = NULL;
     }
@@ -532,7 +544,6 @@ publish_start(struct ctl *ctl, publish_tunnels_cb *on_tunnels, void *ctx, struct
     pub->on_tunnels = on_tunnels;
     pub->tunnels_ctx = ctx;
     pub->dp_info = json_array();
-    pub->bans = json_array();
     pub->changed = pub->bans_changed = true; /* the first turn publishes */
     pthread_mutex_init(&pub->mtx, NULL);
     pub->ls = link_server_open(ctl->cfg.ctl_socket, &handlers, pub, err);
@@ -555,7 +566,6 @@ fail:
     failures_free(pub->fails);
     link_server_free(pub->ls);
     json_decref(pub->dp_info);
-    json_decref(pub->bans);
     pthread_mutex_destroy(&pub->mtx);
     free(pub);
     return NULL;
@@ -580,9 +590,10 @@ publish_stop(struct publish *pub)
         free(f);
     }
     json_decref(pub->dp_info);
-    json_decref(pub->engines);
     json_decref(pub->table);
-    json_decref(pub->bans);
+    store_exapp_list_free(pub->apps, pub->napps);
+    free(pub->engines);
+    free(pub->bans);
     pthread_mutex_destroy(&pub->mtx);
     free(pub);
 }

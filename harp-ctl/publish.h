@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "err.h"
+#include "msg.h"
 
 struct ctl;
 struct publish;
@@ -28,9 +29,10 @@ void publish_forget_missing(struct publish *pub, const char *app_id);
 /* The bans changed in the store (an operator's add or remove): push them; forget the failures
  * counted for <forget_ip> (may be NULL). Any thread. */
 void publish_bans_changed(struct publish *pub, const char *forget_ip);
-/* The Docker engines data planes proxy to ([{port, address, tcp_port, api_min, api_max}],
- * stolen): pushed to every data plane when it differs from the last. Any thread. */
-void publish_engines(struct publish *pub, json_t *engines);
+/* The Docker engines data planes proxy to (<n> of <engines>, taken; zeroed before they are
+ * filled, so that equal lists compare equal): pushed to every data plane when it differs from
+ * the last. Any thread. */
+void publish_engines(struct publish *pub, struct msg_engine *engines, size_t n);
 /* A new array describing each connected data plane. Any thread. */
 json_t *publish_dataplanes(struct publish *pub);
 /* Adds the look-up pools' counters and the count of bad messages from data planes to <o>.

@@ -28,7 +28,7 @@ struct authreq {
     char *key;    /* "c" + cookie, "a" + Authorization; NULL: shared with nothing */
     char *cookie; /* the cache key when non-empty */
     char app_id[EXAPP_ID_MAX + 1];
-    struct msg_auth req; /* the first request's headers */
+    struct msg msg; /* the first request (an auth message): its headers */
     struct link_waiter *waiters;
     size_t nwaiters;
     int result; /* enum nc_user_result */
@@ -75,26 +75,22 @@ user_lookup_start(const struct hp_config *cfg, struct link_server *ls, struct hp
 }
 
 static void
-reply_auth(struct user_lookup *ul, uint64_t serial, json_int_t id, int result, const char *user_id,
+reply_auth(struct user_lookup *ul, uint64_t serial, int64_t id, int result, const char *user_id,
            int level, double ttl, const char *why)
 {
-    json_t *m;
+    struct msg m = {.type = MSG_AUTH_REPLY, .has_id = true, .id = id};
+    struct msg_auth_reply *r = &m.auth_reply;
 
-    m = msg_new(MSG_AUTH_REPLY);
-    json_object_set_new(m, "id", json_integer(id));
-    json_object_set_new(m, "result",
-                        json_string(result == NC_USER        ? "user"
-                                    : result == NC_ANONYMOUS ? "anonymous"
-                                                             : "error"));
+    r->result = result == NC_USER        ? MSG_AUTH_USER
+                : result == NC_ANONYMOUS ? MSG_AUTH_ANONYMOUS
+                                         : MSG_AUTH_ERROR;
     if (result == NC_USER) {
-        json_object_set_new(m, "user_id", json_string(user_id));
-        json_object_set_new(m, "access_level", json_integer(level));
-        json_object_set_new(m, "ttl_ms", json_integer((json_int_t)(ttl * 1000)));
+        snprintf(r->user_id, sizeof(r->user_id), "%s", user_id);
+        r->access_level = (enum access_level)level;
+        r->ttl_ms = (int64_t)(ttl * 1000);
     }
-    if (why != NULL) {
-        json_object_set_new(m, "error", json_string(why));
-    }
-    link_server_reply(ul->ls, serial, m);
+    r->error = (char *)why;
+    link_server_reply(ul->ls, serial, &m);
 }
 
 static void
@@ -102,7 +98,7 @@ authreq_free(struct authreq *ar)
 {
     secret_free(ar->key);
     secret_free(ar->cookie);
-    msg_auth_free(&ar->req);
+    msg_free(&ar->msg);
     free(ar->waiters);
     free(ar);
 }
@@ -151,8 +147,9 @@ auth_worker(void *arg, bool cancelled)
 
     ar->result = NC_USER_ERROR;
     if (!cancelled) {
-        ar->result = nextcloud_user_info(ul->cfg, ar->app_id, ar->req.headers, ar->req.nheaders,
-                                         ar->user_id, sizeof(ar->user_id), &ar->level, &err);
+        ar->result =
+            nextcloud_user_info(ul->cfg, ar->app_id, ar->msg.auth.headers, ar->msg.auth.nheaders,
+                                ar->user_id, sizeof(ar->user_id), &ar->level, &err);
     }
     if (ar->result == NC_USER_ERROR) {
         snprintf(ar->error, sizeof(ar->error), "%s", err.msg);
@@ -213,34 +210,27 @@ start_call(struct user_lookup *ul, struct authreq *ar)
 }
 
 void
-user_lookup_on_request(struct user_lookup *ul, struct link *l, json_t *msg)
+user_lookup_on_request(struct user_lookup *ul, struct link *l, struct msg *m)
 {
     double now = now_mono(), lifetime = ul->cfg->session_lifetime;
+    const struct msg_auth *req = &m->auth;
     char app_id[EXAPP_ID_MAX + 1];
     const struct session *se;
     struct authreq *ar = NULL;
-    struct msg_auth req;
     struct hp_err err;
     char *key;
 
-    if (msg_auth_decode(msg, &req, &err) == -1) {
-        link_server_bad_message(ul->ls, l, msg, err.msg);
-        msg_auth_free(&req);
+    if (exapp_id_normalise(req->app_id, app_id, &err) == -1) {
+        reply_auth(ul, l->serial, m->id, NC_USER_ERROR, NULL, 0, 0, err.msg);
         return;
     }
-    if (exapp_id_normalise(req.app_id, app_id, &err) == -1) {
-        reply_auth(ul, l->serial, req.id, NC_USER_ERROR, NULL, 0, 0, err.msg);
-        msg_auth_free(&req);
-        return;
-    }
-    if (req.cookie_len > 0 && lifetime > 0 &&
-        (se = sessions_get(ul->sessions, req.cookie, now)) != NULL) {
-        reply_auth(ul, l->serial, req.id, NC_USER, se->user_id, se->level,
+    if (req->cookie_len > 0 && lifetime > 0 &&
+        (se = sessions_get(ul->sessions, req->cookie, now)) != NULL) {
+        reply_auth(ul, l->serial, m->id, NC_USER, se->user_id, se->level,
                    lifetime - (now - se->fetched), NULL);
-        msg_auth_free(&req);
         return;
     }
-    key = share_key(&req);
+    key = share_key(req);
     for (ar = key != NULL ? ul->inflight : NULL; ar != NULL; ar = ar->next) {
         if (ar->key != NULL && strcmp(ar->key, key) == 0) {
             break;
@@ -248,21 +238,20 @@ user_lookup_on_request(struct user_lookup *ul, struct link *l, json_t *msg)
     }
     if (ar != NULL) {
         secret_free(key);
-        link_server_waiter_add(&ar->waiters, &ar->nwaiters, l->serial, req.id);
-        msg_auth_free(&req);
+        link_server_waiter_add(&ar->waiters, &ar->nwaiters, l->serial, m->id);
         return;
     }
     ar = xcalloc(1, sizeof(*ar));
     ar->key = key;
-    ar->cookie = xstrdup(req.cookie);
+    ar->cookie = xstrdup(req->cookie);
     snprintf(ar->app_id, sizeof(ar->app_id), "%s", app_id);
-    ar->req = req;
-    ar->req.app_id = NULL; /* borrowed from <msg> */
     ar->ul = ul;
-    link_server_waiter_add(&ar->waiters, &ar->nwaiters, l->serial, req.id);
+    link_server_waiter_add(&ar->waiters, &ar->nwaiters, l->serial, m->id);
+    ar->msg = *m; /* the headers go to the call: taken out of <m> */
+    memset(m, 0, sizeof(*m));
     if (start_call(ul, ar) == -1) {
+        link_server_request_error(ul->ls, l->serial, ar->msg.id, "too many user look-ups waiting");
         authreq_free(ar);
-        link_server_request_error(ul->ls, l->serial, req.id, "too many user look-ups waiting");
         return;
     }
     ar->next = ul->inflight;

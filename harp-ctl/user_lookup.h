@@ -4,11 +4,10 @@
 #ifndef HARP_CTL_USER_LOOKUP_H
 #define HARP_CTL_USER_LOOKUP_H
 
-#include <jansson.h>
-
 #include "env.h"
 #include "err.h"
 #include "link_server.h"
+#include "msg.h"
 #include "pool.h"
 
 struct user_lookup;
@@ -18,8 +17,8 @@ struct user_lookup;
 struct user_lookup *user_lookup_start(const struct hp_config *cfg, struct link_server *ls,
                                       struct hp_err *err);
 /* An `auth` message of <l>: answered from the cache, joined to a call in flight, or a new
- * call; a full pool is answered request_error. */
-void user_lookup_on_request(struct user_lookup *ul, struct link *l, json_t *msg);
+ * call, which takes the headers out of <m>; a full pool is answered request_error. */
+void user_lookup_on_request(struct user_lookup *ul, struct link *l, struct msg *m);
 /* Answers the requests of the calls that finished since the last time. The link thread. */
 void user_lookup_finish(struct user_lookup *ul);
 void user_lookup_stats(struct user_lookup *ul, struct pool_stats *st);

@@ -44,7 +44,7 @@ static const struct {
     [MSG_AUTH] = {"auth",
                   MSG_FROM_DP,
                   {{"id", F_INT}, {"app_id", F_STR}, {"cookie_b64", F_STR}, {"headers", F_ARRAY}},
-                  msg_auth_decode_typed,
+                  msg_auth_decode,
                   msg_auth_encode},
     [MSG_WELCOME] = {"welcome",
                      MSG_FROM_CTL,

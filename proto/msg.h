@@ -91,14 +91,12 @@ struct msg_header {
 };
 
 struct msg_auth {
-    int64_t id;         /* the same as msg.id */
-    const char *app_id; /* msg_decode(): app_id_own_, at most EXAPP_ID_MAX bytes;
-                         * msg_auth_decode(): borrowed from the JSON message */
-    char *cookie;       /* the oc_sessionPassphrase value: bytes, never a NUL inside */
+    int64_t id;                    /* the same as msg.id */
+    char app_id[EXAPP_ID_MAX + 1]; /* as the data plane saw it: checked by the receiver */
+    char *cookie;                  /* the oc_sessionPassphrase value: bytes, never a NUL inside */
     size_t cookie_len;
     struct msg_header *headers;
     size_t nheaders;
-    char *app_id_own_; /* to be removed with msg_auth_decode(); app_id becomes a char[] */
 };
 
 enum msg_event_kind { MSG_EVENT_FAILURE, MSG_EVENT_TUNNELS };
@@ -222,7 +220,7 @@ const struct msg_header *msg_auth_header(const struct msg_auth *a, const char *n
 json_t *msg_exapp_encode(const struct exapp *app);
 int msg_exapp_decode(const json_t *v, struct exapp *app, struct hp_err *err);
 
-/* --- To be removed when harp-ctl is converted to msg_decode()/msg_encode() ---------------- */
+/* --- To be removed when harp-dp is converted to msg_decode()/msg_encode() ----------------- */
 
 /* The type of <msg> if it is known and <from> may send it; -1 with <err> otherwise. */
 int msg_check(const json_t *msg, enum msg_dir from, struct hp_err *err);
@@ -230,13 +228,5 @@ int msg_check(const json_t *msg, enum msg_dir from, struct hp_err *err);
 json_t *msg_new(enum msg_type t);
 /* Bytes as a proto string (base64): header values and cookies need not be UTF-8. */
 json_t *msg_bytes(const void *p, size_t n);
-/* The bytes of a msg_bytes() string in a new NUL-terminated buffer of *<n> bytes (+1), or
- * NULL if <v> is not one. */
-char *msg_bytes_get(const json_t *v, size_t *n);
-/* Decodes an `auth` message that passed msg_check(); -1 with <err> (never quoting a value)
- * if a field is malformed. <a> is to be freed with msg_auth_free() either way. */
-int msg_auth_decode(const json_t *msg, struct msg_auth *a, struct hp_err *err);
-/* Wipes (they are credentials) and frees the decoded values. */
-void msg_auth_free(struct msg_auth *a);
 
 #endif

@@ -103,7 +103,7 @@ token_ok(const char *s, size_t max)
     return i > 0 && i < max;
 }
 
-/* The cookie and headers of an auth message (both decoders). */
+/* The cookie and headers of an auth message. */
 static int
 auth_fields(const json_t *msg, struct msg_auth *a, struct hp_err *err)
 {
@@ -151,17 +151,15 @@ auth_fields(const json_t *msg, struct msg_auth *a, struct hp_err *err)
 }
 
 int
-msg_auth_decode_typed(const json_t *o, struct msg *m, struct hp_err *err)
+msg_auth_decode(const json_t *o, struct msg *m, struct hp_err *err)
 {
     struct msg_auth *a = &m->auth;
-    char app_id[EXAPP_ID_MAX + 1];
 
     if (need_id(o, m, "auth", err) == -1 ||
-        msg_get_str(o, "auth", "app_id", true, EXAPP_ID_MAX, app_id, err) == -1) {
+        msg_get_str(o, "auth", "app_id", true, EXAPP_ID_MAX, a->app_id, err) == -1) {
         return -1;
     }
     a->id = m->id;
-    a->app_id = a->app_id_own_ = xstrdup(app_id);
     return auth_fields(o, a, err);
 }
 
@@ -182,19 +180,6 @@ msg_auth_encode(const struct msg *m, json_t *o)
     json_object_set_new(o, "headers", hdrs);
 }
 
-int
-msg_auth_decode(const json_t *msg, struct msg_auth *a, struct hp_err *err)
-{
-    memset(a, 0, sizeof(*a));
-    a->id = json_integer_value(json_object_get(msg, "id"));
-    a->app_id = json_string_value(json_object_get(msg, "app_id"));
-    if (a->app_id == NULL) {
-        err_set(err, "auth: field \"app_id\" must be a string");
-        return -1;
-    }
-    return auth_fields(msg, a, err);
-}
-
 const struct msg_header *
 msg_auth_header(const struct msg_auth *a, const char *name)
 {
@@ -209,8 +194,9 @@ msg_auth_header(const struct msg_auth *a, const char *name)
     return found;
 }
 
-void
-msg_auth_free(struct msg_auth *a)
+/* Wipes (they are credentials) and frees the decoded values. */
+static void
+auth_free(struct msg_auth *a)
 {
     size_t i;
 
@@ -223,7 +209,6 @@ msg_auth_free(struct msg_auth *a)
         free(a->headers[i].value);
     }
     free(a->headers);
-    free(a->app_id_own_);
     memset(a, 0, sizeof(*a));
 }
 
@@ -322,7 +307,7 @@ msg_dp_free(struct msg *m)
 {
     switch (m->type) {
     case MSG_AUTH:
-        msg_auth_free(&m->auth);
+        auth_free(&m->auth);
         break;
     case MSG_EVENT:
         free(m->event.tunnels);

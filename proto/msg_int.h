@@ -26,6 +26,9 @@ const json_t *msg_get_array(const json_t *o, const char *what, const char *key, 
 int msg_get_exapps(const json_t *o, const char *what, const char *key, struct exapp **apps,
                    size_t *n, struct hp_err *err);
 json_t *msg_exapps_encode(const struct exapp *apps, size_t n);
+/* The bytes of a msg_bytes() string in a new NUL-terminated buffer of *<n> bytes (+1), or
+ * NULL if <v> is not one. */
+char *msg_bytes_get(const json_t *v, size_t *n);
 void msg_exapps_free(struct exapp *apps, size_t n);
 
 /* One decoder and encoder per type: the decoders fill m->(member) from <o> (a JSON object of
@@ -36,7 +39,7 @@ int msg_ack_decode(const json_t *o, struct msg *m, struct hp_err *err);
 void msg_ack_encode(const struct msg *m, json_t *o);
 int msg_lookup_decode(const json_t *o, struct msg *m, struct hp_err *err);
 void msg_lookup_encode(const struct msg *m, json_t *o);
-int msg_auth_decode_typed(const json_t *o, struct msg *m, struct hp_err *err);
+int msg_auth_decode(const json_t *o, struct msg *m, struct hp_err *err);
 void msg_auth_encode(const struct msg *m, json_t *o);
 int msg_event_decode(const json_t *o, struct msg *m, struct hp_err *err);
 void msg_event_encode(const struct msg *m, json_t *o);

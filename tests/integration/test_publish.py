@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import ProtoClient, run_ctl
+from harness import PROTO_VERSION, ProtoClient, run_ctl
 
 
 def meta(port=23001, routes=None):
@@ -24,6 +24,18 @@ def sock(ctl):
 
 def test_socket_is_private(ctl):
     assert stat.S_IMODE(os.stat(sock(ctl)).st_mode) == 0o600
+
+
+def test_hello_is_welcomed_with_the_proto_version_then_the_state(ctl):
+    """Both sides check the proto version at hello: harp-ctl answers a good one with `welcome`
+    {proto} before anything else, then the snapshot (which has no `settings`), bans and
+    engines."""
+    dp = ProtoClient(sock(ctl))
+    first = dp.recv(skip=())
+    assert first == {"type": "welcome", "proto": PROTO_VERSION}
+    snap = dp.recv(skip=())
+    assert snap["type"] == "snapshot" and "settings" not in snap
+    assert {dp.recv(skip=())["type"], dp.recv(skip=())["type"]} == {"bans", "engines"}
 
 
 def test_snapshot_then_deltas(ctl):

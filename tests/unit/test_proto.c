@@ -180,7 +180,7 @@ test_auth_bytes(void)
 {
     static const char cookie[] = "\xff\xfe\x80\x7f";
     static const char auth[] = "Basic \xc3\x28\xff";
-    struct msg_auth a;
+    struct msg d;
     struct hp_err err;
     const struct msg_header *h;
     json_t *m, *hs;
@@ -194,31 +194,34 @@ test_auth_bytes(void)
     OK(f != NULL, "an auth message with non-UTF-8 bytes encodes");
     free(f);
     IS_INT(msg_check(m, MSG_FROM_DP, &err), MSG_AUTH, "and passes the message check");
-    IS_INT(msg_auth_decode(m, &a, &err), 0, "and decodes");
-    OK(a.cookie_len == 4 && memcmp(a.cookie, cookie, 4) == 0, "the cookie bytes are exact");
-    h = msg_auth_header(&a, "authorization");
+    IS_INT(msg_decode(m, MSG_FROM_DP, &d, &err), 0, "and decodes");
+    OK(d.auth.cookie_len == 4 && memcmp(d.auth.cookie, cookie, 4) == 0,
+       "the cookie bytes are exact");
+    h = msg_auth_header(&d.auth, "authorization");
     OK(h != NULL && h->value_len == sizeof(auth) - 1 && memcmp(h->value, auth, h->value_len) == 0,
        "the Authorization bytes are exact");
-    IS_INT(a.id, 7, "the request id is kept");
-    msg_auth_free(&a);
+    IS_INT(d.id, 7, "the request id is kept");
+    msg_free(&d);
     json_decref(m);
 
     m = auth_msg("", 0, json_pack("[[s,s]]", "cookie", "not base64!"));
-    IS_INT(msg_auth_decode(m, &a, &err), -1, "a header value that is not base64 is refused");
+    IS_INT(msg_decode(m, MSG_FROM_DP, &d, &err), -1,
+           "a header value that is not base64 is refused");
     OK(strstr(err.msg, "not base64!") == NULL, "the error does not quote the value");
-    msg_auth_free(&a);
+    msg_free(&d);
     json_decref(m);
     m = auth_msg("", 0, json_pack("[[s,s]]", "bad name", "eA=="));
-    IS_INT(msg_auth_decode(m, &a, &err), -1, "a header name that is not a token is refused");
-    msg_auth_free(&a);
+    IS_INT(msg_decode(m, MSG_FROM_DP, &d, &err), -1,
+           "a header name that is not a token is refused");
+    msg_free(&d);
     json_decref(m);
     m = auth_msg("", 0, json_pack("[s]", "x"));
-    IS_INT(msg_auth_decode(m, &a, &err), -1, "a header that is not a pair is refused");
-    msg_auth_free(&a);
+    IS_INT(msg_decode(m, MSG_FROM_DP, &d, &err), -1, "a header that is not a pair is refused");
+    msg_free(&d);
     json_decref(m);
     m = auth_msg("a\0b", 3, json_array());
-    IS_INT(msg_auth_decode(m, &a, &err), -1, "a cookie with a NUL is refused");
-    msg_auth_free(&a);
+    IS_INT(msg_decode(m, MSG_FROM_DP, &d, &err), -1, "a cookie with a NUL is refused");
+    msg_free(&d);
     json_decref(m);
     m = json_pack("{s:s,s:i,s:s,s:s,s:[]}", "type", "auth", "id", 1, "app_id", "a", "cookie", "x",
                   "headers");
@@ -354,7 +357,7 @@ test_typed(void)
     m.type = MSG_AUTH;
     m.has_id = true;
     m.id = 12;
-    m.auth.app_id = "testapp";
+    snprintf(m.auth.app_id, sizeof(m.auth.app_id), "%s", "testapp");
     m.auth.cookie = "";
     m.auth.headers = &h;
     m.auth.nheaders = 1;
