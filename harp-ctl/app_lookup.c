@@ -147,6 +147,7 @@ lookup_worker(void *arg, bool cancelled)
     int result = -1, enabled;
     bool removed;
 
+    memset(&app, 0, sizeof(app));
     if (!cancelled) {
         result = nextcloud_exapp_meta(al->cfg, lk->app_id, &app, &err);
     }
