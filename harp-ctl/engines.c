@@ -75,33 +75,36 @@ publish_list(struct ctl *ctl)
 {
     struct docker_engine *engs;
     struct docker_version v;
-    json_t *list = json_array(), *o, *refused;
+    struct msg_engine *list, *e;
+    json_t *refused, *o;
     char why[256];
-    size_t n, i;
+    size_t n, i, k = 0;
 
     n = collect(ctl, &engs);
+    refused = store_engine_refusals(ctl->store);
+    list = xcalloc(n + json_array_size(refused) + 1, sizeof(*list));
     for (i = 0; i < n; i++) {
+        e = &list[k++];
+        e->port = engs[i].port;
         if (engs[i].unix_path[0] != '\0') {
-            o = json_pack("{s:i,s:s+,s:i}", "port", engs[i].port, "address", "+", engs[i].unix_path,
-                          "tcp_port", 0);
+            snprintf(e->address, sizeof(e->address), "+%s", engs[i].unix_path);
         } else {
-            o = json_pack("{s:i,s:s,s:i}", "port", engs[i].port, "address", engs[i].host,
-                          "tcp_port", engs[i].tcp_port);
+            snprintf(e->address, sizeof(e->address), "%s", engs[i].host);
+            e->tcp_port = engs[i].tcp_port;
         }
         if (docker_probe(&engs[i], PROBE_TIMEOUT_MS, &v, why, sizeof(why)) == DOCKER_OK) {
-            json_object_set_new(o, "api_min", json_string(v.min_api));
-            json_object_set_new(o, "api_max", json_string(v.api));
+            snprintf(e->api_min, sizeof(e->api_min), "%s", v.min_api);
+            snprintf(e->api_max, sizeof(e->api_max), "%s", v.api);
         }
-        json_array_append_new(list, o);
     }
     free(engs);
-    refused = store_engine_refusals(ctl->store);
     json_array_foreach(refused, i, o)
     {
-        json_array_append_new(list, json_pack("{s:O,s:b}", "port", o, "refused", 1));
+        list[k].port = (unsigned)json_integer_value(o);
+        list[k++].refused = true;
     }
     json_decref(refused);
-    publish_engines(ctl->pub, list);
+    publish_engines(ctl->pub, list, k);
 }
 
 static void *
@@ -111,6 +114,10 @@ prober(void *arg)
     struct timespec ts;
 
     pthread_mutex_lock(&en->mtx);
+    /* The first probe waits for the first engines_changed(): the publisher exists by then. */
+    while (!en->stop && !en->kick) {
+        pthread_cond_wait(&en->cond, &en->mtx);
+    }
     while (!en->stop) {
         en->kick = false;
         pthread_mutex_unlock(&en->mtx);

@@ -10,8 +10,8 @@
 
 struct engines;
 
-/* Starts the prober: every 30 s, and at once after engines_changed(), the list is probed and
- * published to the data planes. */
+/* Starts the prober: from the first engines_changed() on, every 30 s and at once after each
+ * engines_changed(), the list is probed and published to the data planes (ctl->pub). */
 struct engines *engines_start(struct ctl *ctl);
 void engines_stop(struct engines *en);
 /* The registry changed: probe and publish now. Any thread; <en> may be NULL. */

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-
+#include "b64.h"
 #include "http_client.h"
 #include "log.h"
 #include "nextcloud.h"
@@ -147,6 +147,71 @@ out:
     http_body_free(&a);
     curl_slist_free_all(hdrs);
     secret_free(key);
+    free(url);
+    return ret;
+}
+
+int
+nextcloud_exapp_enabled(const struct hp_config *cfg, const struct exapp *app, struct hp_err *err)
+{
+    static const char body[] = "{\"configKeys\":[]}";
+    struct curl_slist *hdrs = NULL;
+    struct http_body a = {.max = MAX_ANSWER};
+    char *url, *line, *cred, *sig;
+    const char *ctype = NULL;
+    long status = 0;
+    CURLcode rc;
+    size_t n;
+    CURL *c;
+    int ret = -1;
+
+    url = xasprintf("%s/ocs/v2.php/apps/app_api/api/v1/ex-app/config/get-values", cfg->nc_req_url);
+    /* AUTHORIZATION-APP-API: base64("<user>:<secret>"), no user: a call of the app itself */
+    cred = xasprintf(":%s", app->token);
+    n = strlen(cred);
+    sig = xmalloc(B64_ENCODED_LEN(n) + 1);
+    b64_encode(cred, n, sig);
+    line = xasprintf("AUTHORIZATION-APP-API: %s", sig);
+    hdrs = curl_slist_append(hdrs, line);
+    secret_free(line);
+    secret_free(sig);
+    secret_free(cred);
+    line = xasprintf("EX-APP-ID: %s", app->app_id);
+    hdrs = curl_slist_append(hdrs, line);
+    free(line);
+    /* the version Nextcloud holds: another one would make AppAPI disable the app */
+    line = xasprintf("EX-APP-VERSION: %s", app->version);
+    hdrs = curl_slist_append(hdrs, line);
+    free(line);
+    hdrs = curl_slist_append(hdrs, "AA-VERSION: 32");
+    hdrs = curl_slist_append(hdrs, "OCS-APIRequest: true");
+    hdrs = curl_slist_append(hdrs, "Accept: application/json");
+    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    c = nc_handle(url, hdrs, &a);
+    if (c == NULL) {
+        err_set(err, "cannot create an HTTP client");
+        goto out;
+    }
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)(sizeof(body) - 1));
+    if ((rc = curl_easy_perform(c)) != CURLE_OK) {
+        err_set(err, "Nextcloud unreachable: %s", curl_easy_strerror(rc));
+        goto out;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ctype);
+    if (status == 401 || status == 403) {
+        ret = 0;
+    } else if (status >= 200 && status < 300 && ctype != NULL &&
+               strncasecmp(ctype, "application/json", 16) == 0) {
+        ret = 1;
+    } else {
+        err_set(err, "Nextcloud answered %ld to the enabled check", status);
+    }
+out:
+    http_body_free(&a);
+    curl_slist_free_all(hdrs);
     free(url);
     return ret;
 }

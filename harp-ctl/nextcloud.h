@@ -15,6 +15,15 @@
 int nextcloud_exapp_meta(const struct hp_config *cfg, const char *app_id, struct exapp *app,
                          struct hp_err *err);
 
+/* Whether Nextcloud holds <app> (as exapp-meta gave it) enabled: AppAPI refuses every call
+ * signed with the secret of a disabled ExApp (AppAPIService::validateExAppRequestToNC), so
+ * the app asks for none of its own configuration values, POST
+ * <NC_REQ_URL>/ocs/v2.php/apps/app_api/api/v1/ex-app/config/get-values, signed as itself.
+ * 1 when Nextcloud answers 2xx, 0 on 401 or 403 (disabled), -1 with <err> otherwise. Blocks
+ * up to 25 s. */
+int nextcloud_exapp_enabled(const struct hp_config *cfg, const struct exapp *app,
+                            struct hp_err *err);
+
 enum nc_user_result { NC_USER = 1, NC_ANONYMOUS = 0, NC_USER_ERROR = -1 };
 
 /* GET <NC_REQ_URL>/index.php/apps/app_api/harp/user-info?appId=<app_id> with the client's
@@ -24,8 +33,7 @@ enum nc_user_result { NC_USER = 1, NC_ANONYMOUS = 0, NC_USER_ERROR = -1 };
  * 200; NC_ANONYMOUS on any 4xx; NC_USER_ERROR (<err> says why) on 5xx, network errors,
  * timeouts and malformed answers. Blocks up to 25 s. */
 enum nc_user_result nextcloud_user_info(const struct hp_config *cfg, const char *app_id,
-                                        const struct msg_header *headers, size_t n,
-                                        char *user_id, size_t user_len,
-                                        int *level, struct hp_err *err);
+                                        const struct msg_header *headers, size_t n, char *user_id,
+                                        size_t user_len, int *level, struct hp_err *err);
 
 #endif

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
- * The publisher thread: owns the proto socket and every data plane link.
+ * The publisher: what every data plane is told (the routing table, bans, engines) and who
+ * answers what they ask. It owns the parts and wires them on the link server's thread:
+ * link_server.c (links, framing, hello), app_lookup.c, user_lookup.c, failures.c.
  *
  * Design notes:
  * 1. The published table is the store's: at each change the thread reads all ExApps and the
@@ -9,78 +11,82 @@
  *    a `snapshot` to any other. Changes that arrive together fold into one delta.
  * 2. Versions are the store's table version: monotonic, persisted, bumped in the same
  *    transaction as the change.
- * 3. Nothing but `hello` is accepted before `hello`; a proto version mismatch gets an `error`
- *    and the link is closed. After hello a bad message never closes the link: it fails its
- *    request (request_error) or is ignored; only a frame the stream cannot be followed past
- *    (a length over FRAME_MAX) does. A link whose unsent output exceeds OUT_HIGH_MARK is
- *    dropped; the data plane reconnects and gets a snapshot.
+ * 3. Links, hello and bad messages: link_server.c design notes.
  * 4. Look-ups of unknown app ids run on a pool of APP_LOOKUP_WORKERS threads, one per app id
  *    however many data planes ask (singleflight), at most APP_LOOKUP_MAX waiting or running.
  *    A found app is stored (so published) before the replies go out; "not found" is
- *    remembered for NEGATIVE_TTL; removed apps are never fetched.
+ *    remembered for NEGATIVE_TTL. An app removed by DELETE comes back only when Nextcloud
+ *    holds it enabled (a lost push of AppAPI's enable): a disabled app stays unreachable.
  * 5. User look-ups (user-info) run on a pool of HP_USER_LOOKUP_WORKERS threads, one per
  *    session cookie (or, without one, per Authorization value) however many requests carry
  *    it, at most HP_USER_LOOKUP_MAX waiting or running. Answers are cached per cookie for
  *    HP_SESSION_LIFETIME and every data plane gets the remaining lifetime with the answer, so
  *    it can serve the session alone until then; Authorization-only answers are not cached.
  *    A full pool, like a malformed request, is answered request_error: the client gets 503.
- *
  * 6. Failure events from every data plane count against the client IP together; at
  *    HP_BLACKLIST_COUNT within HP_BLACKLIST_WINDOW the IP is banned in the store and the whole
  *    list of bans in force goes to every data plane (also after each snapshot and whenever an
  *    operator changes it or a ban expires).
  *
- *   accept -> [link] --hello--> snapshot --(change)--> delta ... --(eof/error)--> closed
+ *   hello -> snapshot, bans, engines --(change)--> delta / bans / engines ... --(close)-->
  */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "app_lookup.h"
 #include "ctl.h"
-#include "engines.h"
-#include "frame.h"
+#include "failures.h"
+#include "link_server.h"
 #include "log.h"
 #include "msg.h"
-#include "publish_int.h"
+#include "now.h"
+#include "publish.h"
+#include "user_lookup.h"
 #include "xmalloc.h"
 
-#define OUT_HIGH_MARK (64u * 1024 * 1024)
-#define MAX_LINKS 256
-#define PING_INTERVAL 5.0
-#define LINK_IDLE_MAX 30.0
-/* Look-ups of unknown app ids: workers and jobs waiting or running (beyond: 503). */
-#define APP_LOOKUP_WORKERS 4
-#define APP_LOOKUP_MAX 256
+/* What the publisher keeps of a data plane that said hello (link->data). */
+struct dataplane {
+    int64_t sent_version, acked_version;
+    struct msg_tunnel *tunnels; /* as the data plane last reported them */
+    size_t ntunnels;
+};
 
-double
-pub_now_mono(void)
-{
-    struct timespec ts;
+/* An IP whose counted failures an operator's ban removal clears. */
+struct forget {
+    char ip[IP_STR_MAX];
+    struct forget *next;
+};
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-void
-pub_wake(struct publish *pub)
-{
-    uint64_t one = 1;
-
-    if (write(pub->wake_fd, &one, sizeof(one)) == -1) {
-        /* the counter is saturated: the thread is awake anyway */
-    }
-}
+/* Created by publish_start(), freed by publish_stop(). */
+struct publish {
+    struct ctl *ctl;
+    publish_tunnels_cb *on_tunnels;
+    void *tunnels_ctx;
+    /* The parts; set at start, then read-only. */
+    struct link_server *ls;
+    struct app_lookup *al;
+    struct user_lookup *ul;
+    struct failures *fails;
+    /* Owned by the link thread. */
+    struct exapp *apps; /* the published table, ordered by app id */
+    size_t napps;
+    json_t *table; /* app_id -> the published form of each, to find what changed */
+    int64_t version;
+    struct msg_ban *bans; /* as last pushed */
+    size_t nbans;
+    /* Shared, under mtx. */
+    pthread_mutex_t mtx;
+    bool changed, bans_changed, engines_changed;
+    struct forget *forget;
+    json_t *dp_info;
+    struct msg_engine *engines; /* as last given */
+    size_t nengines;
+    bool engines_known;
+};
 
 void
 publish_notify(struct publish *pub)
@@ -91,7 +97,7 @@ publish_notify(struct publish *pub)
     pthread_mutex_lock(&pub->mtx);
     pub->changed = true;
     pthread_mutex_unlock(&pub->mtx);
-    pub_wake(pub);
+    link_server_wake(pub->ls);
 }
 
 json_t *
@@ -109,20 +115,30 @@ publish_dataplanes(struct publish *pub)
 static void
 update_dp_info(struct publish *pub)
 {
-    json_t *a = json_array();
+    json_t *a = json_array(), *tunnels;
+    struct dataplane *dp;
     struct link *l;
-    double now = pub_now_mono();
+    double now = now_mono();
+    size_t i;
 
-    for (l = pub->links; l != NULL; l = l->next) {
+    for (l = link_server_links(pub->ls); l != NULL; l = l->next) {
         if (!l->hello) {
             continue;
         }
-        json_array_append_new(
-            a, json_pack("{s:s,s:I,s:I,s:I,s:f,s:f,s:o}", "dp_id", l->dp_id, "pid",
-                         (json_int_t)l->pid, "applied_version", (json_int_t)l->acked_version,
-                         "table_version", (json_int_t)pub->version, "connected_seconds",
-                         now - l->connected, "seen_seconds_ago", now - l->last_seen, "tunnels",
-                         l->tunnels != NULL ? json_deep_copy(l->tunnels) : json_array()));
+        dp = l->data;
+        tunnels = json_array();
+        for (i = 0; i < dp->ntunnels; i++) {
+            json_array_append_new(
+                tunnels, json_pack("{s:s,s:i,s:s,s:I}", "name", dp->tunnels[i].name, "port",
+                                   (int)dp->tunnels[i].port, "peer", dp->tunnels[i].peer, "since",
+                                   (json_int_t)dp->tunnels[i].since));
+        }
+        json_array_append_new(a, json_pack("{s:s,s:I,s:I,s:I,s:f,s:f,s:o}", "dp_id", l->dp_id,
+                                           "pid", (json_int_t)l->pid, "applied_version",
+                                           (json_int_t)dp->acked_version, "table_version",
+                                           (json_int_t)pub->version, "connected_seconds",
+                                           now - l->connected, "seen_seconds_ago",
+                                           now - l->last_seen, "tunnels", tunnels));
     }
     pthread_mutex_lock(&pub->mtx);
     json_decref(pub->dp_info);
@@ -130,85 +146,17 @@ update_dp_info(struct publish *pub)
     pthread_mutex_unlock(&pub->mtx);
 }
 
-int
-pub_send(struct link *l, json_t *msg)
-{
-    size_t n;
-    char *f = frame_encode(msg, &n);
-
-    if (f == NULL) {
-        log_errorx("publish: a %s message for %s exceeds the %u-byte frame limit; not sent",
-                   json_string_value(json_object_get(msg, "type")), l->dp_id, FRAME_MAX);
-        json_decref(msg);
-        return -1;
-    }
-    json_decref(msg);
-    if (l->out_off > 0 && l->out_off == l->out_len) {
-        l->out_off = l->out_len = 0;
-    }
-    l->out = xrealloc(l->out, l->out_len + n);
-    memcpy(l->out + l->out_len, f, n);
-    l->out_len += n;
-    free(f);
-    return 0;
-}
-
-struct link *
-pub_link(struct publish *pub, uint64_t serial)
-{
-    struct link *l;
-
-    for (l = pub->links; l != NULL && l->serial != serial; l = l->next) {
-    }
-    return l;
-}
-
-static void
-close_link(struct publish *pub, struct link *l, const char *why)
-{
-    struct link **lp;
-
-    for (lp = &pub->links; *lp != NULL; lp = &(*lp)->next) {
-        if (*lp == l) {
-            *lp = l->next;
-            break;
-        }
-    }
-    if (l->hello) {
-        log_info("publish: data plane %s (pid %lld) disconnected: %s", l->dp_id, l->pid, why);
-    }
-    close(l->fd);
-    frame_reader_free(&l->rd);
-    free(l->out);
-    json_decref(l->tunnels);
-    free(l);
-    pub->nlinks--;
-    update_dp_info(pub);
-}
-
-static json_t *
-table_array(json_t *table)
-{
-    json_t *a = json_array(), *v;
-    const char *k;
-
-    json_object_foreach(table, k, v)
-    {
-        json_array_append(a, v);
-    }
-    return a;
-}
-
 static void
 send_snapshot(struct publish *pub, struct link *l)
 {
-    json_t *m = msg_new(MSG_SNAPSHOT);
+    struct dataplane *dp = l->data;
+    struct msg m = {.type = MSG_SNAPSHOT};
 
-    json_object_set_new(m, "version", json_integer(pub->version));
-    json_object_set_new(m, "exapps", table_array(pub->table));
-    json_object_set_new(m, "settings", json_object());
-    if (pub_send(l, m) == 0) {
-        l->sent_version = pub->version; /* never for a snapshot that was not sent */
+    m.snapshot.version = pub->version;
+    m.snapshot.exapps = pub->apps;
+    m.snapshot.nexapps = pub->napps;
+    if (link_server_send(l, &m) == 0) {
+        dp->sent_version = pub->version; /* never for a snapshot that was not sent */
     }
 }
 
@@ -216,9 +164,12 @@ send_snapshot(struct publish *pub, struct link *l)
 static void
 publish_changes(struct publish *pub)
 {
+    struct msg m = {.type = MSG_DELTA};
+    struct msg_delta *d = &m.delta;
     struct exapp *apps;
     struct hp_err err;
-    json_t *table, *upserts, *deletes, *v, *old, *m;
+    json_t *table, *v, *old;
+    struct dataplane *dp;
     const char *k;
     struct link *l;
     int64_t version;
@@ -228,574 +179,421 @@ publish_changes(struct publish *pub)
         log_warnx("publish: %s", err.msg);
         return;
     }
-    table = json_object();
-    for (i = 0; i < n; i++) {
-        json_object_set_new(table, apps[i].app_id, exapp_to_json(&apps[i], true));
-    }
-    store_exapp_list_free(apps, n);
     if (pub->table != NULL && version == pub->version) {
-        json_decref(table);
+        store_exapp_list_free(apps, n);
         return;
     }
-    upserts = json_array();
-    deletes = json_array();
-    json_object_foreach(table, k, v)
-    {
-        old = pub->table != NULL ? json_object_get(pub->table, k) : NULL;
+    /* what changed, by each record's published form */
+    table = json_object();
+    d->upserts = xcalloc(n + 1, sizeof(*d->upserts));
+    for (i = 0; i < n; i++) {
+        v = exapp_to_json(&apps[i], true);
+        old = pub->table != NULL ? json_object_get(pub->table, apps[i].app_id) : NULL;
         if (old == NULL || !json_equal(old, v)) {
-            json_array_append(upserts, v);
+            d->upserts[d->nupserts++] = apps[i]; /* borrowed from <apps> */
         }
+        json_object_set_new(table, apps[i].app_id, v);
     }
+    d->deletes =
+        xcalloc(pub->table != NULL ? json_object_size(pub->table) + 1 : 1, sizeof(*d->deletes));
     if (pub->table != NULL) {
         json_object_foreach(pub->table, k, v)
         {
             if (json_object_get(table, k) == NULL) {
-                json_array_append_new(deletes, json_string(k));
+                snprintf(d->deletes[d->ndeletes++], sizeof(*d->deletes), "%s", k);
             }
         }
     }
-    for (l = pub->links; l != NULL; l = l->next) {
-        if (!l->hello) {
-            continue;
-        }
-        if (l->sent_version == pub->version) {
-            m = msg_new(MSG_DELTA);
-            json_object_set_new(m, "from", json_integer(pub->version));
-            json_object_set_new(m, "version", json_integer(version));
-            json_object_set(m, "upserts", upserts);
-            json_object_set(m, "deletes", deletes);
-            if (pub_send(l, m) == 0) {
-                l->sent_version = version;
-            }
+    d->from = pub->version;
+    d->version = version;
+    for (l = link_server_links(pub->ls); l != NULL; l = l->next) {
+        if (l->hello && (dp = l->data)->sent_version == pub->version &&
+            link_server_send(l, &m) == 0) {
+            dp->sent_version = version;
         }
     }
     log_info("publish: table version %lld (%zu upserts, %zu deletes)", (long long)version,
-             json_array_size(upserts), json_array_size(deletes));
-    json_decref(upserts);
-    json_decref(deletes);
+             d->nupserts, d->ndeletes);
+    free(d->upserts);
+    free(d->deletes);
     json_decref(pub->table);
+    store_exapp_list_free(pub->apps, pub->napps);
     pub->table = table;
+    pub->apps = apps;
+    pub->napps = n;
     pub->version = version;
-    for (l = pub->links; l != NULL; l = l->next) {
-        if (l->hello && l->sent_version != version) {
+    for (l = link_server_links(pub->ls); l != NULL; l = l->next) {
+        if (l->hello && ((struct dataplane *)l->data)->sent_version != version) {
             send_snapshot(pub, l);
         }
     }
     update_dp_info(pub);
 }
 
-double
-pub_now_wall(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void
 send_engines(struct publish *pub, struct link *l)
 {
-    json_t *m = msg_new(MSG_ENGINES);
+    struct msg m = {.type = MSG_ENGINES};
 
     pthread_mutex_lock(&pub->mtx);
-    json_object_set_new(m, "engines",
-                        pub->engines != NULL ? json_deep_copy(pub->engines) : json_array());
+    m.engines.engines = pub->engines;
+    m.engines.nengines = pub->nengines;
+    link_server_send(l, &m);
     pthread_mutex_unlock(&pub->mtx);
-    pub_send(l, m);
 }
 
 void
-publish_engines(struct publish *pub, json_t *engines)
+publish_engines(struct publish *pub, struct msg_engine *engines, size_t n)
 {
     if (pub == NULL) {
-        json_decref(engines);
+        free(engines);
         return;
     }
     pthread_mutex_lock(&pub->mtx);
-    if (pub->engines != NULL && json_equal(pub->engines, engines)) {
-        json_decref(engines);
+    if (pub->engines_known && n == pub->nengines &&
+        (n == 0 || memcmp(pub->engines, engines, n * sizeof(*engines)) == 0)) {
+        free(engines);
         pthread_mutex_unlock(&pub->mtx);
         return;
     }
-    json_decref(pub->engines);
+    free(pub->engines);
     pub->engines = engines;
+    pub->nengines = n;
+    pub->engines_known = true;
     pub->engines_changed = true;
     pthread_mutex_unlock(&pub->mtx);
-    pub_wake(pub);
+    link_server_wake(pub->ls);
 }
 
 static void
-on_event(struct publish *pub, struct link *l, json_t *msg)
+send_bans(struct publish *pub, struct link *l)
 {
-    const char *ev = json_string_value(json_object_get(msg, "event"));
-    json_t *t = json_object_get(msg, "tunnels");
+    struct msg m = {.type = MSG_BANS};
 
-    if (strcmp(ev, "failure") == 0) {
-        bans_on_failure(pub, json_string_value(json_object_get(msg, "ip")));
-    } else if (strcmp(ev, "tunnels") == 0 && json_is_array(t)) {
-        json_decref(l->tunnels);
-        l->tunnels = json_incref(t);
-        log_info("publish: data plane %s reports %zu tunnels", l->dp_id, json_array_size(t));
-        update_dp_info(pub);
-        /* An engine behind a tunnel that came up: probe its API versions now. */
-        engines_changed(pub->ctl->engines);
+    m.bans.bans = pub->bans;
+    m.bans.nbans = pub->nbans;
+    link_server_send(l, &m);
+}
+
+/* Reads the bans in force from the store and pushes them to every data plane. */
+static void
+push_bans(struct publish *pub)
+{
+    json_t *list = store_ban_list(pub->ctl->store, (int64_t)now_wall()), *v;
+    struct link *l;
+    size_t i;
+
+    free(pub->bans);
+    pub->bans = xcalloc(json_array_size(list) + 1, sizeof(*pub->bans));
+    pub->nbans = 0;
+    json_array_foreach(list, i, v)
+    {
+        snprintf(pub->bans[pub->nbans].ip, sizeof(pub->bans[pub->nbans].ip), "%s",
+                 json_string_value(json_object_get(v, "ip")));
+        pub->bans[pub->nbans++].expires_at = json_integer_value(json_object_get(v, "expires_at"));
+    }
+    json_decref(list);
+    for (l = link_server_links(pub->ls); l != NULL; l = l->next) {
+        if (l->hello) {
+            send_bans(pub, l);
+        }
     }
 }
 
-/* 0, or -1 with <err> when the data plane is refused (it was sent an error message). */
-static int
-on_hello(struct publish *pub, struct link *l, json_t *msg, struct hp_err *err)
+void
+publish_bans_changed(struct publish *pub, const char *forget_ip)
 {
-    json_int_t proto = json_integer_value(json_object_get(msg, "proto"));
-    json_t *pid = json_object_get(msg, "pid");
-    json_t *m;
+    struct forget *f;
 
-    if (proto != PROTO_VERSION) {
-        err_set(err, "data plane speaks proto %lld, this harp-ctl %d: refused", (long long)proto,
-                PROTO_VERSION);
-        m = msg_new(MSG_ERROR);
-        json_object_set_new(m, "message", json_sprintf("proto version %d required", PROTO_VERSION));
-        pub_send(l, m);
-        return -1;
+    if (pub == NULL) {
+        return;
     }
-    snprintf(l->dp_id, sizeof(l->dp_id), "%s", json_string_value(json_object_get(msg, "dp_id")));
-    l->pid = json_is_integer(pid) ? json_integer_value(pid) : 0;
-    l->acked_version = json_integer_value(json_object_get(msg, "version"));
-    l->hello = true;
+    pthread_mutex_lock(&pub->mtx);
+    pub->bans_changed = true;
+    if (forget_ip != NULL) {
+        f = xcalloc(1, sizeof(*f));
+        snprintf(f->ip, sizeof(f->ip), "%s", forget_ip);
+        f->next = pub->forget;
+        pub->forget = f;
+    }
+    pthread_mutex_unlock(&pub->mtx);
+    link_server_wake(pub->ls);
+}
+
+void
+publish_forget_missing(struct publish *pub, const char *app_id)
+{
+    if (pub != NULL) {
+        app_lookup_forget_missing(pub->al, app_id);
+    }
+}
+
+static json_t *
+pool_json(const struct pool_stats *st)
+{
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "workers", (json_int_t)st->workers, "running",
+                     (json_int_t)st->running, "queued", (json_int_t)st->queued, "max",
+                     (json_int_t)st->max_jobs, "done", (json_int_t)st->done, "refused",
+                     (json_int_t)st->refused);
+}
+
+void
+publish_stats(struct publish *pub, json_t *o)
+{
+    struct pool_stats st;
+
+    if (pub == NULL) {
+        return;
+    }
+    user_lookup_stats(pub->ul, &st);
+    json_object_set_new(o, "user_lookups", pool_json(&st));
+    app_lookup_stats(pub->al, &st);
+    json_object_set_new(o, "app_lookups", pool_json(&st));
+    json_object_set_new(o, "dataplane_bad_messages",
+                        json_integer((json_int_t)link_server_bad_messages(pub->ls)));
+}
+
+/* failures.c asks whether <ip> is banned already. */
+static bool
+is_banned(void *ctx, const char *ip)
+{
+    struct publish *pub = ctx;
+    size_t i;
+
+    for (i = 0; i < pub->nbans; i++) {
+        if (strcmp(pub->bans[i].ip, ip) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+on_ban_added(void *ctx, const char *ip)
+{
+    (void)ip;
+    push_bans(ctx);
+}
+
+static int
+cmp_app_id(const void *key, const void *app)
+{
+    return strcmp(key, ((const struct exapp *)app)->app_id);
+}
+
+/* app_lookup.c asks for the published ExApp <app_id>. */
+static const struct exapp *
+published(void *ctx, const char *app_id)
+{
+    struct publish *pub = ctx;
+
+    /* the store gives them ordered by app id */
+    return pub->napps > 0 ? bsearch(app_id, pub->apps, pub->napps, sizeof(*pub->apps), cmp_app_id)
+                          : NULL;
+}
+
+static void
+on_stored(void *ctx)
+{
+    publish_changes(ctx);
+}
+
+static void
+on_event(struct publish *pub, struct link *l, struct msg *m)
+{
+    struct dataplane *dp = l->data;
+
+    if (m->event.event == MSG_EVENT_FAILURE) {
+        failures_add(pub->fails, m->event.ip, now_wall());
+        return;
+    }
+    free(dp->tunnels);
+    dp->tunnels = m->event.tunnels; /* taken out of <m> */
+    dp->ntunnels = m->event.ntunnels;
+    m->event.tunnels = NULL;
+    m->event.ntunnels = 0;
+    log_info("publish: data plane %s reports %zu tunnels", l->dp_id, dp->ntunnels);
+    update_dp_info(pub);
+    if (pub->on_tunnels != NULL) {
+        pub->on_tunnels(pub->tunnels_ctx);
+    }
+}
+
+static void
+on_hello(void *ctx, struct link *l, const struct msg_hello *hello)
+{
+    struct publish *pub = ctx;
+    struct dataplane *dp = xcalloc(1, sizeof(*dp));
+
+    dp->sent_version = -1;
+    dp->acked_version = hello->version;
+    l->data = dp;
     log_info("publish: data plane %s (pid %lld) connected at version %lld", l->dp_id, l->pid,
-             (long long)l->acked_version);
+             (long long)dp->acked_version);
     send_snapshot(pub, l);
-    bans_send(pub, l);
+    send_bans(pub, l);
     send_engines(pub, l);
     update_dp_info(pub);
-    return 0;
 }
 
-/* 0, or -1 when the link must close (the reason in <err>): a link is closed for what it
- * sends before a valid hello, or for an error message; any other bad message of a data plane
- * that said hello fails that request alone (pub_bad_message). */
-static int
-on_frame(struct publish *pub, struct link *l, json_t *msg, struct hp_err *err)
+static void
+on_message(void *ctx, struct link *l, struct msg *m)
 {
-    int t = msg_check(msg, MSG_FROM_DP, err);
+    struct publish *pub = ctx;
+    struct dataplane *dp = l->data;
 
-    if (!l->hello) {
-        if (t == MSG_HELLO) {
-            return on_hello(pub, l, msg, err);
-        }
-        if (t != -1) {
-            err_set(err, "\"%s\" before hello", msg_type_name(t));
-        }
-        return -1;
-    }
-    if (t == -1) {
-        pub_bad_message(pub, l, msg, err->msg);
-        return 0;
-    }
-    switch (t) {
-    case MSG_HELLO:
-        pub_bad_message(pub, l, msg, "a second hello");
-        return 0;
+    switch (m->type) {
     case MSG_ACK:
-        l->acked_version = json_integer_value(json_object_get(msg, "version"));
+        dp->acked_version = m->ack.version;
         update_dp_info(pub);
-        return 0;
+        break;
     case MSG_LOOKUP:
-        lookup_on_request(pub, l, msg);
-        return 0;
+        app_lookup_on_request(pub->al, l, m);
+        break;
     case MSG_AUTH:
-        auth_on_request(pub, l, msg);
-        return 0;
+        user_lookup_on_request(pub->ul, l, m);
+        break;
     case MSG_EVENT:
-        on_event(pub, l, msg);
-        return 0;
-    case MSG_PING:
-        pub_send(l, msg_new(MSG_PONG));
-        return 0;
-    case MSG_ERROR:
-        err_set(err, "data plane error: %s", json_string_value(json_object_get(msg, "message")));
-        return -1;
+        on_event(pub, l, m);
+        break;
     default:
-        return 0; /* pongs: nothing to do */
+        break;
     }
 }
 
 static void
-read_link(struct publish *pub, struct link *l)
+on_close(void *ctx, struct link *l)
 {
-    char buf[65536];
-    struct hp_err err;
-    json_t *msg;
-    ssize_t n;
-    int rc;
+    struct dataplane *dp = l->data;
 
-    n = read(l->fd, buf, sizeof(buf));
-    if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
-        close_link(pub, l, n == 0 ? "closed" : strerror(errno));
-        return;
+    if (dp != NULL) {
+        free(dp->tunnels);
+        free(dp);
+        l->data = NULL;
     }
-    if (n < 0) {
-        return;
-    }
-    l->last_seen = pub_now_mono();
-    frame_feed(&l->rd, buf, (size_t)n);
-    while ((rc = frame_next(&l->rd, &msg, &err)) != 0) {
-        if (rc == FRAME_BAD && l->hello) {
-            pub_bad_message(pub, l, NULL, err.msg);
-            continue;
-        }
-        if (rc == 1) {
-            rc = on_frame(pub, l, msg, &err);
-            json_decref(msg);
-            if (rc == 0) {
-                continue;
-            }
-        }
-        log_warnx("publish: link %s: %s; closing", l->hello ? l->dp_id : "(no hello)", err.msg);
-        /* best effort: the error message queued by on_hello, if any */
-        if (l->out_len > l->out_off &&
-            write(l->fd, l->out + l->out_off, l->out_len - l->out_off) < 0) {
-        }
-        close_link(pub, l, err.msg);
-        return;
-    }
+    update_dp_info(ctx);
 }
 
+/* A turn of the link thread: what other threads queued, then finished look-ups. */
 static void
-write_link(struct publish *pub, struct link *l)
+on_turn(void *ctx)
 {
-    ssize_t n = write(l->fd, l->out + l->out_off, l->out_len - l->out_off);
-
-    if (n == -1 && errno != EAGAIN && errno != EINTR) {
-        close_link(pub, l, strerror(errno));
-        return;
-    }
-    if (n > 0) {
-        l->out_off += (size_t)n;
-    }
-}
-
-static void
-accept_links(struct publish *pub)
-{
+    struct publish *pub = ctx;
+    struct forget *forget, *f;
+    bool changed, bans_changed, engines_changed;
     struct link *l;
-    int fd;
 
-    while ((fd = accept4(pub->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1) {
-        if (pub->nlinks >= MAX_LINKS) {
-            log_warnx("publish: %d data planes connected already; refusing another", MAX_LINKS);
-            close(fd);
-            continue;
+    pthread_mutex_lock(&pub->mtx);
+    changed = pub->changed;
+    bans_changed = pub->bans_changed;
+    engines_changed = pub->engines_changed;
+    forget = pub->forget;
+    pub->changed = pub->bans_changed = pub->engines_changed = false;
+    pub->forget = NULL;
+    pthread_mutex_unlock(&pub->mtx);
+    if (changed) {
+        publish_changes(pub);
+    }
+    while ((f = forget) != NULL) {
+        failures_forget(pub->fails, f->ip);
+        forget = f->next;
+        free(f);
+    }
+    if (bans_changed) {
+        push_bans(pub);
+    }
+    if (engines_changed) {
+        for (l = link_server_links(pub->ls); l != NULL; l = l->next) {
+            if (l->hello) {
+                send_engines(pub, l);
+            }
         }
-        l = xcalloc(1, sizeof(*l));
-        l->fd = fd;
-        l->serial = ++pub->serials;
-        l->connected = l->last_seen = pub_now_mono();
-        l->sent_version = -1;
-        l->next = pub->links;
-        pub->links = l;
-        pub->nlinks++;
+    }
+    app_lookup_finish(pub->al);
+    user_lookup_finish(pub->ul);
+    if (store_ban_prune(pub->ctl->store, (int64_t)now_wall()) > 0) {
+        push_bans(pub);
     }
 }
 
 static void
-housekeeping(struct publish *pub)
+on_tick(void *ctx)
 {
-    struct link *l, *next;
-    double now = pub_now_mono();
-    bool ping = now - pub->last_ping >= PING_INTERVAL;
+    struct publish *pub = ctx;
 
-    for (l = pub->links; l != NULL; l = next) {
-        next = l->next;
-        if (now - l->last_seen > LINK_IDLE_MAX) {
-            close_link(pub, l, "silent for 30 s");
-        } else if (l->out_len - l->out_off > OUT_HIGH_MARK) {
-            close_link(pub, l, "too slow: output above the high mark");
-        } else if (ping && l->hello) {
-            pub_send(l, msg_new(MSG_PING));
-        }
-    }
-    if (ping) {
-        pub->last_ping = now;
-        update_dp_info(pub);
-        bans_prune_failures(pub, pub_now_wall());
-    }
-    if (store_ban_prune(pub->ctl->store, (int64_t)pub_now_wall()) > 0) {
-        bans_push(pub);
-    }
+    update_dp_info(pub);
+    failures_prune(pub->fails, now_wall());
 }
 
-static void *
-publish_loop(void *arg)
-{
-    struct publish *pub = arg;
-    struct pollfd *pfd = NULL;
-    struct link **pl = NULL, *l;
-    struct lookup *done;
-    struct authreq *auth_done;
-    struct forget *forget;
-    bool bans_changed, engines_changed;
-    size_t cap = 0, n, i;
-    uint64_t cnt;
-    bool changed, stop;
-
-    publish_changes(pub);
-    bans_push(pub);
-    for (;;) {
-        if (cap < pub->nlinks + 2) {
-            cap = pub->nlinks + 16;
-            pfd = xrealloc(pfd, cap * sizeof(*pfd));
-            pl = xrealloc(pl, cap * sizeof(*pl));
-        }
-        pfd[0] = (struct pollfd){.fd = pub->wake_fd, .events = POLLIN};
-        pfd[1] = (struct pollfd){.fd = pub->listen_fd, .events = POLLIN};
-        n = 2;
-        for (l = pub->links; l != NULL; l = l->next) {
-            pfd[n] = (struct pollfd){.fd = l->fd, .events = POLLIN};
-            if (l->out_len > l->out_off) {
-                pfd[n].events |= POLLOUT;
-            }
-            pl[n++] = l;
-        }
-        if (poll(pfd, n, 1000) == -1 && errno != EINTR) {
-            log_warn("publish: poll");
-        }
-        if (pfd[0].revents & POLLIN) {
-            if (read(pub->wake_fd, &cnt, sizeof(cnt)) < 0) {
-            }
-        }
-        pthread_mutex_lock(&pub->mtx);
-        changed = pub->changed;
-        stop = pub->stop;
-        done = pub->done;
-        auth_done = pub->auth_done;
-        bans_changed = pub->bans_changed;
-        forget = pub->forget;
-        engines_changed = pub->engines_changed;
-        pub->engines_changed = false;
-        pub->bans_changed = false;
-        pub->forget = NULL;
-        pub->changed = false;
-        pub->done = NULL;
-        pub->auth_done = NULL;
-        pthread_mutex_unlock(&pub->mtx);
-        if (stop) {
-            break;
-        }
-        /* Links may close below; handle writes and reads by walking the live list. */
-        for (i = 2; i < n; i++) {
-            for (l = pub->links; l != NULL && l != pl[i]; l = l->next) {
-            }
-            if (l == NULL) {
-                continue;
-            }
-            if (pfd[i].revents & POLLOUT) {
-                write_link(pub, l);
-                for (l = pub->links; l != NULL && l != pl[i]; l = l->next) {
-                }
-                if (l == NULL) {
-                    continue;
-                }
-            }
-            if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) {
-                read_link(pub, l);
-            }
-        }
-        if (pfd[1].revents & POLLIN) {
-            accept_links(pub);
-        }
-        if (changed) {
-            publish_changes(pub);
-        }
-        bans_forget(pub, forget);
-        if (bans_changed) {
-            bans_push(pub);
-        }
-        if (engines_changed) {
-            for (l = pub->links; l != NULL; l = l->next) {
-                if (l->hello) {
-                    send_engines(pub, l);
-                }
-            }
-        }
-        lookup_finish(pub, done);
-        auth_finish(pub, auth_done);
-        housekeeping(pub);
-        /* Try to flush what was queued without waiting for the next poll. */
-        for (l = pub->links; l != NULL; l = l->next) {
-            if (l->out_len > l->out_off) {
-                ssize_t w = write(l->fd, l->out + l->out_off, l->out_len - l->out_off);
-
-                if (w > 0) {
-                    l->out_off += (size_t)w;
-                }
-            }
-        }
-    }
-    free(pfd);
-    free(pl);
-    return NULL;
-}
-
-/* Binds the proto socket 0600, refusing when another harp-ctl answers on it. */
-static int
-listen_socket(const char *path, struct hp_err *err)
-{
-    struct sockaddr_un sun;
-    mode_t old;
-    int fd;
-
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sun.sun_path)) {
-        err_set(err, "HP_CTL_SOCKET: %s is longer than %zu bytes", path, sizeof(sun.sun_path) - 1);
-        return -1;
-    }
-    memcpy(sun.sun_path, path, strlen(path));
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd == -1) {
-        err_set(err, "socket: %s", strerror(errno));
-        return -1;
-    }
-    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-        close(fd);
-        err_set(err, "HP_CTL_SOCKET: another harp-ctl answers on %s", path);
-        return -1;
-    }
-    close(fd);
-    unlink(path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    old = umask(0177);
-    if (fd == -1 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-        umask(old);
-        err_set(err, "HP_CTL_SOCKET: cannot bind %s: %s", path, strerror(errno));
-        if (fd != -1) {
-            close(fd);
-        }
-        return -1;
-    }
-    umask(old);
-    if (chmod(path, 0600) == -1 || listen(fd, 64) == -1) {
-        int e = errno;
-
-        err_set(err, "HP_CTL_SOCKET: cannot listen on the socket: %s", strerror(e));
-        close(fd);
-        unlink(path);
-        return -1;
-    }
-    return fd;
-}
+static const struct link_server_handlers handlers = {
+    .on_hello = on_hello,
+    .on_message = on_message,
+    .on_close = on_close,
+    .on_turn = on_turn,
+    .on_tick = on_tick,
+};
 
 struct publish *
-publish_start(struct ctl *ctl, struct hp_err *err)
+publish_start(struct ctl *ctl, publish_tunnels_cb *on_tunnels, void *ctx, struct hp_err *err)
 {
     struct publish *pub = xcalloc(1, sizeof(*pub));
+    struct app_lookup_hooks ah = {published, on_stored, pub};
+    struct failures_hooks fh = {is_banned, on_ban_added, pub};
 
     pub->ctl = ctl;
-    pub->refs = 1;
-    pub->path = xstrdup(ctl->cfg.ctl_socket);
+    pub->on_tunnels = on_tunnels;
+    pub->tunnels_ctx = ctx;
     pub->dp_info = json_array();
+    pub->changed = pub->bans_changed = true; /* the first turn publishes */
     pthread_mutex_init(&pub->mtx, NULL);
-    pub->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    pub->listen_fd = listen_socket(pub->path, err);
-    if (pub->wake_fd == -1 || pub->listen_fd == -1) {
+    pub->ls = link_server_open(ctl->cfg.ctl_socket, &handlers, pub, err);
+    if (pub->ls == NULL) {
         goto fail;
     }
-    pub->user_pool =
-        pool_start("user look-ups", ctl->cfg.user_lookup_workers, ctl->cfg.user_lookup_max);
-    pub->app_pool = pool_start("app look-ups", APP_LOOKUP_WORKERS, APP_LOOKUP_MAX);
-    if (pub->user_pool == NULL || pub->app_pool == NULL) {
-        err_set(err, "cannot start the look-up threads");
-        unlink(pub->path);
-        goto fail;
-    }
-    if (pthread_create(&pub->thr, NULL, publish_loop, pub) != 0) {
-        err_set(err, "cannot start the publisher thread");
-        unlink(pub->path);
+    pub->fails = failures_new(&ctl->cfg, ctl->store, &fh);
+    if ((pub->ul = user_lookup_start(&ctl->cfg, pub->ls, err)) == NULL ||
+        (pub->al = app_lookup_start(&ctl->cfg, ctl->store, pub->ls, &ah, err)) == NULL ||
+        link_server_run(pub->ls, err) == -1) {
         goto fail;
     }
     return pub;
 fail:
-    pool_stop(pub->user_pool);
-    pool_stop(pub->app_pool);
-    if (pub->listen_fd != -1) {
-        close(pub->listen_fd);
+    if (pub->ls != NULL) {
+        link_server_stop(pub->ls);
     }
-    if (pub->wake_fd != -1) {
-        close(pub->wake_fd);
-    }
+    app_lookup_stop(pub->al);
+    user_lookup_stop(pub->ul);
+    failures_free(pub->fails);
+    link_server_free(pub->ls);
     json_decref(pub->dp_info);
-    free(pub->path);
-    free(pub);
-    return NULL;
-}
-
-static void
-publish_free(struct publish *pub)
-{
-    close(pub->wake_fd);
     pthread_mutex_destroy(&pub->mtx);
     free(pub);
-}
-
-void
-pub_waiter_add(struct waiter **v, size_t *n, uint64_t serial, json_int_t id)
-{
-    *v = xrealloc(*v, (*n + 1) * sizeof(**v));
-    (*v)[(*n)++] = (struct waiter){serial, id};
-}
-
-void
-pub_worker_release(struct publish *pub)
-{
-    bool last = --pub->refs == 0;
-
-    pthread_mutex_unlock(&pub->mtx);
-    if (last) {
-        publish_free(pub);
-    }
+    return NULL;
 }
 
 void
 publish_stop(struct publish *pub)
 {
-    bool last;
+    struct forget *f;
 
     if (pub == NULL) {
         return;
     }
-    pthread_mutex_lock(&pub->mtx);
-    pub->stop = true;
-    pthread_mutex_unlock(&pub->mtx);
-    pub_wake(pub);
-    pthread_join(pub->thr, NULL);
-    while (pub->links != NULL) {
-        close_link(pub, pub->links, "stopping");
+    link_server_stop(pub->ls);
+    /* Look-ups still running free themselves; their wakes stop here. */
+    app_lookup_stop(pub->al);
+    user_lookup_stop(pub->ul);
+    link_server_free(pub->ls);
+    failures_free(pub->fails);
+    while ((f = pub->forget) != NULL) {
+        pub->forget = f->next;
+        free(f);
     }
-    pthread_mutex_lock(&pub->mtx);
-    pub->stopped = true;
-    lookup_clear(pub);
-    auth_clear(pub);
-    bans_clear(pub);
     json_decref(pub->dp_info);
-    json_decref(pub->engines);
-    pub->dp_info = pub->engines = NULL;
-    pthread_mutex_unlock(&pub->mtx);
-    /* Jobs still queued run cancelled and free themselves; the pools end on their own. */
-    pool_stop(pub->user_pool);
-    pool_stop(pub->app_pool);
-    close(pub->listen_fd);
-    unlink(pub->path);
     json_decref(pub->table);
-    json_decref(pub->bans);
-    free(pub->path);
-    pub->table = pub->bans = NULL;
-    /* Our reference goes last: a worker ending now must not free <pub> under us. */
-    pthread_mutex_lock(&pub->mtx);
-    last = --pub->refs == 0;
-    pthread_mutex_unlock(&pub->mtx);
-    if (last) {
-        publish_free(pub);
-    }
+    store_exapp_list_free(pub->apps, pub->napps);
+    free(pub->engines);
+    free(pub->bans);
+    pthread_mutex_destroy(&pub->mtx);
+    free(pub);
 }

@@ -87,7 +87,8 @@ check_database(const char *dir, bool allow_empty)
     if (lost && access(mark, F_OK) == 0) {
         if (allow_empty) {
             log_warnx("serve: %s is missing or empty: starting with an empty database "
-                      "(--allow-empty)", db);
+                      "(--allow-empty)",
+                      db);
         } else {
             log_errorx("serve: %s is missing or empty, but harp-ctl ran with this state "
                        "directory before (%s exists): refusing to start with an empty database. "
@@ -135,6 +136,13 @@ serve_log_config(const struct hp_config *cfg)
         log_notice("config: %s", line);
     }
     free(summary);
+}
+
+/* A data plane reported its tunnels: probe the engines behind them now. */
+static void
+on_tunnels(void *ctx)
+{
+    engines_changed(ctx);
 }
 
 int
@@ -197,14 +205,16 @@ serve_main(struct cli_opts *opts)
         env_free(&ctl.cfg);
         return 1;
     }
-    ctl.pub = publish_start(&ctl, &err);
+    ctl.engines = engines_start(&ctl);
+    ctl.pub = publish_start(&ctl, on_tunnels, ctl.engines, &err);
     if (ctl.pub == NULL) {
         log_errorx("serve: %s", err.msg);
+        engines_stop(ctl.engines);
         store_close(ctl.store);
         env_free(&ctl.cfg);
         return 1;
     }
-    ctl.engines = engines_start(&ctl);
+    engines_changed(ctl.engines); /* the first probe, now that it has a publisher */
     api = api_start(&ctl, &err);
     if (api == NULL) {
         log_errorx("serve: %s", err.msg);

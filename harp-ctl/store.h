@@ -44,8 +44,9 @@ void store_exapp_list_free(struct exapp *apps, size_t n);
  * would refuse (stored before a check existed) is left out, with a warning. */
 int store_exapp_snapshot(struct store *st, struct exapp **apps, size_t *n, int64_t *version,
                          struct hp_err *err);
-/* True when <app_id> was removed by DELETE and not registered again since. */
-bool store_exapp_removed(struct store *st, const char *app_id);
+/* When <app_id> was last removed by DELETE (Unix time), or 0 when it was not, or was
+ * registered again since. */
+int64_t store_exapp_removed_at(struct store *st, const char *app_id);
 /* 1 when removed, 0 when absent, -1 on error. Either way the id is marked removed. */
 int store_exapp_delete(struct store *st, const char *app_id, struct hp_err *err);
 size_t store_exapp_count(struct store *st);

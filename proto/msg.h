@@ -1,38 +1,48 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
-/* proto messages between harp-ctl and harp-dp: the type table, who may send what, and the
- * checks every message passes before it is acted on. */
+/* proto messages between harp-ctl and harp-dp: one C struct per message, decoded and validated
+ * once (sizes, types, required fields, enums) and encoded by the same module (msg.c, msg_dp.c,
+ * msg_ctl.c). After msg_decode() a receiver never looks at JSON again. The wire form of each
+ * message is given beside its type; tests/fixtures/proto/ holds an example of each. */
 #ifndef HARP_PROTO_MSG_H
 #define HARP_PROTO_MSG_H
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
+#include "cidr.h"
 #include "err.h"
+#include "exapp.h"
 
-/* Bump when any message changes; both sides refuse a peer with another version. */
-#define PROTO_VERSION 3
+/* Bump when any message changes; both sides refuse a peer with another version at hello
+ * (harp-ctl answers `error`, the data plane closes the link on a `welcome` of another). */
+#define PROTO_VERSION 4
 
 enum msg_type {
     /* dp -> ctl */
-    MSG_HELLO,  /* {proto, dp_id, pid, version}: version = last applied table version */
+    MSG_HELLO,  /* {proto, dp_id, pid, version}: version = last applied table version, -1 */
     MSG_ACK,    /* {version} */
     MSG_LOOKUP, /* {id, app_id}: an app id missing from the table */
     MSG_AUTH,   /* {id, app_id, cookie_b64, headers: [[name, value_b64], ...]}: who is the
                  * user; header values and the cookie are bytes, carried in base64 */
-    MSG_EVENT,  /* {event, ...}: "failure" {ip}, tunnel up/down, stats */
+    MSG_EVENT,  /* {event: "failure", ip} | {event: "tunnels", tunnels: [...]} */
     /* ctl -> dp */
-    MSG_SNAPSHOT,      /* {version, exapps: [...], settings: {...}} */
+    MSG_WELCOME,       /* {proto}: the answer to a good hello, before anything else */
+    MSG_SNAPSHOT,      /* {version, exapps: [...]} */
     MSG_DELTA,         /* {from, version, upserts: [...], deletes: [app_id, ...]} */
-    MSG_LOOKUP_REPLY,  /* {id, app_id, found, exapp?} */
-    MSG_AUTH_REPLY,    /* {id, result: "user"|"anonymous"|"error", user_id, access_level, ttl_ms} */
+    MSG_LOOKUP_REPLY,  /* {id, app_id, found, exapp?, error?} */
+    MSG_AUTH_REPLY,    /* {id, result: "user"|"anonymous"|"error", user_id, access_level, ttl_ms,
+                        * error?}: the last three with "user" only */
     MSG_BANS,          /* {bans: [{ip, expires_at}]}: the whole list, replacing the last one */
-    MSG_ENGINES,       /* {engines: [{port, address, tcp_port, api_min, api_max}]}: the whole
-                        * list; address "+/path" is a Unix socket */
+    MSG_ENGINES,       /* {engines: [{port, address, tcp_port, api_min?, api_max?} |
+                        * {port, refused: true}]}: the whole list; address "+/path" is a Unix
+                        * socket */
     MSG_REQUEST_ERROR, /* {id, message}: request <id> (a look-up or auth) cannot be answered
                         * (malformed, or too many look-ups waiting): the data plane fails it
                         * with 503 */
-    MSG_ERROR,         /* {message}: the sender closes the link after it */
     /* both ways */
+    MSG_ERROR, /* {message}: the sender closes the link after it */
     MSG_PING,
     MSG_PONG,
     MSG_NTYPES
@@ -40,19 +50,39 @@ enum msg_type {
 
 enum msg_dir { MSG_FROM_DP = 1, MSG_FROM_CTL = 2, MSG_BOTH = 3 };
 
-/* The type of <msg> if it is known and <from> may send it; -1 with <err> otherwise. */
-int msg_check(const json_t *msg, enum msg_dir from, struct hp_err *err);
 const char *msg_type_name(enum msg_type t);
-/* A new message object of type <t>; add fields with json_object_set_new(). */
-json_t *msg_new(enum msg_type t);
 
-/* Bytes as a proto string (base64): header values and cookies need not be UTF-8. */
-json_t *msg_bytes(const void *p, size_t n);
-/* The bytes of a msg_bytes() string in a new NUL-terminated buffer of *<n> bytes (+1), or
- * NULL if <v> is not one. */
-char *msg_bytes_get(const json_t *v, size_t *n);
-
+/* Limits checked at decode (beyond EXAPP_* and MSG_AUTH_MAX_HEADERS). */
+#define MSG_DP_ID_MAX 63
+#define MSG_TEXT_MAX 1024 /* error, request_error and look-up error texts */
+#define MSG_USER_ID_MAX 255
 #define MSG_AUTH_MAX_HEADERS 256
+#define MSG_MAX_BANS (1u << 20)
+#define MSG_MAX_ENGINES 1024
+#define MSG_ENGINE_ADDRESS_MAX 255
+#define MSG_API_VERSION_MAX 15
+#define MSG_MAX_TUNNELS 4096
+#define MSG_TUNNEL_NAME_MAX 127
+#define MSG_TUNNEL_PEER_MAX 63
+
+struct msg_hello {
+    int64_t proto; /* when not PROTO_VERSION, the other fields were not decoded (zero) */
+    char dp_id[MSG_DP_ID_MAX + 1];
+    int64_t pid; /* 0 when absent */
+    int64_t version;
+};
+
+struct msg_welcome {
+    int64_t proto; /* any value: the receiver compares it with PROTO_VERSION */
+};
+
+struct msg_ack {
+    int64_t version;
+};
+
+struct msg_lookup {
+    char app_id[EXAPP_ID_MAX + 1]; /* as the data plane saw it: checked by the receiver */
+};
 
 struct msg_header {
     char name[256]; /* an HTTP token, lower-case as the data plane sent it */
@@ -60,22 +90,143 @@ struct msg_header {
     size_t value_len;
 };
 
-/* An `auth` request, decoded and validated. */
 struct msg_auth {
-    json_int_t id;
-    const char *app_id; /* borrowed from the message */
-    char *cookie;       /* the oc_sessionPassphrase value: bytes, never a NUL inside */
+    int64_t id;                    /* the same as msg.id */
+    char app_id[EXAPP_ID_MAX + 1]; /* as the data plane saw it: checked by the receiver */
+    char *cookie;                  /* the oc_sessionPassphrase value: bytes, never a NUL inside */
     size_t cookie_len;
     struct msg_header *headers;
     size_t nheaders;
 };
 
-/* Decodes an `auth` message that passed msg_check(); -1 with <err> (never quoting a value)
- * if a field is malformed. <a> is to be freed with msg_auth_free() either way. */
-int msg_auth_decode(const json_t *msg, struct msg_auth *a, struct hp_err *err);
+enum msg_event_kind { MSG_EVENT_FAILURE, MSG_EVENT_TUNNELS };
+
+struct msg_tunnel {
+    char name[MSG_TUNNEL_NAME_MAX + 1];
+    unsigned port;
+    char peer[MSG_TUNNEL_PEER_MAX + 1];
+    int64_t since; /* unix time */
+};
+
+struct msg_event {
+    enum msg_event_kind event;
+    char ip[IP_STR_MAX];        /* failure: the client IP, canonical */
+    struct msg_tunnel *tunnels; /* tunnels: the whole list this data plane serves */
+    size_t ntunnels;
+};
+
+/* ExApp records (exapp_to_json(app, true) with app_id, created_at, updated_at), validated by
+ * exapp_from_json(); app ids are lower-case and distinct within a message. */
+struct msg_snapshot {
+    int64_t version;
+    struct exapp *exapps;
+    size_t nexapps;
+};
+
+struct msg_delta {
+    int64_t from, version;
+    struct exapp *upserts;
+    size_t nupserts;
+    char (*deletes)[EXAPP_ID_MAX + 1]; /* lower-case app ids */
+    size_t ndeletes;
+};
+
+struct msg_lookup_reply {
+    char app_id[EXAPP_ID_MAX + 1]; /* echoed as the look-up sent it */
+    bool found;
+    struct exapp *exapp; /* NULL when absent */
+    char *error;         /* NULL when absent */
+};
+
+enum msg_auth_result { MSG_AUTH_USER, MSG_AUTH_ANONYMOUS, MSG_AUTH_ERROR };
+
+struct msg_auth_reply {
+    enum msg_auth_result result;
+    char user_id[MSG_USER_ID_MAX + 1]; /* user only */
+    enum access_level access_level;    /* user only */
+    int64_t ttl_ms;                    /* user only: how long the answer may be reused */
+    char *error;                       /* NULL when absent */
+};
+
+struct msg_ban {
+    char ip[IP_STR_MAX]; /* canonical */
+    int64_t expires_at;  /* unix time */
+};
+
+struct msg_bans {
+    struct msg_ban *bans;
+    size_t nbans;
+};
+
+struct msg_engine {
+    unsigned port;
+    bool refused; /* removed by an operator: only <port> is meaningful */
+    char address[MSG_ENGINE_ADDRESS_MAX + 1];
+    unsigned tcp_port;
+    char api_min[MSG_API_VERSION_MAX + 1], api_max[MSG_API_VERSION_MAX + 1]; /* "" unknown */
+};
+
+struct msg_engines {
+    struct msg_engine *engines;
+    size_t nengines;
+};
+
+struct msg_text {
+    char *message; /* request_error and error */
+};
+
+/* One message. Built by msg_decode(), or by a sender that fills it and calls msg_encode();
+ * the pointers are owned by the message only when msg_decode() made it (msg_free()). */
+struct msg {
+    enum msg_type type;
+    /* The request id of lookup, auth, lookup_reply, auth_reply and request_error. msg_decode()
+     * sets it whenever "id" is an integer, also when it fails otherwise, so that a receiver
+     * can fail that request alone. */
+    bool has_id;
+    int64_t id;
+    union {
+        struct msg_hello hello;
+        struct msg_welcome welcome;
+        struct msg_ack ack;
+        struct msg_lookup lookup;
+        struct msg_auth auth;
+        struct msg_event event;
+        struct msg_snapshot snapshot;
+        struct msg_delta delta;
+        struct msg_lookup_reply lookup_reply;
+        struct msg_auth_reply auth_reply;
+        struct msg_bans bans;
+        struct msg_engines engines;
+        struct msg_text request_error;
+        struct msg_text error;
+    };
+};
+
+/* Decodes <json> (an object as frame_next() gives it) sent by <from>: 0 with <m> filled, or
+ * -1 with <err> (never quoting a value; m->type is MSG_NTYPES when the type was not known).
+ * <m> is to be freed with msg_free() either way. */
+int msg_decode(const json_t *json, enum msg_dir from, struct msg *m, struct hp_err *err);
+/* A new JSON object for <m> (not stolen). */
+json_t *msg_encode(const struct msg *m);
+/* The frame of <m> in a new buffer of *<len> bytes; NULL if it would exceed FRAME_MAX. */
+char *msg_frame(const struct msg *m, size_t *len);
+/* Frees what msg_decode() allocated (credentials are wiped) and zeroes <m>. */
+void msg_free(struct msg *m);
 /* The value of the last header named <name> (lower-case) in <a>, or NULL. */
 const struct msg_header *msg_auth_header(const struct msg_auth *a, const char *name);
-/* Wipes (they are credentials) and frees the decoded values. */
-void msg_auth_free(struct msg_auth *a);
+
+/* The JSON form of one published ExApp record, and its decoder (into <app>, app_id included;
+ * -1 with <err> naming the field). */
+json_t *msg_exapp_encode(const struct exapp *app);
+int msg_exapp_decode(const json_t *v, struct exapp *app, struct hp_err *err);
+
+/* --- To be removed when harp-dp is converted to msg_decode()/msg_encode() ----------------- */
+
+/* The type of <msg> if it is known and <from> may send it; -1 with <err> otherwise. */
+int msg_check(const json_t *msg, enum msg_dir from, struct hp_err *err);
+/* A new message object of type <t>; add fields with json_object_set_new(). */
+json_t *msg_new(enum msg_type t);
+/* Bytes as a proto string (base64): header values and cookies need not be UTF-8. */
+json_t *msg_bytes(const void *p, size_t n);
 
 #endif

@@ -16,7 +16,7 @@ SRCDIR = os.environ.get("HARP_SRCDIR") or os.path.abspath(
 HARP_CTL = os.path.join(BUILDDIR, "harp-ctl", "harp-ctl")
 SCHEMA_VERSION = len([f for f in os.listdir(os.path.join(SRCDIR, "schema")) if f.endswith(".sql")])
 MULT = float(os.environ.get("HP_TEST_TIMEOUT_MULTIPLIER", "1"))
-PROTO_VERSION = 3
+PROTO_VERSION = 4
 CAPTURES = os.path.join(SRCDIR, "tests", "fixtures", "appapi-captures", "appapi-33.0.0")
 
 
@@ -234,7 +234,7 @@ class ProtoClient:
         data = json.dumps(msg).encode()
         self.sock.sendall(struct.pack(">I", len(data)) + data)
 
-    def recv(self, skip=("ping", "pong", "bans", "engines")):
+    def recv(self, skip=("welcome", "ping", "pong", "bans", "engines")):
         import struct
         while True:
             while len(self.buf) < 4 or len(self.buf) < 4 + struct.unpack(">I", self.buf[:4])[0]:

@@ -139,6 +139,49 @@ def test_unknown_app_is_fetched_from_nextcloud(gateway):
     assert gateway.nc.count("exapp-meta", "fromnc") == 1
 
 
+def remove_as_appapi_disables(gateway, app_id):
+    """AppAPI's disable: the app is marked disabled in Nextcloud, then DELETE /exapp_storage."""
+    gateway.nc.disabled.add(app_id)
+    assert gateway.ctl.request("DELETE", f"/exapp_storage/{app_id}").status == 204
+    version = gateway.ctl.request("GET", "/api/v1/status").json()["table_version"]
+    wait_for(lambda: gateway.dps[0].applied(version), what="removal applied")
+
+
+def test_removed_app_comes_back_when_nextcloud_enabled_it_but_the_push_was_lost(gateway):
+    """Issue 13, defect 1: AppAPI's enable marks the app enabled first and pushes
+    POST /exapp_storage last; with harp-ctl down at that moment the push is lost. HaRP recovers
+    at the next request through exapp-meta; harp answered 404 until the admin disabled and
+    enabled the app again, because the removal marker stopped the look-up."""
+    nc_app = gateway.nc.add_app("flip", gateway.backend.port, [{"url": ".*", "access_level": 0}],
+                                token=gateway.TOKEN, version="1.2.3")
+    gateway.register("flip", routes=nc_app["routes"])
+    assert gateway.get("/exapps/flip/before").status == 200
+    remove_as_appapi_disables(gateway, "flip")
+    gateway.ctl.kill9()                    # harp-ctl down while AppAPI enables the app:
+    gateway.nc.disabled.discard("flip")    # enabled in Nextcloud, its push never arrives
+    gateway.ctl.start()
+    wait_for(lambda: gateway.dps[0].connected(), what="the data plane back on its link")
+    r = gateway.get("/exapps/flip/after")
+    assert r.status == 200, r
+    assert gateway.get("/exapps/flip/again").status == 200
+    assert gateway.nc.count("get-values", "flip") == 1, "asked once, then published"
+
+
+def test_removed_app_stays_unreachable_while_nextcloud_holds_it_disabled(gateway):
+    """A disabled app is not reachable, although Nextcloud's exapp-meta answers for it: harp
+    asks AppAPI (a call signed with the app's secret, which AppAPI refuses for a disabled app)
+    at most once per 15 s, and the app stays removed."""
+    gateway.nc.add_app("off", gateway.backend.port, [{"url": ".*", "access_level": 0}],
+                       token=gateway.TOKEN, version="1.2.3")
+    gateway.register("off", routes=[{"url": ".*", "access_level": 0}])
+    remove_as_appapi_disables(gateway, "off")
+    assert gateway.get("/exapps/off/x").status == 404
+    assert gateway.get("/exapps/off/y").status == 404
+    assert gateway.nc.count("get-values", "off") == 1
+    assert "off" in gateway.nc.disabled and gateway.nc.apps["off"]["exapp_version"] == "1.2.3", \
+        "the check is signed with the version Nextcloud holds (another would disable the app)"
+
+
 def test_app_api_goes_to_the_control_plane_with_the_key_only(gateway):
     r = gateway.get("/exapps/app_api/heartbeat", {"harp-shared-key": KEY})
     assert (r.status, r.body) == (200, b'{"status": "ok"}')

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 """The publisher as a data plane sees it over proto: a snapshot after hello, a delta for each
 change with monotonic versions, look-ups of unknown app ids through Nextcloud's exapp-meta
-(singleflight, 15 s negative cache, removed apps not fetched), and protocol errors closing
+(singleflight, 15 s negative cache, removed apps back only once enabled again), and protocol errors closing
 only the offending link."""
 import os
 import stat
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import ProtoClient, run_ctl
+from harness import PROTO_VERSION, ProtoClient, run_ctl
 
 
 def meta(port=23001, routes=None):
@@ -24,6 +24,18 @@ def sock(ctl):
 
 def test_socket_is_private(ctl):
     assert stat.S_IMODE(os.stat(sock(ctl)).st_mode) == 0o600
+
+
+def test_hello_is_welcomed_with_the_proto_version_then_the_state(ctl):
+    """Both sides check the proto version at hello: harp-ctl answers a good one with `welcome`
+    {proto} before anything else, then the snapshot (which has no `settings`), bans and
+    engines."""
+    dp = ProtoClient(sock(ctl))
+    first = dp.recv(skip=())
+    assert first == {"type": "welcome", "proto": PROTO_VERSION}
+    snap = dp.recv(skip=())
+    assert snap["type"] == "snapshot" and "settings" not in snap
+    assert {dp.recv(skip=())["type"], dp.recv(skip=())["type"]} == {"bans", "engines"}
 
 
 def test_snapshot_then_deltas(ctl):
@@ -158,8 +170,11 @@ def test_unknown_app_is_negatively_cached_and_registration_clears_it(ctl_nc, fak
     assert dp.recv()["found"] is True
 
 
-def test_removed_app_is_not_fetched_again(ctl_nc, fake_nc):
+def test_removed_app_stays_removed_while_disabled_in_nextcloud(ctl_nc, fake_nc):
+    """DELETE follows AppAPI's disable; exapp-meta answers for disabled apps too, so a removed
+    app is only fetched again once AppAPI accepts a call signed as the app (it is enabled)."""
     fake_nc.add_app("gone", 23011)
+    fake_nc.disabled.add("gone")
     ctl_nc.secrets.append("gone-token-secret")
     ctl_nc.secrets.append("pub-token-secret")
     assert ctl_nc.request("POST", "/exapp_storage/gone", meta()).status == 204
@@ -168,14 +183,21 @@ def test_removed_app_is_not_fetched_again(ctl_nc, fake_nc):
     dp.recv()
     dp.send({"type": "lookup", "id": 1, "app_id": "gone"})
     assert dp.recv()["found"] is False
-    assert fake_nc.count("exapp-meta") == 0
+    assert fake_nc.count("get-values", "gone") == 1
     ctl_nc.stop()
     ctl_nc.start()
     dp = ProtoClient(sock(ctl_nc))
     dp.recv()
     dp.send({"type": "lookup", "id": 2, "app_id": "gone"})
     assert dp.recv()["found"] is False, "removal survives a restart"
-    assert fake_nc.count("exapp-meta") == 0
+    fake_nc.disabled.discard("gone")
+    ctl_nc.stop()  # a new negative cache
+    ctl_nc.start()
+    dp = ProtoClient(sock(ctl_nc))
+    dp.recv()
+    dp.send({"type": "lookup", "id": 3, "app_id": "gone"})
+    msgs = [dp.recv(), dp.recv()]
+    assert any(m["type"] == "lookup_reply" and m["found"] for m in msgs), "enabled again"
 
 
 def test_nextcloud_errors_are_not_cached(ctl_nc, fake_nc):

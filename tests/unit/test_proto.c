@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
-/* proto framing and the message table: frames split anywhere reassemble, oversized and
- * malformed frames are errors, each side may send only its own message types. */
+/* proto framing and messages: frames split anywhere reassemble, oversized and malformed
+ * frames are errors, each side may send only its own message types, and every fixture of
+ * tests/fixtures/proto/ decodes (and re-encodes to the same message) or is refused with its
+ * expected error. */
 #include "config.h"
 
+#include <dirent.h>
 #include <stdlib.h>
 
 #include "b64.h"
@@ -108,7 +111,7 @@ test_errors(void)
     IS_INT(msg_check(m, MSG_FROM_CTL, &err), -1, "a snapshot without exapps is refused");
     OK(strstr(err.msg, "exapps") != NULL, "the error names the field");
     json_decref(m);
-    m = json_pack("{s:s,s:i,s:[],s:{}}", "type", "snapshot", "version", 3, "exapps", "settings");
+    m = json_pack("{s:s,s:i,s:[]}", "type", "snapshot", "version", 3, "exapps");
     IS_INT(msg_check(m, MSG_FROM_CTL, &err), MSG_SNAPSHOT, "a whole snapshot is accepted");
     IS_INT(msg_check(m, MSG_FROM_DP, &err), -1, "but not from a data plane");
     json_decref(m);
@@ -177,7 +180,7 @@ test_auth_bytes(void)
 {
     static const char cookie[] = "\xff\xfe\x80\x7f";
     static const char auth[] = "Basic \xc3\x28\xff";
-    struct msg_auth a;
+    struct msg d;
     struct hp_err err;
     const struct msg_header *h;
     json_t *m, *hs;
@@ -191,31 +194,34 @@ test_auth_bytes(void)
     OK(f != NULL, "an auth message with non-UTF-8 bytes encodes");
     free(f);
     IS_INT(msg_check(m, MSG_FROM_DP, &err), MSG_AUTH, "and passes the message check");
-    IS_INT(msg_auth_decode(m, &a, &err), 0, "and decodes");
-    OK(a.cookie_len == 4 && memcmp(a.cookie, cookie, 4) == 0, "the cookie bytes are exact");
-    h = msg_auth_header(&a, "authorization");
+    IS_INT(msg_decode(m, MSG_FROM_DP, &d, &err), 0, "and decodes");
+    OK(d.auth.cookie_len == 4 && memcmp(d.auth.cookie, cookie, 4) == 0,
+       "the cookie bytes are exact");
+    h = msg_auth_header(&d.auth, "authorization");
     OK(h != NULL && h->value_len == sizeof(auth) - 1 && memcmp(h->value, auth, h->value_len) == 0,
        "the Authorization bytes are exact");
-    IS_INT(a.id, 7, "the request id is kept");
-    msg_auth_free(&a);
+    IS_INT(d.id, 7, "the request id is kept");
+    msg_free(&d);
     json_decref(m);
 
     m = auth_msg("", 0, json_pack("[[s,s]]", "cookie", "not base64!"));
-    IS_INT(msg_auth_decode(m, &a, &err), -1, "a header value that is not base64 is refused");
+    IS_INT(msg_decode(m, MSG_FROM_DP, &d, &err), -1,
+           "a header value that is not base64 is refused");
     OK(strstr(err.msg, "not base64!") == NULL, "the error does not quote the value");
-    msg_auth_free(&a);
+    msg_free(&d);
     json_decref(m);
     m = auth_msg("", 0, json_pack("[[s,s]]", "bad name", "eA=="));
-    IS_INT(msg_auth_decode(m, &a, &err), -1, "a header name that is not a token is refused");
-    msg_auth_free(&a);
+    IS_INT(msg_decode(m, MSG_FROM_DP, &d, &err), -1,
+           "a header name that is not a token is refused");
+    msg_free(&d);
     json_decref(m);
     m = auth_msg("", 0, json_pack("[s]", "x"));
-    IS_INT(msg_auth_decode(m, &a, &err), -1, "a header that is not a pair is refused");
-    msg_auth_free(&a);
+    IS_INT(msg_decode(m, MSG_FROM_DP, &d, &err), -1, "a header that is not a pair is refused");
+    msg_free(&d);
     json_decref(m);
     m = auth_msg("a\0b", 3, json_array());
-    IS_INT(msg_auth_decode(m, &a, &err), -1, "a cookie with a NUL is refused");
-    msg_auth_free(&a);
+    IS_INT(msg_decode(m, MSG_FROM_DP, &d, &err), -1, "a cookie with a NUL is refused");
+    msg_free(&d);
     json_decref(m);
     m = json_pack("{s:s,s:i,s:s,s:s,s:[]}", "type", "auth", "id", 1, "app_id", "a", "cookie", "x",
                   "headers");
@@ -227,6 +233,175 @@ test_auth_bytes(void)
     json_decref(m);
 }
 
+/* Decodes <j> from <from>, encodes it, decodes that again (through a frame) and re-encodes:
+ * both encodings must be equal. NULL with <err> when the first decode refuses it. */
+static json_t *
+roundtrip(const json_t *j, enum msg_dir from, bool *same, struct hp_err *err)
+{
+    struct frame_reader r = {0};
+    struct msg m, m2;
+    json_t *e1, *e2 = NULL, *back = NULL;
+    struct hp_err err2;
+    size_t n;
+    char *f;
+
+    *same = false;
+    memset(&m2, 0, sizeof(m2));
+    if (msg_decode(j, from, &m, err) == -1) {
+        msg_free(&m);
+        return NULL;
+    }
+    e1 = msg_encode(&m);
+    f = msg_frame(&m, &n);
+    msg_free(&m);
+    if (f != NULL) {
+        frame_feed(&r, f, n);
+        if (frame_next(&r, &back, &err2) == 1 && msg_decode(back, from, &m2, &err2) == 0) {
+            e2 = msg_encode(&m2);
+        }
+        msg_free(&m2);
+    }
+    *same = e2 != NULL && json_equal(e1, e2);
+    json_decref(e2);
+    json_decref(back);
+    frame_reader_free(&r);
+    free(f);
+    return e1;
+}
+
+static void
+test_fixtures(void)
+{
+    const char *dir = getenv("PROTO_FIXTURES");
+    int nvalid = 0, ninvalid = 0;
+    struct dirent *de;
+    char path[4096];
+    DIR *d;
+
+    if (dir == NULL) {
+        dir = "fixtures/proto";
+    }
+    d = opendir(dir);
+    OK(d != NULL, "the fixtures directory %s opens", dir);
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        const char *expect, *fromname;
+        json_error_t jerr;
+        struct hp_err err;
+        json_t *c, *enc;
+        enum msg_dir from;
+        bool same;
+
+        if (len < 6 || strcmp(de->d_name + len - 5, ".json") != 0) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        c = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+        fromname = json_string_value(json_object_get(c, "from"));
+        if (c == NULL || fromname == NULL || json_object_get(c, "message") == NULL) {
+            OK(0, "%s: a fixture (from, message[, error])", de->d_name);
+            json_decref(c);
+            continue;
+        }
+        from = strcmp(fromname, "dp") == 0 ? MSG_FROM_DP : MSG_FROM_CTL;
+        expect = json_string_value(json_object_get(c, "error"));
+        memset(&err, 0, sizeof(err));
+        enc = roundtrip(json_object_get(c, "message"), from, &same, &err);
+        if (expect == NULL) {
+            nvalid++;
+            OK(enc != NULL && same, "%s: decodes, and re-encodes to the same message%s%s",
+               de->d_name, enc == NULL ? ": " : "", enc == NULL ? err.msg : "");
+        } else {
+            ninvalid++;
+            OK(enc == NULL && strstr(err.msg, expect) != NULL, "%s: refused with \"%s\" (%s)",
+               de->d_name, expect, enc == NULL ? err.msg : "accepted");
+        }
+        json_decref(enc);
+        json_decref(c);
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    OK(nvalid >= 20 && ninvalid >= 20, "%d valid and %d invalid fixtures", nvalid, ninvalid);
+}
+
+/* What a sender fills encodes to the wire form the receiver decodes back. */
+static void
+test_typed(void)
+{
+    struct msg_header h = {.name = "cookie", .value = "a\xff", .value_len = 2};
+    struct msg m = {.type = MSG_HELLO}, got;
+    struct hp_err err;
+    json_t *j;
+
+    m.hello.proto = PROTO_VERSION;
+    snprintf(m.hello.dp_id, sizeof(m.hello.dp_id), "dp-1");
+    m.hello.pid = 99;
+    m.hello.version = -1;
+    j = msg_encode(&m);
+    IS_INT(msg_decode(j, MSG_FROM_DP, &got, &err), 0, "an encoded hello decodes");
+    OK(got.type == MSG_HELLO && strcmp(got.hello.dp_id, "dp-1") == 0 && got.hello.pid == 99 &&
+           got.hello.version == -1,
+       "with its fields");
+    msg_free(&got);
+    json_decref(j);
+
+    j = json_pack("{s:s,s:i,s:i}", "type", "hello", "proto", PROTO_VERSION + 1, "dp_id", 7);
+    IS_INT(msg_decode(j, MSG_FROM_DP, &got, &err), 0, "a hello of another version decodes");
+    OK(got.hello.proto == PROTO_VERSION + 1 && got.hello.dp_id[0] == '\0',
+       "to its version alone, for the receiver to refuse");
+    msg_free(&got);
+    json_decref(j);
+
+    memset(&m, 0, sizeof(m));
+    m.type = MSG_AUTH;
+    m.has_id = true;
+    m.id = 12;
+    snprintf(m.auth.app_id, sizeof(m.auth.app_id), "%s", "testapp");
+    m.auth.cookie = "";
+    m.auth.headers = &h;
+    m.auth.nheaders = 1;
+    j = msg_encode(&m);
+    IS_INT(msg_decode(j, MSG_FROM_DP, &got, &err), 0, "an encoded auth decodes");
+    OK(got.has_id && got.id == 12 && got.auth.id == 12 && strcmp(got.auth.app_id, "testapp") == 0,
+       "with its id and app id");
+    OK(got.auth.nheaders == 1 && got.auth.headers[0].value_len == 2 &&
+           memcmp(got.auth.headers[0].value, "a\xff", 2) == 0,
+       "and the header bytes exact");
+    msg_free(&got);
+    json_decref(j);
+
+    j = json_pack("{s:s,s:i,s:s}", "type", "auth", "id", 31, "app_id", "x");
+    IS_INT(msg_decode(j, MSG_FROM_DP, &got, &err), -1, "a malformed auth is refused");
+    OK(got.type == MSG_AUTH && got.has_id && got.id == 31,
+       "with its type and request id known, to fail that request alone");
+    msg_free(&got);
+    json_decref(j);
+    j = json_pack("{s:s,s:i}", "type", "nonsense", "id", 32);
+    IS_INT(msg_decode(j, MSG_FROM_DP, &got, &err), -1, "an unknown type is refused");
+    OK(got.type == MSG_NTYPES && got.has_id && got.id == 32, "its id is known too");
+    msg_free(&got);
+    json_decref(j);
+
+    memset(&m, 0, sizeof(m));
+    m.type = MSG_AUTH_REPLY;
+    m.has_id = true;
+    m.auth_reply.result = MSG_AUTH_USER;
+    m.auth_reply.access_level = ACCESS_ADMIN;
+    snprintf(m.auth_reply.user_id, sizeof(m.auth_reply.user_id), "admin");
+    m.auth_reply.ttl_ms = 1000;
+    j = msg_encode(&m);
+    IS_INT(json_integer_value(json_object_get(j, "access_level")), ACCESS_ADMIN,
+           "access levels go as AppAPI numbers them");
+    IS_INT(msg_decode(j, MSG_FROM_DP, &got, &err), -1, "auth_reply comes from harp-ctl only");
+    msg_free(&got);
+    IS_INT(msg_decode(j, MSG_FROM_CTL, &got, &err), 0, "and decodes there");
+    OK(got.auth_reply.access_level == ACCESS_ADMIN && got.auth_reply.ttl_ms == 1000,
+       "with its level and lifetime");
+    msg_free(&got);
+    json_decref(j);
+}
+
 int
 main(void)
 {
@@ -234,5 +409,7 @@ main(void)
     test_errors();
     test_b64();
     test_auth_bytes();
+    test_fixtures();
+    test_typed();
     return tap_done();
 }

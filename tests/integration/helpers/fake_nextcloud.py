@@ -9,7 +9,19 @@ AppAPI 33 does (tests/fixtures/appapi-captures/nextcloud-replies-to-harp.txt):
   disabled user's Basic auth; 401 with the key message for a wrong key or unknown app.
 - maintenance mode: 503 on both.
 
-Tests change its state directly (apps, users, sessions, delay, fail_status) and read `calls`
+And one AppAPI endpoint an ExApp calls signed with its secret, which harp-ctl uses to learn
+whether an app it removed is enabled again (docs/compat.md):
+
+- POST /ocs/v2.php/apps/app_api/api/v1/ex-app/config/get-values with EX-APP-ID,
+  EX-APP-VERSION and AUTHORIZATION-APP-API = base64("<user>:<secret>"): AppAPI's
+  AppAPIService::validateExAppRequestToNC refuses (401) an unknown app, a wrong secret and a
+  disabled app (unless it is initialising); a version other than the one it holds makes it
+  store that version, disable the app and refuse. Otherwise the OCS answer with the values
+  asked for (AppConfigController::getAppConfigValues), none here. Nextcloud's exapp-meta
+  answers for disabled apps as for enabled ones.
+
+Tests change its state directly (apps, disabled, users, sessions, delay, fail_status) and read
+`calls`
 and `max_inflight` (the most calls it ever served at once).
 """
 import base64
@@ -24,12 +36,14 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 256  # the default 5 drops bursts of connections
 
 KEY_MESSAGE = {"message": "Harp shared key is not valid"}
+CONFIG_GET_VALUES = "/ocs/v2.php/apps/app_api/api/v1/ex-app/config/get-values"
 
 
 class FakeNextcloud:
     def __init__(self, key):
         self.key = key
         self.apps = {}        # app id (lower-case) -> meta dict
+        self.disabled = set()  # app ids AppAPI holds disabled (exapp-meta answers them too)
         self.users = {}       # "user:password" -> (user_id, access_level, enabled)
         self.sessions = {}    # oc_sessionPassphrase -> (user_id, access_level)
         self.delay = 0.0
@@ -48,6 +62,9 @@ class FakeNextcloud:
                 pass
 
             def do_GET(self):
+                fake.handle(self)
+
+            def do_POST(self):
                 fake.handle(self)
 
         self.server = Server(("127.0.0.1", 0), Handler)
@@ -73,8 +90,8 @@ class FakeNextcloud:
 
     def handle(self, req):
         url = urlsplit(req.path)
-        app_id = parse_qs(url.query).get("appId", [""])[0]
         headers = {k.lower(): v for k, v in req.headers.items()}
+        app_id = parse_qs(url.query).get("appId", [headers.get("ex-app-id", "")])[0]
         endpoint = url.path.rsplit("/", 1)[-1]
         with self.lock:
             self.calls.append((endpoint, app_id, headers))
@@ -100,16 +117,41 @@ class FakeNextcloud:
     def serve(self, req, url, app_id, headers, endpoint):
         if self.delay:
             time.sleep(self.delay)
-        if url.path not in ("/index.php/apps/app_api/harp/exapp-meta",
-                            "/index.php/apps/app_api/harp/user-info"):
-            return self.reply(req, 404, {"message": "not found"})
         if self.fail_status:
             return self.reply(req, self.fail_status, {"message": "failure"})
+        if (req.command, url.path) == ("POST", CONFIG_GET_VALUES):
+            return self.config_get_values(req, headers)
+        if req.command != "GET" or url.path not in ("/index.php/apps/app_api/harp/exapp-meta",
+                                                    "/index.php/apps/app_api/harp/user-info"):
+            return self.reply(req, 404, {"message": "not found"})
         if headers.get("harp-shared-key") != self.key or app_id not in self.apps:
             return self.reply(req, 401, KEY_MESSAGE)
         if endpoint == "exapp-meta":
             return self.reply(req, 200, self.apps[app_id])
         return self.user_info(req, headers)
+
+    def config_get_values(self, req, headers):
+        length = int(headers.get("content-length", "0"))
+        body = json.loads(req.rfile.read(length) or b"{}")
+        app_id = headers.get("ex-app-id", "")
+        try:
+            _, _, secret = base64.b64decode(headers.get("authorization-app-api", "")).decode() \
+                .partition(":")
+        except ValueError:
+            secret = None
+        app = self.apps.get(app_id)
+        if app is None or secret != app["exapp_token"] or app_id in self.disabled:
+            return self.reply(req, 401, {"message": "AppAPI authentication failed"})
+        if headers.get("ex-app-version", "") != app["exapp_version"]:
+            app["exapp_version"] = headers.get("ex-app-version", "")
+            self.disabled.add(app_id)
+            return self.reply(req, 401, {"message": "AppAPI authentication failed"})
+        if not isinstance(body.get("configKeys"), list):
+            return self.reply(req, 400, {"ocs": {"meta": {"status": "failure", "statuscode": 400,
+                                                          "message": ""}, "data": []}})
+        # the app stores no configuration here: no values to answer
+        return self.reply(req, 200, {"ocs": {"meta": {"status": "ok", "statuscode": 200,
+                                                      "message": "OK"}, "data": []}})
 
     def user_info(self, req, headers):
         auth = headers.get("authorization", "")
