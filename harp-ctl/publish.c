@@ -365,6 +365,7 @@ on_hello(struct publish *pub, struct link *l, json_t *msg, struct hp_err *err)
     l->hello = true;
     log_info("publish: data plane %s (pid %lld) connected at version %lld", l->dp_id, l->pid,
              (long long)l->acked_version);
+    pub_send(l, msg_encode(&(struct msg){.type = MSG_WELCOME, .welcome.proto = PROTO_VERSION}));
     send_snapshot(pub, l);
     bans_send(pub, l);
     send_engines(pub, l);

@@ -6,13 +6,13 @@ import base64
 import os
 import re
 import socket
-import struct
 import threading
 import time
 
 import pytest
 
 from harness import MULT, ProtoClient, wait_for
+from proto_frames import frame, message
 
 KEY = "test-shared-key-0123"
 ALICE = "Basic " + base64.b64encode(b"alice:Alice-pw").decode()
@@ -100,46 +100,35 @@ def test_non_utf8_credentials_keep_the_link_and_reach_nextcloud_exactly(make_gat
         assert b"oc_sessionPassphrase=" + v not in gw.ctl.log().encode("utf-8", "surrogateescape")
 
 
-def frame(obj_bytes):
-    return struct.pack(">I", len(obj_bytes)) + obj_bytes
-
-
 @pytest.mark.attack("12.1: malformed proto messages close a data plane's link")
 def test_bad_messages_on_the_ctl_socket_fail_their_request_not_the_link(ctl_nc, fake_nc):
     dp = ProtoClient(sock(ctl_nc), "raw-dp")
     assert dp.recv()["type"] == "snapshot"
-    b64 = base64.b64encode
-    bad_requests = [
-        {"type": "auth", "id": 11},                                        # fields missing
-        {"type": "auth", "id": 12, "app_id": "testapp", "cookie": "x", "headers": []},  # proto 2
-        {"type": "auth", "id": 13, "app_id": "testapp", "cookie_b64": "!!!!", "headers": []},
-        {"type": "auth", "id": 14, "app_id": "testapp", "cookie_b64": "", "headers": [["a b", ""]]},
-        {"type": "auth", "id": 15, "app_id": "testapp", "cookie_b64": "",
-         "headers": [["cookie", "not base64"]]},
-        {"type": "auth", "id": 16, "app_id": "testapp", "cookie_b64": b64(b"a\0b").decode(),
-         "headers": []},
-        {"type": "auth", "id": 17, "app_id": 5, "cookie_b64": "", "headers": []},  # wrong type
-        {"type": "lookup", "id": 18, "app_id": ["x"]},
-        {"type": "launch-missiles", "id": 19},                             # unknown type
-        {"type": "snapshot", "id": 20, "version": 1, "exapps": [], "settings": {}},  # not ours
-        {"type": "hello", "id": 21, "proto": 999, "dp_id": "again", "version": 0},
-    ]
+    # The invalid cases of tests/fixtures/proto/ a data plane could send, each with a request id.
+    bad_requests = [message(name, id=11 + i) for i, name in enumerate([
+        "auth-fields-missing", "auth-proto-2-cookie", "auth-cookie-not-base64",
+        "auth-header-not-token", "auth-header-not-base64", "auth-cookie-nul",
+        "auth-app-id-number", "lookup-app-id-list",
+        "unknown-type",        # unknown type
+        "snapshot-from-dp",    # not ours
+        "hello-other-proto",   # a second hello
+    ])]
     for m in bad_requests:
         dp.send(m)
         r = dp.recv()
         assert r["type"] == "request_error" and r["id"] == m["id"], (m, r)
         assert r["message"]
     # Without a request id: ignored. Frames that are not messages: skipped.
-    dp.send({"type": "event"})
-    dp.send({"type": "event", "event": "failure", "ip": ["1.2.3.4"]})
-    dp.send({"type": "ack"})
+    dp.send(message("event-no-event"))
+    dp.send(message("event-failure-ip-list"))
+    dp.send(message("ack-no-version"))
     dp.sock.sendall(frame(b"\xff\xfe{not json") + frame(b"[1,2]") + frame(b'{"type": 7}') +
                     frame(b"") + frame(b'{"type":"a","type":"b"}'))
     # The link is alive and answers in step: a valid look-up and a ping.
-    dp.send({"type": "lookup", "id": 30, "app_id": "nosuchapp"})
+    dp.send(message("lookup", id=30, app_id="nosuchapp"))
     r = dp.recv()
     assert r["type"] == "lookup_reply" and r["id"] == 30 and r["found"] is False
-    dp.send({"type": "ping"})
+    dp.send(message("ping-from-dp"))
     assert dp.recv(skip=("bans", "engines"))["type"] == "pong"
     assert any(d["dp_id"] == "raw-dp" for d in
                ctl_nc.request("GET", "/api/v1/dataplanes").json()["dataplanes"])
@@ -191,7 +180,7 @@ def test_control_characters_cannot_forge_log_lines(make_gateway):
 
 def test_a_refused_protocol_version_logs_the_reason(ctl):
     dp = ProtoClient(sock(ctl), hello=False)
-    dp.send({"type": "hello", "proto": 999, "dp_id": "old", "version": 0})
+    dp.send(message("hello-other-proto", dp_id="old"))
     r = dp.recv(skip=("ping", "pong"))
     assert r["type"] == "error" and "required" in r["message"]
     wait_for(lambda: "closing" in ctl.log(), what="the closing line")
