@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from harness import MULT, ProtoClient, wait_for
-from proto_frames import frame, message
+from harness import MULT, FakeCtl, ProtoClient, wait_for
+from proto_frames import PROTO_VERSION, frame, message
 
 KEY = "test-shared-key-0123"
 ALICE = "Basic " + base64.b64encode(b"alice:Alice-pw").decode()
@@ -187,6 +187,41 @@ def test_a_refused_protocol_version_logs_the_reason(ctl):
     line = next(l for l in ctl.log().splitlines() if "closing" in l)
     assert re.search(r"link \(no hello\): data plane speaks proto 999, this harp-ctl \d+: "
                      r"refused; closing$", line), line
+
+
+def test_a_data_plane_refuses_a_control_plane_of_another_version(make_gateway):
+    """The converse of the test above: a control plane that welcomes with another proto
+    version is refused (logged once), the link retries on its backoff, and the last table keeps
+    serving; the table that control plane sends is never applied."""
+    gw = make_gateway()
+    dp = gw.dps[0]
+    assert gw.get("/exapps/testapp/public").status == 200
+    path = sock(gw.ctl)
+    gw.ctl.stop()
+    other = FakeCtl(path, proto=PROTO_VERSION + 1,
+                    after_welcome=[message("snapshot-empty", version=1000)])
+    try:
+        wait_for(lambda: len(other.hellos) >= 3, timeout=30, what="the data plane retrying")
+        # Nothing but hellos: no ack of the table it sent, no event; the last table serves.
+        assert {m["type"] for m in other.received} <= {"hello", "ping"}, other.received
+        assert "table version 1000 applied" not in dp.log()
+        assert gw.get("/exapps/testapp/public").status == 200, "the last table serves"
+        assert all(h["proto"] == PROTO_VERSION and h["dp_id"] == "dp0" for h in other.hellos)
+        refusal = (f"speaks proto {PROTO_VERSION + 1}, this harp-dp {PROTO_VERSION}: refused; "
+                   f"serving table version")
+        assert dp.log().count(refusal) == 1, dp.log()
+    finally:
+        other.stop()
+    # The same control plane speaking this version is followed: its table applies.
+    same = FakeCtl(path, after_welcome=[message("snapshot-empty", version=1000)])
+    try:
+        wait_for(lambda: any(m["type"] == "ack" and m["version"] == 1000 for m in same.received),
+                 timeout=30, what="the table of a control plane of this version applied")
+        assert "table version 1000 applied" in dp.log()
+    finally:
+        same.stop()
+    gw.ctl.start()
+    wait_for(dp.connected, timeout=30, what="the data plane back on harp-ctl")
 
 
 # --- 12.7: user look-ups are bounded work --------------------------------------------------
