@@ -42,29 +42,22 @@ bans_clear(void)
 }
 
 void
-bans_replace(const json_t *bans)
+bans_replace(const struct msg_ban *bans, size_t n)
 {
-    const json_t *v;
     struct ban *b;
-    const char *ip;
     size_t i;
     unsigned h;
 
     bans_clear();
-    json_array_foreach(bans, i, v)
-    {
-        ip = json_string_value(json_object_get(v, "ip"));
-        if (ip == NULL || strlen(ip) >= IP_STR_MAX) {
-            continue;
-        }
+    for (i = 0; i < n; i++) {
         b = xcalloc(1, sizeof(*b));
-        snprintf(b->ip, sizeof(b->ip), "%s", ip);
-        b->expires = json_integer_value(json_object_get(v, "expires_at"));
-        h = hash(ip);
+        snprintf(b->ip, sizeof(b->ip), "%s", bans[i].ip);
+        b->expires = bans[i].expires_at;
+        h = hash(b->ip);
         b->next = buckets[h];
         buckets[h] = b;
     }
-    log_info("bans: %zu in force", json_array_size(bans));
+    log_info("bans: %zu in force", n);
 }
 
 bool

@@ -3,12 +3,13 @@
 #ifndef HARP_DP_BANS_H
 #define HARP_DP_BANS_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Replaces the list with <bans> ([{ip, expires_at}], canonical IPs). */
-void bans_replace(const json_t *bans);
+#include "msg.h"
+
+/* Replaces the list with the <n> <bans> (canonical IPs, as msg_decode() gives them). */
+void bans_replace(const struct msg_ban *bans, size_t n);
 /* True when <ip> (canonical text) is banned at unix time <now>; *<expires> says until when. */
 bool bans_check(const char *ip, int64_t now, int64_t *expires);
 void bans_clear(void);

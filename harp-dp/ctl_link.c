@@ -11,8 +11,13 @@
  *    old one keeps serving. Each applied version is acked.
  * 3. When the control plane is away the last table keeps serving; look-ups fail at once (the
  *    caller answers 503) and the link retries every RECONNECT_MS.
+ * 4. Every message is decoded and validated by msg_decode() before it is acted on. The first
+ *    must be `welcome` with this PROTO_VERSION: a control plane of another version is refused
+ *    (logged once until one is accepted) and the link closes and retries as in note 3. A
+ *    malformed message is logged and skipped; a malformed reply fails its request (503).
  *
- *   DOWN --connect--> CONNECTING --connected: hello--> UP --close/error--> DOWN (+retry timer)
+ *   DOWN --connect--> CONNECTING --connected: hello--> HELLO --welcome--> UP
+ *        <-----------------------close/error/another version-------------------+ (+retry)
  */
 #include "config.h"
 
@@ -28,6 +33,7 @@
 #include "log.h"
 #include "msg.h"
 #include "proxy.h"
+#include "secret.h"
 #include "xmalloc.h"
 
 #define RECONNECT_MS 200
@@ -35,7 +41,7 @@
 #define SILENCE_MAX_S 20
 
 struct pending {
-    json_int_t id;
+    int64_t id;
     bool auth; /* an auth request, else a look-up */
     struct conn *conn;
     struct pending *next;
@@ -43,11 +49,13 @@ struct pending {
 
 struct ctl_link {
     struct lws *wsi;
-    bool up;
+    bool up;       /* connected */
+    bool welcomed; /* and the control plane speaks our version: the link is usable */
+    bool refused_logged;
     struct frame_reader rd;
     char *out;
     size_t out_len, out_off;
-    json_int_t next_id;
+    int64_t next_id;
     struct pending *pending;
     lws_sorted_usec_list_t sul_retry, sul_ping;
     lws_usec_t last_rx;
@@ -60,16 +68,15 @@ static void connect_link(lws_sorted_usec_list_t *sul);
 bool
 ctl_link_up(const struct ctl_link *l)
 {
-    return l != NULL && l->up;
+    return l != NULL && l->up && l->welcomed;
 }
 
 static void
-send_msg(struct ctl_link *l, json_t *m)
+send_msg(struct ctl_link *l, const struct msg *m)
 {
     size_t n;
-    char *f = frame_encode(m, &n);
+    char *f = msg_frame(m, &n);
 
-    json_decref(m);
     if (f == NULL || l->wsi == NULL) {
         free(f);
         return;
@@ -100,38 +107,52 @@ add_pending(struct ctl_link *l, struct conn *c, bool auth)
 int
 ctl_link_lookup(struct ctl_link *l, const char *app_id, struct conn *c)
 {
-    struct pending *p;
-    json_t *m;
+    struct msg m = {.type = MSG_LOOKUP, .has_id = true};
 
     if (!ctl_link_up(l)) {
         return -1;
     }
-    p = add_pending(l, c, false);
-    m = msg_new(MSG_LOOKUP);
-    json_object_set_new(m, "id", json_integer(p->id));
-    json_object_set_new(m, "app_id", json_string(app_id));
-    send_msg(l, m);
+    m.id = add_pending(l, c, false)->id;
+    snprintf(m.lookup.app_id, sizeof(m.lookup.app_id), "%s", app_id);
+    send_msg(l, &m);
     return 0;
 }
 
-int
-ctl_link_auth(struct ctl_link *l, const char *app_id, struct span cookie, json_t *headers,
-              struct conn *c)
+/* Wipes and frees header values handed in by ctl_link_auth()'s caller. */
+static void
+free_headers(struct msg_header *h, size_t n)
 {
-    struct pending *p;
-    json_t *m;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        secret_wipe(h[i].value, h[i].value_len);
+        free(h[i].value);
+    }
+    free(h);
+}
+
+int
+ctl_link_auth(struct ctl_link *l, const char *app_id, struct span cookie,
+              struct msg_header *headers, size_t nheaders, struct conn *c)
+{
+    struct msg m = {.type = MSG_AUTH, .has_id = true};
 
     if (!ctl_link_up(l)) {
-        json_decref(headers);
+        free_headers(headers, nheaders);
         return -1;
     }
-    p = add_pending(l, c, true);
-    m = msg_new(MSG_AUTH);
-    json_object_set_new(m, "id", json_integer(p->id));
-    json_object_set_new(m, "app_id", json_string(app_id));
-    json_object_set_new(m, "cookie_b64", msg_bytes(cookie.p, cookie.n));
-    json_object_set_new(m, "headers", headers);
-    send_msg(l, m);
+    m.id = m.auth.id = add_pending(l, c, true)->id;
+    m.auth.app_id = app_id;
+    m.auth.cookie = xmalloc(cookie.n + 1);
+    memcpy(m.auth.cookie, cookie.p, cookie.n);
+    m.auth.cookie[cookie.n] = '\0';
+    m.auth.cookie_len = cookie.n;
+    m.auth.headers = headers;
+    m.auth.nheaders = nheaders;
+    send_msg(l, &m);
+    secret_wipe(m.auth.cookie, m.auth.cookie_len);
+    free(m.auth.cookie);
+    free_headers(headers, nheaders);
     return 0;
 }
 
@@ -172,104 +193,93 @@ fail_pending(struct ctl_link *l)
     }
 }
 
+/* Builds a table of the <n> <apps> (moved in) and swaps it in. */
 static void
-swap_table(struct ctl_link *l, json_t *source, int64_t version)
+swap_table(struct ctl_link *l, struct exapp *apps, size_t n, int64_t version)
 {
+    struct msg ack = {.type = MSG_ACK};
     struct hp_err err;
-    struct table *t = table_build(source, version, &err);
-    json_t *ack;
+    struct table *t = table_build_apps(apps, n, version, &err);
 
     if (t == NULL) {
-        log_warnx("ctl: table version %lld refused (%s); keeping version %lld",
-                  (long long)version, err.msg, dp->table ? (long long)dp->table->version : -1LL);
+        log_warnx("ctl: table version %lld refused (%s); keeping version %lld", (long long)version,
+                  err.msg, dp->table ? (long long)dp->table->version : -1LL);
         return;
     }
     table_unref(dp->table);
     dp->table = t;
     log_info("ctl: table version %lld applied (%zu ExApps)", (long long)version, t->napps);
-    ack = msg_new(MSG_ACK);
-    json_object_set_new(ack, "version", json_integer(version));
-    send_msg(l, ack);
+    ack.ack.version = version;
+    send_msg(l, &ack);
+}
+
+static void
+on_snapshot(struct ctl_link *l, struct msg_snapshot *s)
+{
+    swap_table(l, s->exapps, s->nexapps, s->version);
 }
 
 static int
-on_snapshot(struct ctl_link *l, json_t *m)
+on_delta(struct ctl_link *l, struct msg_delta *d)
 {
-    json_t *src = json_object(), *a;
-    size_t i;
+    const struct table *old = dp->table;
+    const struct table_app *a;
+    struct exapp *apps;
+    bool *drop;
+    size_t i, n = 0;
 
-    json_array_foreach(json_object_get(m, "exapps"), i, a)
-    {
-        const char *id = json_string_value(json_object_get(a, "app_id"));
-
-        if (id == NULL) {
-            json_decref(src);
-            return -1;
-        }
-        json_object_set(src, id, a);
-    }
-    swap_table(l, src, json_integer_value(json_object_get(m, "version")));
-    return 0;
-}
-
-static int
-on_delta(struct ctl_link *l, json_t *m)
-{
-    int64_t from = json_integer_value(json_object_get(m, "from"));
-    json_t *src, *a;
-    size_t i;
-
-    if (dp->table == NULL || dp->table->version != from) {
+    if (old == NULL || old->version != d->from) {
         log_warnx("ctl: delta from version %lld but the table is at %lld; resynchronising",
-                  (long long)from, dp->table ? (long long)dp->table->version : -1LL);
+                  (long long)d->from, old ? (long long)old->version : -1LL);
         return -1;
     }
-    src = json_copy(dp->table->source);
-    json_array_foreach(json_object_get(m, "upserts"), i, a)
-    {
-        const char *id = json_string_value(json_object_get(a, "app_id"));
-
-        if (id == NULL) {
-            json_decref(src);
-            return -1;
-        }
-        json_object_set(src, id, a);
-    }
-    json_array_foreach(json_object_get(m, "deletes"), i, a)
-    {
-        if (json_is_string(a)) {
-            json_object_del(src, json_string_value(a));
+    drop = xcalloc(old->napps + 1, sizeof(*drop));
+    for (i = 0; i < d->ndeletes + d->nupserts; i++) {
+        a = table_find(old, i < d->ndeletes ? d->deletes[i] : d->upserts[i - d->ndeletes].app_id);
+        if (a != NULL) {
+            drop[a - old->apps] = true;
         }
     }
-    swap_table(l, src, json_integer_value(json_object_get(m, "version")));
+    apps = xcalloc(old->napps + d->nupserts + 1, sizeof(*apps));
+    for (i = 0; i < old->napps; i++) {
+        if (!drop[i]) {
+            exapp_copy(&apps[n++], &old->apps[i].meta);
+        }
+    }
+    for (i = 0; i < d->nupserts; i++) {
+        apps[n++] = d->upserts[i];
+        memset(&d->upserts[i], 0, sizeof(d->upserts[i]));
+    }
+    swap_table(l, apps, n, d->version);
+    free(apps);
+    free(drop);
     return 0;
 }
 
 static void
-on_auth_reply(struct ctl_link *l, json_t *m)
+on_auth_reply(struct ctl_link *l, int64_t id, const struct msg_auth_reply *r)
 {
-    json_int_t id = json_integer_value(json_object_get(m, "id"));
-    const char *result = json_string_value(json_object_get(m, "result"));
     struct pending **pp, *p;
     struct user u;
-    json_int_t ttl;
 
     memset(&u, 0, sizeof(u));
-    if (strcmp(result, "user") == 0) {
+    switch (r->result) {
+    case MSG_AUTH_USER:
         u.state = USER_KNOWN;
-        snprintf(u.id, sizeof(u.id), "%s",
-                 json_string_value(json_object_get(m, "user_id")) ?: "");
-        u.level = (int)json_integer_value(json_object_get(m, "access_level"));
-    } else if (strcmp(result, "anonymous") == 0) {
+        snprintf(u.id, sizeof(u.id), "%s", r->user_id);
+        u.level = (int)r->access_level;
+        break;
+    case MSG_AUTH_ANONYMOUS:
         u.state = USER_NONE;
-    } else {
+        break;
+    case MSG_AUTH_ERROR:
         u.state = USER_ERROR;
+        break;
     }
-    ttl = json_integer_value(json_object_get(m, "ttl_ms"));
     for (pp = &l->pending; (p = *pp) != NULL; pp = &p->next) {
         if (p->id == id && p->auth) {
             *pp = p->next;
-            proxy_auth_done(p->conn, &u, (lws_usec_t)ttl * 1000);
+            proxy_auth_done(p->conn, &u, (lws_usec_t)r->ttl_ms * 1000);
             free(p);
             return;
         }
@@ -279,43 +289,38 @@ on_auth_reply(struct ctl_link *l, json_t *m)
 void
 ctl_link_failure(struct ctl_link *l, const char *ip)
 {
-    json_t *m;
+    struct msg m = {.type = MSG_EVENT, .event.event = MSG_EVENT_FAILURE};
 
     if (!ctl_link_up(l)) {
         return;
     }
-    m = msg_new(MSG_EVENT);
-    json_object_set_new(m, "event", json_string("failure"));
-    json_object_set_new(m, "ip", json_string(ip));
-    send_msg(l, m);
+    snprintf(m.event.ip, sizeof(m.event.ip), "%s", ip);
+    send_msg(l, &m);
 }
 
 void
 ctl_link_tunnels(struct ctl_link *l)
 {
-    json_t *m;
+    struct msg m = {.type = MSG_EVENT, .event.event = MSG_EVENT_TUNNELS};
 
     if (!ctl_link_up(l)) {
         return;
     }
-    m = msg_new(MSG_EVENT);
-    json_object_set_new(m, "event", json_string("tunnels"));
-    json_object_set_new(m, "tunnels", frp_tunnels());
-    send_msg(l, m);
+    m.event.ntunnels = frp_tunnels(&m.event.tunnels);
+    send_msg(l, &m);
+    free(m.event.tunnels);
 }
 
-/* request_error: the control plane cannot answer request <id>; it fails with 503. */
+/* request_error: the control plane cannot answer request <id>; it fails with 503 (<why>). */
 static void
-on_request_error(struct ctl_link *l, json_t *m)
+on_request_error(struct ctl_link *l, int64_t id, const char *why)
 {
-    json_int_t id = json_integer_value(json_object_get(m, "id"));
     struct pending **pp, *p;
 
     for (pp = &l->pending; (p = *pp) != NULL; pp = &p->next) {
         if (p->id == id) {
             *pp = p->next;
-            log_info("ctl: request %lld refused by the control plane: %s", (long long)id,
-                     json_string_value(json_object_get(m, "message")));
+            log_info("ctl: request %lld refused by the control plane: %s", (long long)id, why);
             if (p->auth) {
                 struct user u = {.state = USER_UNAVAILABLE};
 
@@ -330,9 +335,8 @@ on_request_error(struct ctl_link *l, json_t *m)
 }
 
 static void
-on_lookup_reply(struct ctl_link *l, json_t *m)
+on_lookup_reply(struct ctl_link *l, int64_t id)
 {
-    json_int_t id = json_integer_value(json_object_get(m, "id"));
     struct pending **pp, *p;
 
     for (pp = &l->pending; (p = *pp) != NULL; pp = &p->next) {
@@ -357,58 +361,118 @@ bad_frame(struct ctl_link *l, const char *why)
     }
 }
 
+/* welcome: the first message; 0 when the control plane speaks this version. */
+static int
+on_welcome(struct ctl_link *l, const struct msg *m)
+{
+    if (m->type != MSG_WELCOME || m->welcome.proto != PROTO_VERSION) {
+        if (!l->refused_logged) {
+            if (m->type == MSG_WELCOME) {
+                log_errorx("ctl: the control plane at %s speaks proto %lld, this harp-dp %d: "
+                           "refused; serving table version %lld, retrying",
+                           dp->cfg.ctl_socket, (long long)m->welcome.proto, PROTO_VERSION,
+                           dp->table ? (long long)dp->table->version : -1LL);
+            } else {
+                log_errorx("ctl: the control plane at %s sent \"%s\" before welcome (proto %d "
+                           "expected): refused; serving table version %lld, retrying",
+                           dp->cfg.ctl_socket, msg_type_name(m->type), PROTO_VERSION,
+                           dp->table ? (long long)dp->table->version : -1LL);
+            }
+            l->refused_logged = true;
+        }
+        return -1;
+    }
+    l->welcomed = true;
+    l->refused_logged = false;
+    if (l->logged_down) {
+        log_notice("ctl: connected to the control plane at %s", dp->cfg.ctl_socket);
+    }
+    l->logged_down = false;
+    ctl_link_tunnels(l);
+    return 0;
+}
+
 /* 0, or -1 when the link must be dropped. */
 static int
-on_frame(struct ctl_link *l, json_t *m)
+on_msg(struct ctl_link *l, struct msg *m)
 {
-    struct hp_err err;
-    int t = msg_check(m, MSG_FROM_CTL, &err);
+    struct msg pong = {.type = MSG_PONG};
 
-    switch (t) {
+    if (m->type == MSG_ERROR) {
+        if (l->welcomed || !l->refused_logged) {
+            log_errorx("ctl: the control plane refused this data plane: %s", m->error.message);
+            l->refused_logged = !l->welcomed;
+        }
+        return -1;
+    }
+    if (!l->welcomed) {
+        return on_welcome(l, m);
+    }
+    switch (m->type) {
     case MSG_SNAPSHOT:
-        return on_snapshot(l, m);
+        on_snapshot(l, &m->snapshot);
+        return 0;
     case MSG_DELTA:
-        return on_delta(l, m);
+        return on_delta(l, &m->delta);
     case MSG_LOOKUP_REPLY:
-        on_lookup_reply(l, m);
+        on_lookup_reply(l, m->id);
         return 0;
     case MSG_AUTH_REPLY:
-        on_auth_reply(l, m);
+        on_auth_reply(l, m->id, &m->auth_reply);
         return 0;
     case MSG_REQUEST_ERROR:
-        on_request_error(l, m);
+        on_request_error(l, m->id, m->request_error.message);
         return 0;
     case MSG_BANS:
-        bans_replace(json_object_get(m, "bans"));
+        bans_replace(m->bans.bans, m->bans.nbans);
         return 0;
     case MSG_ENGINES:
-        engines_replace(json_object_get(m, "engines"));
+        engines_replace(m->engines.engines, m->engines.nengines);
         frp_enforce_refusals();
         return 0;
     case MSG_PING:
-        send_msg(l, msg_new(MSG_PONG));
+        send_msg(l, &pong);
         return 0;
     case MSG_PONG:
         return 0;
-    case MSG_ERROR:
-        log_errorx("ctl: the control plane refused this data plane: %s",
-                   json_string_value(json_object_get(m, "message")));
-        return -1;
     default:
-        bad_frame(l, t == -1 ? err.msg : "unexpected message");
+        bad_frame(l, "unexpected message");
         return 0;
     }
+}
+
+/* A frame from the control plane: decoded, then acted on. 0, or -1 to drop the link. */
+static int
+on_frame(struct ctl_link *l, json_t *j)
+{
+    struct hp_err err;
+    struct msg m;
+    int rc = 0;
+
+    if (msg_decode(j, MSG_FROM_CTL, &m, &err) == -1) {
+        bad_frame(l, err.msg);
+        /* a reply that cannot be read fails its request rather than leaving it waiting */
+        if (l->welcomed && m.has_id &&
+            (m.type == MSG_LOOKUP_REPLY || m.type == MSG_AUTH_REPLY ||
+             m.type == MSG_REQUEST_ERROR)) {
+            on_request_error(l, m.id, "malformed reply");
+        }
+    } else {
+        rc = on_msg(l, &m);
+    }
+    msg_free(&m);
+    return rc;
 }
 
 static void
 link_down(struct ctl_link *l)
 {
-    if (l->up || !l->logged_down) {
+    if (l->welcomed || !l->logged_down) {
         log_warnx("ctl: control plane link down; serving table version %lld, retrying",
                   dp->table ? (long long)dp->table->version : -1LL);
         l->logged_down = true;
     }
-    l->up = false;
+    l->up = l->welcomed = false;
     l->wsi = NULL;
     frame_reader_free(&l->rd);
     l->out_len = l->out_off = 0;
@@ -428,7 +492,9 @@ on_ping_timer(lws_sorted_usec_list_t *sul)
             log_warnx("ctl: control plane silent for %d s; reconnecting", SILENCE_MAX_S);
             lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         } else {
-            send_msg(l, msg_new(MSG_PING));
+            struct msg ping = {.type = MSG_PING};
+
+            send_msg(l, &ping);
         }
     }
     lws_sul_schedule(dp->ctx, 0, &l->sul_ping, on_ping_timer, PING_S * LWS_US_PER_SEC);
@@ -464,8 +530,9 @@ ctl_link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                   size_t len)
 {
     struct ctl_link *l = lws_get_opaque_user_data(wsi);
-    json_t *m, *hello;
+    struct msg hello = {.type = MSG_HELLO};
     struct hp_err err;
+    json_t *m;
     ssize_t n;
     int rc;
 
@@ -477,17 +544,11 @@ ctl_link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         l->wsi = wsi;
         l->up = true;
         l->last_rx = lws_now_usecs();
-        if (l->logged_down) {
-            log_notice("ctl: connected to the control plane at %s", dp->cfg.ctl_socket);
-        }
-        l->logged_down = false;
-        hello = msg_new(MSG_HELLO);
-        json_object_set_new(hello, "proto", json_integer(PROTO_VERSION));
-        json_object_set_new(hello, "dp_id", json_string(dp->dp_id));
-        json_object_set_new(hello, "pid", json_integer(getpid()));
-        json_object_set_new(hello, "version", json_integer(dp->table ? dp->table->version : -1));
-        send_msg(l, hello);
-        ctl_link_tunnels(l);
+        hello.hello.proto = PROTO_VERSION;
+        snprintf(hello.hello.dp_id, sizeof(hello.hello.dp_id), "%s", dp->dp_id);
+        hello.hello.pid = getpid();
+        hello.hello.version = dp->table ? dp->table->version : -1;
+        send_msg(l, &hello);
         return 0;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         link_down(l);

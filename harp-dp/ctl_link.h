@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "dp.h"
+#include "msg.h"
 
 struct conn;
 struct ctl_link;
@@ -17,10 +18,11 @@ bool ctl_link_up(const struct ctl_link *l);
  * once unless ctl_link_forget(c) comes first. -1 (and no callback) when the link is down. */
 int ctl_link_lookup(struct ctl_link *l, const char *app_id, struct conn *c);
 void ctl_link_forget(struct ctl_link *l, struct conn *c);
-/* Asks the control plane who the credentials of a request are (<headers>, stolen, as
- * [[name, value], ...]); proxy_auth_done(c, ...) follows as for look-ups. */
-int ctl_link_auth(struct ctl_link *l, const char *app_id, struct span cookie, json_t *headers,
-                  struct conn *c);
+/* Asks the control plane who the credentials of a request are: <cookie>, and the <n> <headers>
+ * (stolen: the array and each value, from malloc); proxy_auth_done(c, ...) follows as for
+ * look-ups. */
+int ctl_link_auth(struct ctl_link *l, const char *app_id, struct span cookie,
+                  struct msg_header *headers, size_t n, struct conn *c);
 /* Reports a failure of client <ip> (counted towards a ban). Dropped when the link is down. */
 void ctl_link_failure(struct ctl_link *l, const char *ip);
 /* Reports the FRP tunnels this data plane serves (the whole list). */

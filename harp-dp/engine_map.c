@@ -11,7 +11,7 @@
 
 struct engine {
     unsigned port;
-    char address[120];
+    char address[MSG_ENGINE_ADDRESS_MAX + 1];
     unsigned tcp_port;
     unsigned min_major, min_minor, max_major, max_minor;
     bool versions;
@@ -46,40 +46,25 @@ parse_api(const char *s, unsigned *major, unsigned *minor)
 }
 
 void
-engines_replace(const json_t *list)
+engines_replace(const struct msg_engine *list, size_t n)
 {
-    const json_t *v;
-    const char *addr;
-    json_int_t port, tport;
     struct engine *e;
     size_t i;
 
     free(engines);
-    engines = xcalloc(json_array_size(list) + 1, sizeof(*engines));
+    engines = xcalloc(n + 1, sizeof(*engines));
     nengines = 0;
-    json_array_foreach(list, i, v)
-    {
-        addr = json_string_value(json_object_get(v, "address"));
-        port = json_integer_value(json_object_get(v, "port"));
-        if (json_is_true(json_object_get(v, "refused")) && port >= 1 && port <= 65535) {
-            e = &engines[nengines++];
-            e->port = (unsigned)port;
+    for (i = 0; i < n; i++) {
+        e = &engines[nengines++];
+        e->port = list[i].port;
+        if (list[i].refused) {
             e->refused = true;
             continue;
         }
-        tport = json_integer_value(json_object_get(v, "tcp_port"));
-        if (addr == NULL || strlen(addr) >= sizeof(engines->address) || port < 1 || port > 65535 ||
-            tport < 0 || tport > 65535) {
-            continue;
-        }
-        e = &engines[nengines++];
-        e->port = (unsigned)port;
-        snprintf(e->address, sizeof(e->address), "%s", addr);
-        e->tcp_port = (unsigned)tport;
-        e->versions = parse_api(json_string_value(json_object_get(v, "api_min")), &e->min_major,
-                                &e->min_minor) &&
-                      parse_api(json_string_value(json_object_get(v, "api_max")), &e->max_major,
-                                &e->max_minor);
+        snprintf(e->address, sizeof(e->address), "%s", list[i].address);
+        e->tcp_port = list[i].tcp_port;
+        e->versions = parse_api(list[i].api_min, &e->min_major, &e->min_minor) &&
+                      parse_api(list[i].api_max, &e->max_major, &e->max_minor);
     }
     log_info("engines: %zu known", nengines);
 }

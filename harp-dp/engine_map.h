@@ -4,14 +4,14 @@
 #ifndef HARP_DP_ENGINE_MAP_H
 #define HARP_DP_ENGINE_MAP_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "http1.h"
+#include "msg.h"
 
-/* Replaces the list with <engines> ([{port, address, tcp_port, api_min?, api_max?}]). */
-void engines_replace(const json_t *engines);
+/* Replaces the list with the <n> <engines> (as msg_decode() gives them). */
+void engines_replace(const struct msg_engine *engines, size_t n);
 /* The upstream for engine port <port>: a listed engine's address ("+/path" for a Unix socket,
  * port 0), else 127.0.0.1:<port>. */
 void engines_upstream(unsigned port, char *host, size_t hostlen, unsigned *up_port);

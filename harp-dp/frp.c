@@ -1554,20 +1554,23 @@ frp_enforce_refusals(void)
     }
 }
 
-json_t *
-frp_tunnels(void)
+size_t
+frp_tunnels(struct msg_tunnel **out)
 {
-    json_t *a = json_array();
-    size_t i;
+    size_t i, n = 0;
 
+    *out = xcalloc(sizeof(ports) / sizeof(ports[0]), sizeof(**out));
     for (i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
         if (ports[i] != NULL) {
-            json_array_append_new(a, json_pack("{s:s,s:i,s:s,s:I}", "name", ports[i]->name, "port",
-                                               ports[i]->port, "peer", ports[i]->peer, "since",
-                                               (json_int_t)ports[i]->since));
+            struct msg_tunnel *t = &(*out)[n++];
+
+            snprintf(t->name, sizeof(t->name), "%s", ports[i]->name);
+            t->port = ports[i]->port;
+            snprintf(t->peer, sizeof(t->peer), "%s", ports[i]->peer);
+            t->since = (int64_t)ports[i]->since;
         }
     }
-    return a;
+    return n;
 }
 
 void

@@ -4,13 +4,14 @@
 #define HARP_DP_FRP_H
 
 #include "dp.h"
+#include "msg.h"
 
 /* Listens on HP_FRP_ADDRESS; TLS with client certificates from $HP_CERTS_DIR/frp unless
  * HP_FRP_DISABLE_TLS=true. -1 with <err>. */
 int frp_start(struct hp_err *err);
 void frp_stop(void);
-/* The tunnels up: [{name, port, peer, since}]. */
-json_t *frp_tunnels(void);
+/* The tunnels up, in a new array of as many: the number. */
+size_t frp_tunnels(struct msg_tunnel **out);
 /* Closes tunnels on engine ports an operator removed. */
 void frp_enforce_refusals(void);
 

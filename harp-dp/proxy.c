@@ -782,20 +782,21 @@ send_request(struct conn *c, const struct decision *d, const char *host, unsigne
 /* --- client input ------------------------------------------------------------------------ */
 
 /* What user-info gets (spec 3.3): the client's headers but Host, Content-Length, hop-by-hop
- * ones and the shared key; names lower-case; of repeated lines the last. */
-static json_t *
-auth_headers(const struct http1_head *h)
+ * ones and the shared key; names lower-case; of repeated lines the last. A new array of *<nout>
+ * headers (values are bytes, not always UTF-8, copied). */
+static struct msg_header *
+auth_headers(const struct http1_head *h, size_t *nout)
 {
     const struct span *conn_hdr = http1_header_get(h, "connection");
-    json_t *a = json_array();
-    char name[256];
+    struct msg_header *a = xcalloc(h->nheaders + 1, sizeof(*a)), *out;
     size_t i, j, k;
 
+    *nout = 0;
     for (i = 0; i < h->nheaders; i++) {
-        struct span n = h->headers[i].name;
+        struct span n = h->headers[i].name, v = h->headers[i].value;
         bool later = false;
 
-        if (n.n >= sizeof(name) || span_ieq(n, "host") || span_ieq(n, "content-length") ||
+        if (n.n >= sizeof(a->name) || span_ieq(n, "host") || span_ieq(n, "content-length") ||
             span_ieq(n, "transfer-encoding") || span_ieq(n, "harp-shared-key") ||
             hop_by_hop(n, conn_hdr)) {
             continue;
@@ -806,13 +807,14 @@ auth_headers(const struct http1_head *h)
         if (later) {
             continue;
         }
+        out = &a[(*nout)++];
         for (k = 0; k < n.n; k++) {
-            name[k] = (char)(n.p[k] >= 'A' && n.p[k] <= 'Z' ? n.p[k] + 32 : n.p[k]);
+            out->name[k] = (char)(n.p[k] >= 'A' && n.p[k] <= 'Z' ? n.p[k] + 32 : n.p[k]);
         }
-        /* values are bytes (not always UTF-8): proto carries them in base64 */
-        json_array_append_new(a,
-                              json_pack("[s#,o]", name, (int)n.n,
-                                        msg_bytes(h->headers[i].value.p, h->headers[i].value.n)));
+        out->value = xmalloc(v.n + 1);
+        memcpy(out->value, v.p, v.n);
+        out->value[v.n] = '\0';
+        out->value_len = v.n;
     }
     return a;
 }
@@ -820,8 +822,10 @@ auth_headers(const struct http1_head *h)
 static void
 decide(struct conn *c)
 {
+    struct msg_header *hdrs;
     struct decision d;
     struct span cookie;
+    size_t nhdrs;
 
     if (c->npath_cap < c->work->req.path.n) {
         c->npath_cap = c->work->req.path.n;
@@ -840,7 +844,8 @@ again:
         if (cookie.n > 0 && sessions_get(cookie, &c->user)) {
             goto again;
         }
-        if (ctl_link_auth(dp->link, d.app_id_lc, cookie, auth_headers(&c->work->req), c) == -1) {
+        hdrs = auth_headers(&c->work->req, &nhdrs);
+        if (ctl_link_auth(dp->link, d.app_id_lc, cookie, hdrs, nhdrs, c) == -1) {
             c->user.state = USER_ERROR;
             goto again;
         }

@@ -68,8 +68,8 @@ compile_routes(struct table_app *a)
         r->access_level = src->access_level;
         r->bruteforce = src->bruteforce;
         r->nbruteforce = src->nbruteforce;
-        r->re = pcre2_compile((PCRE2_SPTR)src->url, PCRE2_ZERO_TERMINATED, PCRE2_ANCHORED,
-                              &errcode, &off, NULL);
+        r->re = pcre2_compile((PCRE2_SPTR)src->url, PCRE2_ZERO_TERMINATED, PCRE2_ANCHORED, &errcode,
+                              &off, NULL);
         if (r->re == NULL) {
             pcre2_get_error_message(errcode, msg, sizeof(msg));
             log_warnx("table: %s: route %zu does not compile (%s at offset %zu); skipped",
@@ -81,35 +81,60 @@ compile_routes(struct table_app *a)
 }
 
 struct table *
-table_build(json_t *source, int64_t version, struct hp_err *err)
+table_build_apps(struct exapp *apps, size_t n, int64_t version, struct hp_err *err)
 {
     struct table *t = xcalloc(1, sizeof(*t));
-    const char *k;
-    json_t *v;
-    size_t i = 0;
+    size_t i;
 
     match_init();
     t->refs = 1;
     t->version = version;
-    t->source = source;
-    t->apps = xcalloc(json_object_size(source), sizeof(*t->apps));
-    json_object_foreach(source, k, v)
-    {
-        struct table_app *a = &t->apps[i];
-        struct hp_err e;
-
-        if (exapp_from_json(v, &a->meta, &e) == -1 ||
-            exapp_id_normalise(k, a->meta.app_id, &e) == -1) {
-            err_set(err, "exapp %.64s: %s", k, e.msg);
-            t->napps = i;
+    t->apps = xcalloc(n + 1, sizeof(*t->apps));
+    for (i = 0; i < n; i++) {
+        t->apps[i].meta = apps[i];
+        memset(&apps[i], 0, sizeof(apps[i]));
+        compile_routes(&t->apps[i]);
+    }
+    t->napps = n;
+    qsort(t->apps, t->napps, sizeof(*t->apps), cmp_app);
+    for (i = 1; i < n; i++) {
+        if (cmp_app(&t->apps[i - 1], &t->apps[i]) == 0) {
+            err_set(err, "exapp %s twice", t->apps[i].meta.app_id);
             table_unref(t);
             return NULL;
         }
-        compile_routes(a);
-        i++;
     }
-    t->napps = i;
-    qsort(t->apps, t->napps, sizeof(*t->apps), cmp_app);
+    return t;
+}
+
+struct table *
+table_build(json_t *source, int64_t version, struct hp_err *err)
+{
+    struct exapp *apps = xcalloc(json_object_size(source) + 1, sizeof(*apps));
+    struct table *t = NULL;
+    const char *k;
+    json_t *v;
+    size_t i = 0, n = 0;
+
+    json_object_foreach(source, k, v)
+    {
+        struct hp_err e;
+
+        if (exapp_from_json(v, &apps[n], &e) == -1 ||
+            exapp_id_normalise(k, apps[n].app_id, &e) == -1) {
+            err_set(err, "exapp %.64s: %s", k, e.msg);
+            exapp_free(&apps[n]);
+            goto done;
+        }
+        n++;
+    }
+    t = table_build_apps(apps, n, version, err);
+done:
+    for (i = 0; i < n; i++) {
+        exapp_free(&apps[i]);
+    }
+    free(apps);
+    json_decref(source);
     return t;
 }
 
@@ -132,7 +157,6 @@ table_unref(struct table *t)
         free_app(&t->apps[i]);
     }
     free(t->apps);
-    json_decref(t->source);
     free(t);
 }
 
@@ -206,9 +230,9 @@ route_has_traversal(struct span path)
     size_t i, n;
 
     for (i = 0; i <= path.n; i++) {
-        bool boundary = i == 0 || p[i - 1] == '/' ||
-                        (i >= 3 && p[i - 3] == '%' && p[i - 2] == '2' &&
-                         (p[i - 1] == 'f' || p[i - 1] == 'F'));
+        bool boundary =
+            i == 0 || p[i - 1] == '/' ||
+            (i >= 3 && p[i - 3] == '%' && p[i - 2] == '2' && (p[i - 1] == 'f' || p[i - 1] == 'F'));
 
         if (!boundary) {
             continue;
@@ -334,9 +358,9 @@ route_has_key(const struct http1_head *h, const char *key)
     return v != NULL && secret_equal(v->p, v->n, key);
 }
 
-static const char *const signed_headers[] = {"ex-app-version", "ex-app-id", "ex-app-host",
-                                             "ex-app-port", "authorization-app-api",
-                                             "harp-shared-key"};
+static const char *const signed_headers[] = {"ex-app-version",        "ex-app-id",
+                                             "ex-app-host",           "ex-app-port",
+                                             "authorization-app-api", "harp-shared-key"};
 
 static bool
 is_signed(const struct http1_head *h)
@@ -396,8 +420,7 @@ route_session_cookie(const struct http1_head *h)
             while (end > start && v.p[end - 1] == ' ') {
                 end--;
             }
-            if (end - start > nl && memcmp(v.p + start, name, nl) == 0 &&
-                v.p[start + nl] == '=') {
+            if (end - start > nl && memcmp(v.p + start, name, nl) == 0 && v.p[start + nl] == '=') {
                 found = (struct span){v.p + start + nl + 1, end - start - nl - 1};
             }
         }
@@ -417,8 +440,8 @@ base64_auth(char *out, size_t outlen, const char *user, const char *token)
         n = sizeof(in) - 1;
     }
     for (i = 0; i + 2 < n && o + 4 < outlen; i += 3) {
-        unsigned v = (unsigned char)in[i] << 16 | (unsigned char)in[i + 1] << 8 |
-                     (unsigned char)in[i + 2];
+        unsigned v =
+            (unsigned char)in[i] << 16 | (unsigned char)in[i + 1] << 8 | (unsigned char)in[i + 2];
         out[o++] = b64[v >> 18 & 63];
         out[o++] = b64[v >> 12 & 63];
         out[o++] = b64[v >> 6 & 63];

@@ -31,11 +31,13 @@ struct table {
     int64_t version;
     struct table_app *apps; /* sorted by app id */
     size_t napps;
-    json_t *source; /* app_id -> exapp JSON as the control plane sent it */
 };
 
-/* Builds a table from <source> (app_id -> exapp object; stolen). NULL with <err> when an entry
- * is invalid: the caller keeps its old table. */
+/* Builds a table of the <n> ExApps of <apps>, moved in (each entry is left zeroed). NULL with
+ * <err> when an app id is there twice: the caller keeps its old table. */
+struct table *table_build_apps(struct exapp *apps, size_t n, int64_t version, struct hp_err *err);
+/* The same from <source> (app_id -> exapp_storage object; stolen), for tests: NULL with <err>
+ * when an entry is invalid. */
 struct table *table_build(json_t *source, int64_t version, struct hp_err *err);
 struct table *table_ref(struct table *t);
 void table_unref(struct table *t);
@@ -58,10 +60,10 @@ enum verdict {
 
 /* Who the request's credentials belong to, as Nextcloud's user-info said (spec 2.5). */
 enum user_state {
-    USER_UNRESOLVED, /* not asked (yet) */
-    USER_NONE,       /* no user object: no credentials, or Nextcloud answered 4xx */
-    USER_KNOWN,      /* a user object: user_id (may be "") and access level */
-    USER_ERROR,      /* Nextcloud could not be asked: 401 */
+    USER_UNRESOLVED,  /* not asked (yet) */
+    USER_NONE,        /* no user object: no credentials, or Nextcloud answered 4xx */
+    USER_KNOWN,       /* a user object: user_id (may be "") and access level */
+    USER_ERROR,       /* Nextcloud could not be asked: 401 */
     USER_UNAVAILABLE, /* the control plane could not take the look-up: 503 */
 };
 
@@ -82,14 +84,14 @@ struct match_budget {
 
 struct decision {
     enum verdict verdict;
-    bool failure; /* counts towards a ban of the client */
-    const char *why; /* for the log */
+    bool failure;       /* counts towards a ban of the client */
+    const char *why;    /* for the log */
     struct span path;   /* the normalised path the decision was made on */
     struct span app_id; /* as written in the normalised path */
     char app_id_lc[EXAPP_ID_MAX + 1];
-    struct span target;           /* the path without /exapps/<app_id>; "/" when empty */
-    const struct table_app *app;  /* TO_EXAPP from the table, or NULL for a signed request */
-    const struct route *route;    /* the route that matched (NULL for signed requests) */
+    struct span target;          /* the path without /exapps/<app_id>; "/" when empty */
+    const struct table_app *app; /* TO_EXAPP from the table, or NULL for a signed request */
+    const struct route *route;   /* the route that matched (NULL for signed requests) */
     /* Where to forward and what to inject (TO_EXAPP). */
     char host[256];
     unsigned port;

@@ -203,10 +203,10 @@ exapp_from_json(const json_t *body, struct exapp *app, struct hp_err *err)
         err_set(err, "body: must be a JSON object");
         return -1;
     }
-    if (get_string(body, "exapp_token", "exapp_token", MAX_TOKEN, true, false, &app->token,
+    if (get_string(body, "exapp_token", "exapp_token", MAX_TOKEN, true, false, &app->token, err) ==
+            -1 ||
+        get_string(body, "exapp_version", "exapp_version", MAX_VERSION, true, false, &app->version,
                    err) == -1 ||
-        get_string(body, "exapp_version", "exapp_version", MAX_VERSION, true, false,
-                   &app->version, err) == -1 ||
         get_string(body, "host", "host", MAX_HOST, true, true, &app->host, err) == -1 ||
         get_string(body, "resolved_host", "resolved_host", MAX_HOST, false, false,
                    &app->resolved_host, err) == -1) {
@@ -218,8 +218,8 @@ exapp_from_json(const json_t *body, struct exapp *app, struct hp_err *err)
         const char *const vals[] = {app->version, app->host, app->resolved_host};
 
         if ((c = find_ctl(vals[i])) != NULL) {
-            err_set(err, "%s: must not contain control characters (0x%02x at byte %zu)",
-                    names[i], (unsigned char)*c, (size_t)(c - vals[i]));
+            err_set(err, "%s: must not contain control characters (0x%02x at byte %zu)", names[i],
+                    (unsigned char)*c, (size_t)(c - vals[i]));
             goto fail;
         }
     }
@@ -310,6 +310,26 @@ exapp_to_json(const struct exapp *app, bool with_token)
     json_object_set_new(o, "created_at", json_integer(app->created_at));
     json_object_set_new(o, "updated_at", json_integer(app->updated_at));
     return o;
+}
+
+void
+exapp_copy(struct exapp *dst, const struct exapp *src)
+{
+    size_t i;
+
+    *dst = *src;
+    dst->token = xstrdup(src->token);
+    dst->version = xstrdup(src->version);
+    dst->host = xstrdup(src->host);
+    dst->resolved_host = xstrdup(src->resolved_host != NULL ? src->resolved_host : "");
+    dst->routes = xcalloc(src->nroutes + 1, sizeof(*dst->routes));
+    for (i = 0; i < src->nroutes; i++) {
+        dst->routes[i] = src->routes[i];
+        dst->routes[i].url = xstrdup(src->routes[i].url);
+        dst->routes[i].bruteforce = xcalloc(src->routes[i].nbruteforce + 1, sizeof(int));
+        memcpy(dst->routes[i].bruteforce, src->routes[i].bruteforce,
+               src->routes[i].nbruteforce * sizeof(int));
+    }
 }
 
 void

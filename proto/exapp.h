@@ -57,14 +57,16 @@ int exapp_id_normalise(const char *raw, char out[EXAPP_ID_MAX + 1], struct hp_er
 /* Validates an exapp_storage body (pydantic "lax" rules of HaRP: unknown keys ignored, numeric
  * strings taken for integers), or an exapp-meta answer of Nextcloud. Stricter than HaRP: at
  * most EXAPP_MAX_ROUTES routes, and no control characters in exapp_version, host and
- * resolved_host (they are written into request heads). On success fills <app> (app_id left as is); on failure <app> is
- * left empty and <err> names the field. */
+ * resolved_host (they are written into request heads). On success fills <app> (app_id left as is);
+ * on failure <app> is left empty and <err> names the field. */
 int exapp_from_json(const json_t *body, struct exapp *app, struct hp_err *err);
 /* The bytes of <app>'s published record: exapp_to_json(app, true) in compact JSON. */
 size_t exapp_record_size(const struct exapp *app);
 /* A new JSON object; the token is included only when <with_token>. */
 json_t *exapp_to_json(const struct exapp *app, bool with_token);
 json_t *exapp_bruteforce_json(const struct exapp_route *route);
+/* A deep copy of <src> into <dst>. */
+void exapp_copy(struct exapp *dst, const struct exapp *src);
 void exapp_free(struct exapp *app);
 
 #endif

@@ -9,6 +9,8 @@ import socket
 import subprocess
 import time
 
+from proto_frames import PROTO_VERSION, frame, message, split
+
 BUILDDIR = os.environ.get("HARP_BUILDDIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 SRCDIR = os.environ.get("HARP_SRCDIR") or os.path.abspath(
@@ -16,7 +18,6 @@ SRCDIR = os.environ.get("HARP_SRCDIR") or os.path.abspath(
 HARP_CTL = os.path.join(BUILDDIR, "harp-ctl", "harp-ctl")
 SCHEMA_VERSION = len([f for f in os.listdir(os.path.join(SRCDIR, "schema")) if f.endswith(".sql")])
 MULT = float(os.environ.get("HP_TEST_TIMEOUT_MULTIPLIER", "1"))
-PROTO_VERSION = 4
 CAPTURES = os.path.join(SRCDIR, "tests", "fixtures", "appapi-captures", "appapi-33.0.0")
 
 
@@ -217,39 +218,91 @@ def capture_available():
 
 
 class ProtoClient:
-    """A data plane's side of proto, in Python: for testing harp-ctl's publisher."""
+    """A data plane's side of proto, in Python: for testing harp-ctl's publisher. With <hello>
+    it says hello (the fixture case "hello") and takes harp-ctl's welcome."""
 
     def __init__(self, path, dp_id="py-dp", version=0, hello=True, timeout=5.0):
-        import struct  # noqa: F401 (used below)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout * MULT)
         self.sock.connect(path)
         self.buf = b""
         if hello:
-            self.send({"type": "hello", "proto": PROTO_VERSION, "dp_id": dp_id, "pid": os.getpid(),
-                       "version": version})
+            self.send(message("hello", dp_id=dp_id, pid=os.getpid(), version=version))
+            self.welcome = self.recv(skip=("ping", "pong"))
+            assert self.welcome == {"type": "welcome", "proto": PROTO_VERSION}, self.welcome
 
     def send(self, msg):
-        import struct
-        data = json.dumps(msg).encode()
-        self.sock.sendall(struct.pack(">I", len(data)) + data)
+        self.sock.sendall(frame(msg))
 
-    def recv(self, skip=("welcome", "ping", "pong", "bans", "engines")):
-        import struct
+    def recv(self, skip=("ping", "pong", "bans", "engines")):
         while True:
-            while len(self.buf) < 4 or len(self.buf) < 4 + struct.unpack(">I", self.buf[:4])[0]:
+            msg, self.buf = split(self.buf)
+            while msg is None:
                 chunk = self.sock.recv(65536)
                 if not chunk:
                     raise EOFError("control plane closed the link")
-                self.buf += chunk
-            n = struct.unpack(">I", self.buf[:4])[0]
-            msg = json.loads(self.buf[4:4 + n])
-            self.buf = self.buf[4 + n:]
+                msg, self.buf = split(self.buf + chunk)
             if msg["type"] not in skip:
                 return msg
 
     def close(self):
         self.sock.close()
+
+
+class FakeCtl:
+    """A control plane's side of proto, in Python: listens on <path> (a data plane's
+    HP_CTL_SOCKET) and answers each hello with welcome {proto} then the messages of
+    <after_welcome>; records what data planes send."""
+
+    def __init__(self, path, proto=PROTO_VERSION, after_welcome=()):
+        import threading
+        self.path, self.proto, self.after = path, proto, list(after_welcome)
+        self.hellos, self.received, self.conns = [], [], []
+        if os.path.exists(path):
+            os.unlink(path)
+        self.lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.lsock.bind(path)
+        self.lsock.listen(16)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        import threading
+        while not self.stopping:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._link, args=(c,), daemon=True).start()
+
+    def _link(self, c):
+        buf = b""
+        try:
+            while True:
+                chunk = c.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+                msg, buf = split(buf)
+                while msg is not None:
+                    self.received.append(msg)
+                    if msg["type"] == "hello":
+                        self.hellos.append(msg)
+                        c.sendall(frame(message("welcome", proto=self.proto)) +
+                                  b"".join(frame(m) for m in self.after))
+                    msg, buf = split(buf)
+        except OSError:
+            return
+
+    def stop(self):
+        self.stopping = True
+        self.lsock.close()
+        for c in self.conns:
+            c.close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
 
 
 HARP_DP = os.path.join(BUILDDIR, "harp-dp", "harp-dp")

@@ -6,13 +6,13 @@ import base64
 import os
 import re
 import socket
-import struct
 import threading
 import time
 
 import pytest
 
-from harness import MULT, ProtoClient, wait_for
+from harness import MULT, FakeCtl, ProtoClient, wait_for
+from proto_frames import PROTO_VERSION, frame, message
 
 KEY = "test-shared-key-0123"
 ALICE = "Basic " + base64.b64encode(b"alice:Alice-pw").decode()
@@ -100,46 +100,35 @@ def test_non_utf8_credentials_keep_the_link_and_reach_nextcloud_exactly(make_gat
         assert b"oc_sessionPassphrase=" + v not in gw.ctl.log().encode("utf-8", "surrogateescape")
 
 
-def frame(obj_bytes):
-    return struct.pack(">I", len(obj_bytes)) + obj_bytes
-
-
 @pytest.mark.attack("12.1: malformed proto messages close a data plane's link")
 def test_bad_messages_on_the_ctl_socket_fail_their_request_not_the_link(ctl_nc, fake_nc):
     dp = ProtoClient(sock(ctl_nc), "raw-dp")
     assert dp.recv()["type"] == "snapshot"
-    b64 = base64.b64encode
-    bad_requests = [
-        {"type": "auth", "id": 11},                                        # fields missing
-        {"type": "auth", "id": 12, "app_id": "testapp", "cookie": "x", "headers": []},  # proto 2
-        {"type": "auth", "id": 13, "app_id": "testapp", "cookie_b64": "!!!!", "headers": []},
-        {"type": "auth", "id": 14, "app_id": "testapp", "cookie_b64": "", "headers": [["a b", ""]]},
-        {"type": "auth", "id": 15, "app_id": "testapp", "cookie_b64": "",
-         "headers": [["cookie", "not base64"]]},
-        {"type": "auth", "id": 16, "app_id": "testapp", "cookie_b64": b64(b"a\0b").decode(),
-         "headers": []},
-        {"type": "auth", "id": 17, "app_id": 5, "cookie_b64": "", "headers": []},  # wrong type
-        {"type": "lookup", "id": 18, "app_id": ["x"]},
-        {"type": "launch-missiles", "id": 19},                             # unknown type
-        {"type": "snapshot", "id": 20, "version": 1, "exapps": [], "settings": {}},  # not ours
-        {"type": "hello", "id": 21, "proto": 999, "dp_id": "again", "version": 0},
-    ]
+    # The invalid cases of tests/fixtures/proto/ a data plane could send, each with a request id.
+    bad_requests = [message(name, id=11 + i) for i, name in enumerate([
+        "auth-fields-missing", "auth-proto-2-cookie", "auth-cookie-not-base64",
+        "auth-header-not-token", "auth-header-not-base64", "auth-cookie-nul",
+        "auth-app-id-number", "lookup-app-id-list",
+        "unknown-type",        # unknown type
+        "snapshot-from-dp",    # not ours
+        "hello-other-proto",   # a second hello
+    ])]
     for m in bad_requests:
         dp.send(m)
         r = dp.recv()
         assert r["type"] == "request_error" and r["id"] == m["id"], (m, r)
         assert r["message"]
     # Without a request id: ignored. Frames that are not messages: skipped.
-    dp.send({"type": "event"})
-    dp.send({"type": "event", "event": "failure", "ip": ["1.2.3.4"]})
-    dp.send({"type": "ack"})
+    dp.send(message("event-no-event"))
+    dp.send(message("event-failure-ip-list"))
+    dp.send(message("ack-no-version"))
     dp.sock.sendall(frame(b"\xff\xfe{not json") + frame(b"[1,2]") + frame(b'{"type": 7}') +
                     frame(b"") + frame(b'{"type":"a","type":"b"}'))
     # The link is alive and answers in step: a valid look-up and a ping.
-    dp.send({"type": "lookup", "id": 30, "app_id": "nosuchapp"})
+    dp.send(message("lookup", id=30, app_id="nosuchapp"))
     r = dp.recv()
     assert r["type"] == "lookup_reply" and r["id"] == 30 and r["found"] is False
-    dp.send({"type": "ping"})
+    dp.send(message("ping-from-dp"))
     assert dp.recv(skip=("bans", "engines"))["type"] == "pong"
     assert any(d["dp_id"] == "raw-dp" for d in
                ctl_nc.request("GET", "/api/v1/dataplanes").json()["dataplanes"])
@@ -191,13 +180,48 @@ def test_control_characters_cannot_forge_log_lines(make_gateway):
 
 def test_a_refused_protocol_version_logs_the_reason(ctl):
     dp = ProtoClient(sock(ctl), hello=False)
-    dp.send({"type": "hello", "proto": 999, "dp_id": "old", "version": 0})
+    dp.send(message("hello-other-proto", dp_id="old"))
     r = dp.recv(skip=("ping", "pong"))
     assert r["type"] == "error" and "required" in r["message"]
     wait_for(lambda: "closing" in ctl.log(), what="the closing line")
     line = next(l for l in ctl.log().splitlines() if "closing" in l)
     assert re.search(r"link \(no hello\): data plane speaks proto 999, this harp-ctl \d+: "
                      r"refused; closing$", line), line
+
+
+def test_a_data_plane_refuses_a_control_plane_of_another_version(make_gateway):
+    """The converse of the test above: a control plane that welcomes with another proto
+    version is refused (logged once), the link retries on its backoff, and the last table keeps
+    serving; the table that control plane sends is never applied."""
+    gw = make_gateway()
+    dp = gw.dps[0]
+    assert gw.get("/exapps/testapp/public").status == 200
+    path = sock(gw.ctl)
+    gw.ctl.stop()
+    other = FakeCtl(path, proto=PROTO_VERSION + 1,
+                    after_welcome=[message("snapshot-empty", version=1000)])
+    try:
+        wait_for(lambda: len(other.hellos) >= 3, timeout=30, what="the data plane retrying")
+        # Nothing but hellos: no ack of the table it sent, no event; the last table serves.
+        assert {m["type"] for m in other.received} <= {"hello", "ping"}, other.received
+        assert "table version 1000 applied" not in dp.log()
+        assert gw.get("/exapps/testapp/public").status == 200, "the last table serves"
+        assert all(h["proto"] == PROTO_VERSION and h["dp_id"] == "dp0" for h in other.hellos)
+        refusal = (f"speaks proto {PROTO_VERSION + 1}, this harp-dp {PROTO_VERSION}: refused; "
+                   f"serving table version")
+        assert dp.log().count(refusal) == 1, dp.log()
+    finally:
+        other.stop()
+    # The same control plane speaking this version is followed: its table applies.
+    same = FakeCtl(path, after_welcome=[message("snapshot-empty", version=1000)])
+    try:
+        wait_for(lambda: any(m["type"] == "ack" and m["version"] == 1000 for m in same.received),
+                 timeout=30, what="the table of a control plane of this version applied")
+        assert "table version 1000 applied" in dp.log()
+    finally:
+        same.stop()
+    gw.ctl.start()
+    wait_for(dp.connected, timeout=30, what="the data plane back on harp-ctl")
 
 
 # --- 12.7: user look-ups are bounded work --------------------------------------------------

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from harness import PROTO_VERSION, ProtoClient, run_ctl
+from proto_frames import message
 
 
 def meta(port=23001, routes=None):
@@ -31,8 +32,7 @@ def test_hello_is_welcomed_with_the_proto_version_then_the_state(ctl):
     {proto} before anything else, then the snapshot (which has no `settings`), bans and
     engines."""
     dp = ProtoClient(sock(ctl))
-    first = dp.recv(skip=())
-    assert first == {"type": "welcome", "proto": PROTO_VERSION}
+    assert dp.welcome == {"type": "welcome", "proto": PROTO_VERSION}
     snap = dp.recv(skip=())
     assert snap["type"] == "snapshot" and "settings" not in snap
     assert {dp.recv(skip=())["type"], dp.recv(skip=())["type"]} == {"bans", "engines"}
@@ -47,7 +47,7 @@ def test_snapshot_then_deltas(ctl):
     assert [a["app_id"] for a in snap["exapps"]] == ["a1"]
     assert snap["exapps"][0]["exapp_token"] == "pub-token-secret"
     v0 = snap["version"]
-    dp.send({"type": "ack", "version": v0})
+    dp.send(message("ack", version=v0))
 
     t0 = time.monotonic()
     assert ctl.request("POST", "/exapp_storage/A2", meta(23002)).status == 204
@@ -59,7 +59,7 @@ def test_snapshot_then_deltas(ctl):
     d2 = dp.recv()
     assert d2["from"] == d["version"] and d2["version"] > d["version"]
     assert d2["upserts"] == [] and d2["deletes"] == ["a1"]
-    dp.send({"type": "ack", "version": d2["version"]})
+    dp.send(message("ack", version=d2["version"]))
 
     deadline = time.monotonic() + 2
     while time.monotonic() < deadline:
@@ -93,17 +93,12 @@ def test_versions_survive_a_restart(ctl):
     assert snap["version"] == v and len(snap["exapps"]) == 3
 
 
-@pytest.mark.parametrize("first", [
-    {"type": "ack", "version": 1},
-    {"type": "hello", "proto": 999, "dp_id": "x", "version": 0},
-    {"type": "snapshot", "version": 1, "exapps": [], "settings": {}},
-    {"type": "nonsense"},
-])
+@pytest.mark.parametrize("first", ["ack", "hello-other-proto", "snapshot-from-dp", "unknown-type"])
 def test_protocol_errors_close_only_that_link(ctl, first):
     good = ProtoClient(sock(ctl), "good")
     good.recv()
     bad = ProtoClient(sock(ctl), hello=False)
-    bad.send(first)
+    bad.send(message(first))
     with pytest.raises((EOFError, ConnectionResetError)):
         while True:
             bad.recv(skip=("ping", "pong", "error", "bans"))
@@ -139,7 +134,7 @@ def test_lookup_fetches_from_nextcloud_once_for_concurrent_askers(ctl_nc, fake_n
     for d in dps:
         d.recv()
     for i, d in enumerate(dps):
-        d.send({"type": "lookup", "id": 10 + i, "app_id": "NcApp"})
+        d.send(message("lookup", id=10 + i, app_id="NcApp"))
     for i, d in enumerate(dps):
         msgs = [d.recv(), d.recv()]
         reply = next(m for m in msgs if m["type"] == "lookup_reply")
@@ -159,14 +154,14 @@ def test_unknown_app_is_negatively_cached_and_registration_clears_it(ctl_nc, fak
     dp = ProtoClient(sock(ctl_nc))
     dp.recv()
     for i in range(3):
-        dp.send({"type": "lookup", "id": i, "app_id": "ghost"})
+        dp.send(message("lookup", id=i, app_id="ghost"))
         r = dp.recv()
         assert r["type"] == "lookup_reply" and r["found"] is False and "error" not in r
     assert fake_nc.count("exapp-meta", "ghost") == 1, "one call per 15 s for a missing app"
     ctl_nc.secrets.append("pub-token-secret")
     assert ctl_nc.request("POST", "/exapp_storage/ghost", meta()).status == 204
     assert dp.recv()["type"] == "delta"
-    dp.send({"type": "lookup", "id": 9, "app_id": "ghost"})
+    dp.send(message("lookup", id=9, app_id="ghost"))
     assert dp.recv()["found"] is True
 
 
@@ -181,21 +176,21 @@ def test_removed_app_stays_removed_while_disabled_in_nextcloud(ctl_nc, fake_nc):
     assert ctl_nc.request("DELETE", "/exapp_storage/gone").status == 204
     dp = ProtoClient(sock(ctl_nc))
     dp.recv()
-    dp.send({"type": "lookup", "id": 1, "app_id": "gone"})
+    dp.send(message("lookup", id=1, app_id="gone"))
     assert dp.recv()["found"] is False
     assert fake_nc.count("get-values", "gone") == 1
     ctl_nc.stop()
     ctl_nc.start()
     dp = ProtoClient(sock(ctl_nc))
     dp.recv()
-    dp.send({"type": "lookup", "id": 2, "app_id": "gone"})
+    dp.send(message("lookup", id=2, app_id="gone"))
     assert dp.recv()["found"] is False, "removal survives a restart"
     fake_nc.disabled.discard("gone")
     ctl_nc.stop()  # a new negative cache
     ctl_nc.start()
     dp = ProtoClient(sock(ctl_nc))
     dp.recv()
-    dp.send({"type": "lookup", "id": 3, "app_id": "gone"})
+    dp.send(message("lookup", id=3, app_id="gone"))
     msgs = [dp.recv(), dp.recv()]
     assert any(m["type"] == "lookup_reply" and m["found"] for m in msgs), "enabled again"
 
@@ -206,11 +201,11 @@ def test_nextcloud_errors_are_not_cached(ctl_nc, fake_nc):
     fake_nc.fail_status = 503
     dp = ProtoClient(sock(ctl_nc))
     dp.recv()
-    dp.send({"type": "lookup", "id": 1, "app_id": "flaky"})
+    dp.send(message("lookup", id=1, app_id="flaky"))
     r = dp.recv()
     assert r["found"] is False and "503" in r["error"]
     fake_nc.fail_status = None
-    dp.send({"type": "lookup", "id": 2, "app_id": "flaky"})
+    dp.send(message("lookup", id=2, app_id="flaky"))
     msgs = [dp.recv(), dp.recv()]
     assert any(m["type"] == "lookup_reply" and m["found"] for m in msgs)
     assert fake_nc.count("exapp-meta", "flaky") == 2

@@ -26,17 +26,21 @@ int
 main(void)
 {
     json_t *list = json_pack(
-        "[{s:i,s:s,s:i,s:s,s:s},{s:i,s:s,s:i,s:s,s:s},{s:i,s:s,s:i},{s:i,s:s,s:i,s:s,s:s},"
-        "{s:s}]",
-        "port", 24000, "address", "+/var/run/docker.sock", "tcp_port", 0, "api_min", "1.12",
-        "api_max", "1.41", "port", 24010, "address", "10.0.0.5", "tcp_port", 2375, "api_min",
-        "1.24", "api_max", "1.51", "port", 24011, "address", "127.0.0.1", "tcp_port", 24011, "port",
-        24012, "address", "127.0.0.1", "tcp_port", 24012, "api_min", "x", "api_max", "1.4.1",
-        "address", "no port");
+        "{s:s,s:[{s:i,s:s,s:i,s:s,s:s},{s:i,s:s,s:i,s:s,s:s},{s:i,s:s,s:i},{s:i,s:s,s:i,s:s,s:s},"
+        "{s:i,s:b}]}",
+        "type", "engines", "engines", "port", 24000, "address", "+/var/run/docker.sock", "tcp_port",
+        0, "api_min", "1.12", "api_max", "1.41", "port", 24010, "address", "10.0.0.5", "tcp_port",
+        2375, "api_min", "1.24", "api_max", "1.51", "port", 24011, "address", "127.0.0.1",
+        "tcp_port", 24011, "port", 24012, "address", "127.0.0.1", "tcp_port", 24012, "api_min", "x",
+        "api_max", "1.4.1", "port", 24013, "refused", 1);
+    struct hp_err err;
+    struct msg m;
     char host[128];
     unsigned port;
 
-    engines_replace(list);
+    IS_INT(msg_decode(list, MSG_FROM_CTL, &m, &err), 0, "the engines message decodes");
+    engines_replace(m.engines.engines, m.engines.nengines);
+    msg_free(&m);
     json_decref(list);
 
     engines_upstream(24000, host, sizeof(host), &port);
@@ -69,8 +73,11 @@ main(void)
     IS_STR(rewrite(24011, "/v1.44/_ping"), "(unchanged)", "versions unknown: as sent");
     IS_STR(rewrite(24012, "/v1.44/_ping"), "(unchanged)", "malformed versions ignored");
     IS_STR(rewrite(24099, "/v1.44/_ping"), "(unchanged)", "unknown engine: as sent");
+    engines_upstream(24013, host, sizeof(host), &port);
+    IS_STR(host, "127.0.0.1", "a refused engine is not an upstream");
+    OK(engines_refused(24013) && !engines_refused(24000), "it is refused to tunnels");
 
-    engines_replace(NULL);
+    engines_replace(NULL, 0);
     engines_upstream(24000, host, sizeof(host), &port);
     IS_STR(host, "127.0.0.1", "an empty push forgets the engines");
     return tap_done();

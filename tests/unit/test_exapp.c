@@ -44,12 +44,13 @@ static void
 test_capture(void)
 {
     /* The body AppAPI 33 sent in capture 08-manual-register-json-info. */
-    const char *body = "{\"exapp_token\": \"manual_probe_secret_0123456789\", "
-                       "\"exapp_version\": \"1.0.0\", \"host\": \"127.0.0.1\", \"port\": 23001, "
-                       "\"routes\": [{\"url\": \"^api\\\\/public\\\\/.*\", \"access_level\": 0, "
-                       "\"bruteforce_protection\": [401, 500]}, {\"url\": \".*\", "
-                       "\"access_level\": 1, \"bruteforce_protection\": []}, {\"url\": "
-                       "\"^admin\\\\/.*\", \"access_level\": 2, \"bruteforce_protection\": [401]}]}";
+    const char *body =
+        "{\"exapp_token\": \"manual_probe_secret_0123456789\", "
+        "\"exapp_version\": \"1.0.0\", \"host\": \"127.0.0.1\", \"port\": 23001, "
+        "\"routes\": [{\"url\": \"^api\\\\/public\\\\/.*\", \"access_level\": 0, "
+        "\"bruteforce_protection\": [401, 500]}, {\"url\": \".*\", "
+        "\"access_level\": 1, \"bruteforce_protection\": []}, {\"url\": "
+        "\"^admin\\\\/.*\", \"access_level\": 2, \"bruteforce_protection\": [401]}]}";
     struct exapp app;
     struct hp_err err;
     json_t *out;
@@ -69,8 +70,8 @@ test_capture(void)
     OK(json_object_get(out, "exapp_token") == NULL, "token left out of the operator view");
     json_decref(out);
     out = exapp_to_json(&app, true);
-    IS_STR(json_string_value(json_object_get(out, "exapp_token")),
-           "manual_probe_secret_0123456789", "token present when asked for");
+    IS_STR(json_string_value(json_object_get(out, "exapp_token")), "manual_probe_secret_0123456789",
+           "token present when asked for");
     json_decref(out);
     exapp_free(&app);
 }
@@ -181,8 +182,8 @@ test_control_characters(void)
 static void
 test_route_limit(void)
 {
-    json_t *body = json_pack("{s:s,s:s,s:s,s:i}", "exapp_token", "t", "exapp_version", "1",
-                             "host", "h", "port", 1);
+    json_t *body = json_pack("{s:s,s:s,s:s,s:i}", "exapp_token", "t", "exapp_version", "1", "host",
+                             "h", "port", 1);
     json_t *routes = json_array();
     struct exapp app;
     struct hp_err err;
@@ -220,6 +221,34 @@ test_ids(void)
     IS_INT(exapp_id_normalise(longid, id, &err), -1, "299 characters refused");
 }
 
+/* A copy owns all of its memory: it outlives the original and serialises the same. */
+static void
+test_copy(void)
+{
+    json_t *body = json_pack("{s:s,s:s,s:s,s:s,s:i,s:[{s:s,s:i,s:[i,i]},{s:s,s:i}]}", "exapp_token",
+                             "tok", "exapp_version", "1.0", "host", "h", "resolved_host",
+                             "10.0.0.1", "port", 23001, "routes", "url", "^/a", "access_level", 1,
+                             "bruteforce_protection", 401, 403, "url", "^/b", "access_level", 2);
+    struct exapp app, copy;
+    struct hp_err err;
+    json_t *a, *b;
+
+    IS_INT(exapp_from_json(body, &app, &err), 0, "an app to copy");
+    snprintf(app.app_id, sizeof(app.app_id), "copied");
+    app.created_at = 5;
+    exapp_copy(&copy, &app);
+    a = exapp_to_json(&app, true);
+    exapp_free(&app);
+    b = exapp_to_json(&copy, true);
+    OK(json_equal(a, b), "the copy serialises as the original did, once that is freed");
+    OK(copy.nroutes == 2 && copy.routes[0].nbruteforce == 2 && copy.routes[0].bruteforce[1] == 403,
+       "routes and their statuses are copied");
+    exapp_free(&copy);
+    json_decref(a);
+    json_decref(b);
+    json_decref(body);
+}
+
 int
 main(void)
 {
@@ -229,5 +258,6 @@ main(void)
     test_control_characters();
     test_route_limit();
     test_ids();
+    test_copy();
     return tap_done();
 }
