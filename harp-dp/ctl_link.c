@@ -142,7 +142,7 @@ ctl_link_auth(struct ctl_link *l, const char *app_id, struct span cookie,
         return -1;
     }
     m.id = m.auth.id = add_pending(l, c, true)->id;
-    m.auth.app_id = app_id;
+    snprintf(m.auth.app_id, sizeof(m.auth.app_id), "%s", app_id);
     m.auth.cookie = xmalloc(cookie.n + 1);
     memcpy(m.auth.cookie, cookie.p, cookie.n);
     m.auth.cookie[cookie.n] = '\0';
