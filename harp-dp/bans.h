@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
-/* The bans in force, as the control plane last pushed them. */
+/* A set of bans as the control plane pushed it: built whole, immutable, refcounted. */
 #ifndef HARP_DP_BANS_H
 #define HARP_DP_BANS_H
 
@@ -7,10 +7,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Replaces the list with <bans> ([{ip, expires_at}], canonical IPs). */
-void bans_replace(const json_t *bans);
-/* True when <ip> (canonical text) is banned at unix time <now>; *<expires> says until when. */
-bool bans_check(const char *ip, int64_t now, int64_t *expires);
-void bans_clear(void);
+struct bans;
+
+/* A set built from <bans> ([{ip, expires_at}], canonical IPs; other entries skipped), with
+ * one reference for the caller. */
+struct bans *bans_build(const json_t *bans);
+struct bans *bans_ref(struct bans *s);
+void bans_unref(struct bans *s);
+size_t bans_count(const struct bans *s);
+/* True when <ip> (canonical text) is banned in <s> (NULL: none) at unix time <now>;
+ * *<expires> says until when. */
+bool bans_check(const struct bans *s, const char *ip, int64_t now, int64_t *expires);
 
 #endif

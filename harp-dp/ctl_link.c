@@ -9,7 +9,9 @@
  * 2. A new table is built beside the live one and swapped whole once every entry is valid;
  *    requests keep the table they started with (refcount). An invalid table is refused and the
  *    old one keeps serving. Each applied version is acked.
- * 3. When the control plane is away the last table keeps serving; look-ups fail at once (the
+ * 3. The link answers its owner only through the handlers handed to ctl_link_start(): it
+ *    never calls the request layer, the FRP frontend or the snapshot by name.
+ * 4. When the control plane is away the last table keeps serving; look-ups fail at once (the
  *    caller answers 503) and the link retries every RECONNECT_MS.
  *
  *   DOWN --connect--> CONNECTING --connected: hello--> UP --close/error--> DOWN (+retry timer)
@@ -20,14 +22,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bans.h"
-#include "engine_map.h"
-#include "frp.h"
 #include "ctl_link.h"
+#include "dp.h"
 #include "frame.h"
 #include "log.h"
 #include "msg.h"
-#include "proxy.h"
 #include "xmalloc.h"
 
 #define RECONNECT_MS 200
@@ -36,12 +35,15 @@
 
 struct pending {
     json_int_t id;
-    bool auth; /* an auth request, else a look-up */
-    struct conn *conn;
+    bool auth;    /* an auth request, else a look-up */
+    void *waiter; /* handed back to on_lookup_reply / on_auth_reply */
     struct pending *next;
 };
 
 struct ctl_link {
+    const struct ctl_link_handlers *h;
+    int64_t version; /* of the table applied last; -1: none */
+    json_t *source;  /* its apps as the control plane sent them: the base of the next delta */
     struct lws *wsi;
     bool up;
     struct frame_reader rd;
@@ -85,12 +87,12 @@ send_msg(struct ctl_link *l, json_t *m)
 }
 
 static struct pending *
-add_pending(struct ctl_link *l, struct conn *c, bool auth)
+add_pending(struct ctl_link *l, void *waiter, bool auth)
 {
     struct pending *p = xcalloc(1, sizeof(*p));
 
     p->id = ++l->next_id;
-    p->conn = c;
+    p->waiter = waiter;
     p->auth = auth;
     p->next = l->pending;
     l->pending = p;
@@ -98,7 +100,7 @@ add_pending(struct ctl_link *l, struct conn *c, bool auth)
 }
 
 int
-ctl_link_lookup(struct ctl_link *l, const char *app_id, struct conn *c)
+ctl_link_lookup(struct ctl_link *l, const char *app_id, void *waiter)
 {
     struct pending *p;
     json_t *m;
@@ -106,7 +108,7 @@ ctl_link_lookup(struct ctl_link *l, const char *app_id, struct conn *c)
     if (!ctl_link_up(l)) {
         return -1;
     }
-    p = add_pending(l, c, false);
+    p = add_pending(l, waiter, false);
     m = msg_new(MSG_LOOKUP);
     json_object_set_new(m, "id", json_integer(p->id));
     json_object_set_new(m, "app_id", json_string(app_id));
@@ -116,7 +118,7 @@ ctl_link_lookup(struct ctl_link *l, const char *app_id, struct conn *c)
 
 int
 ctl_link_auth(struct ctl_link *l, const char *app_id, struct span cookie, json_t *headers,
-              struct conn *c)
+              void *waiter)
 {
     struct pending *p;
     json_t *m;
@@ -125,7 +127,7 @@ ctl_link_auth(struct ctl_link *l, const char *app_id, struct span cookie, json_t
         json_decref(headers);
         return -1;
     }
-    p = add_pending(l, c, true);
+    p = add_pending(l, waiter, true);
     m = msg_new(MSG_AUTH);
     json_object_set_new(m, "id", json_integer(p->id));
     json_object_set_new(m, "app_id", json_string(app_id));
@@ -136,7 +138,7 @@ ctl_link_auth(struct ctl_link *l, const char *app_id, struct span cookie, json_t
 }
 
 void
-ctl_link_forget(struct ctl_link *l, struct conn *c)
+ctl_link_forget(struct ctl_link *l, void *waiter)
 {
     struct pending **pp, *p;
 
@@ -144,7 +146,7 @@ ctl_link_forget(struct ctl_link *l, struct conn *c)
         return;
     }
     for (pp = &l->pending; (p = *pp) != NULL;) {
-        if (p->conn == c) {
+        if (p->waiter == waiter) {
             *pp = p->next;
             free(p);
         } else {
@@ -164,29 +166,32 @@ fail_pending(struct ctl_link *l)
         if (p->auth) {
             struct user u = {.state = USER_ERROR};
 
-            proxy_auth_done(p->conn, &u, 0);
+            l->h->on_auth_reply(l->h->ctx, p->waiter, &u, 0);
         } else {
-            proxy_lookup_done(p->conn, true);
+            l->h->on_lookup_reply(l->h->ctx, p->waiter, true);
         }
         free(p);
     }
 }
 
+/* Hands the app set <source> (stolen) of <version> to the owner; acks it once applied. */
 static void
 swap_table(struct ctl_link *l, json_t *source, int64_t version)
 {
     struct hp_err err;
-    struct table *t = table_build(source, version, &err);
     json_t *ack;
 
-    if (t == NULL) {
-        log_warnx("ctl: table version %lld refused (%s); keeping version %lld",
-                  (long long)version, err.msg, dp->table ? (long long)dp->table->version : -1LL);
+    if (l->h->on_table(l->h->ctx, json_incref(source), version, &err) == -1) {
+        log_warnx("ctl: table version %lld refused (%s); keeping version %lld", (long long)version,
+                  err.msg, (long long)l->version);
+        json_decref(source);
         return;
     }
-    table_unref(dp->table);
-    dp->table = t;
-    log_info("ctl: table version %lld applied (%zu ExApps)", (long long)version, t->napps);
+    json_decref(l->source);
+    l->source = source;
+    l->version = version;
+    log_info("ctl: table version %lld applied (%zu ExApps)", (long long)version,
+             json_object_size(source));
     ack = msg_new(MSG_ACK);
     json_object_set_new(ack, "version", json_integer(version));
     send_msg(l, ack);
@@ -219,12 +224,12 @@ on_delta(struct ctl_link *l, json_t *m)
     json_t *src, *a;
     size_t i;
 
-    if (dp->table == NULL || dp->table->version != from) {
+    if (l->source == NULL || l->version != from) {
         log_warnx("ctl: delta from version %lld but the table is at %lld; resynchronising",
-                  (long long)from, dp->table ? (long long)dp->table->version : -1LL);
+                  (long long)from, (long long)l->version);
         return -1;
     }
-    src = json_copy(dp->table->source);
+    src = json_copy(l->source);
     json_array_foreach(json_object_get(m, "upserts"), i, a)
     {
         const char *id = json_string_value(json_object_get(a, "app_id"));
@@ -257,8 +262,7 @@ on_auth_reply(struct ctl_link *l, json_t *m)
     memset(&u, 0, sizeof(u));
     if (strcmp(result, "user") == 0) {
         u.state = USER_KNOWN;
-        snprintf(u.id, sizeof(u.id), "%s",
-                 json_string_value(json_object_get(m, "user_id")) ?: "");
+        snprintf(u.id, sizeof(u.id), "%s", json_string_value(json_object_get(m, "user_id")) ?: "");
         u.level = (int)json_integer_value(json_object_get(m, "access_level"));
     } else if (strcmp(result, "anonymous") == 0) {
         u.state = USER_NONE;
@@ -269,7 +273,7 @@ on_auth_reply(struct ctl_link *l, json_t *m)
     for (pp = &l->pending; (p = *pp) != NULL; pp = &p->next) {
         if (p->id == id && p->auth) {
             *pp = p->next;
-            proxy_auth_done(p->conn, &u, (lws_usec_t)ttl * 1000);
+            l->h->on_auth_reply(l->h->ctx, p->waiter, &u, (lws_usec_t)ttl * 1000);
             free(p);
             return;
         }
@@ -300,7 +304,8 @@ ctl_link_tunnels(struct ctl_link *l)
     }
     m = msg_new(MSG_EVENT);
     json_object_set_new(m, "event", json_string("tunnels"));
-    json_object_set_new(m, "tunnels", frp_tunnels());
+    json_object_set_new(m, "tunnels",
+                        l->h->tunnels != NULL ? l->h->tunnels(l->h->ctx) : json_array());
     send_msg(l, m);
 }
 
@@ -319,9 +324,9 @@ on_request_error(struct ctl_link *l, json_t *m)
             if (p->auth) {
                 struct user u = {.state = USER_UNAVAILABLE};
 
-                proxy_auth_done(p->conn, &u, 0);
+                l->h->on_auth_reply(l->h->ctx, p->waiter, &u, 0);
             } else {
-                proxy_lookup_done(p->conn, true);
+                l->h->on_lookup_reply(l->h->ctx, p->waiter, true);
             }
             free(p);
             return;
@@ -338,7 +343,7 @@ on_lookup_reply(struct ctl_link *l, json_t *m)
     for (pp = &l->pending; (p = *pp) != NULL; pp = &p->next) {
         if (p->id == id && !p->auth) {
             *pp = p->next;
-            proxy_lookup_done(p->conn, false);
+            l->h->on_lookup_reply(l->h->ctx, p->waiter, false);
             free(p);
             return;
         }
@@ -379,11 +384,10 @@ on_frame(struct ctl_link *l, json_t *m)
         on_request_error(l, m);
         return 0;
     case MSG_BANS:
-        bans_replace(json_object_get(m, "bans"));
+        l->h->on_bans(l->h->ctx, json_object_get(m, "bans"));
         return 0;
     case MSG_ENGINES:
-        engines_replace(json_object_get(m, "engines"));
-        frp_enforce_refusals();
+        l->h->on_engines(l->h->ctx, json_object_get(m, "engines"));
         return 0;
     case MSG_PING:
         send_msg(l, msg_new(MSG_PONG));
@@ -405,7 +409,7 @@ link_down(struct ctl_link *l)
 {
     if (l->up || !l->logged_down) {
         log_warnx("ctl: control plane link down; serving table version %lld, retrying",
-                  dp->table ? (long long)dp->table->version : -1LL);
+                  (long long)l->version);
         l->logged_down = true;
     }
     l->up = false;
@@ -485,7 +489,7 @@ ctl_link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         json_object_set_new(hello, "proto", json_integer(PROTO_VERSION));
         json_object_set_new(hello, "dp_id", json_string(dp->dp_id));
         json_object_set_new(hello, "pid", json_integer(getpid()));
-        json_object_set_new(hello, "version", json_integer(dp->table ? dp->table->version : -1));
+        json_object_set_new(hello, "version", json_integer(l->version));
         send_msg(l, hello);
         ctl_link_tunnels(l);
         return 0;
@@ -541,10 +545,12 @@ ctl_link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 }
 
 struct ctl_link *
-ctl_link_start(void)
+ctl_link_start(const struct ctl_link_handlers *h)
 {
     struct ctl_link *l = xcalloc(1, sizeof(*l));
 
+    l->h = h;
+    l->version = -1;
     l->logged_down = true;
     connect_link(&l->sul_retry);
     lws_sul_schedule(dp->ctx, 0, &l->sul_ping, on_ping_timer, PING_S * LWS_US_PER_SEC);
@@ -561,6 +567,7 @@ ctl_link_stop(struct ctl_link *l)
     lws_sul_cancel(&l->sul_ping);
     frame_reader_free(&l->rd);
     free(l->out);
+    json_decref(l->source);
     while (l->pending != NULL) {
         struct pending *p = l->pending;
 

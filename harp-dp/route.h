@@ -11,6 +11,7 @@
 
 #include "exapp.h"
 #include "http1.h"
+#include "refusal.h"
 
 struct route {
     pcre2_code *re; /* NULL: the pattern did not compile; the route is skipped */
@@ -58,10 +59,10 @@ enum verdict {
 
 /* Who the request's credentials belong to, as Nextcloud's user-info said (spec 2.5). */
 enum user_state {
-    USER_UNRESOLVED, /* not asked (yet) */
-    USER_NONE,       /* no user object: no credentials, or Nextcloud answered 4xx */
-    USER_KNOWN,      /* a user object: user_id (may be "") and access level */
-    USER_ERROR,      /* Nextcloud could not be asked: 401 */
+    USER_UNRESOLVED,  /* not asked (yet) */
+    USER_NONE,        /* no user object: no credentials, or Nextcloud answered 4xx */
+    USER_KNOWN,       /* a user object: user_id (may be "") and access level */
+    USER_ERROR,       /* Nextcloud could not be asked: 401 */
     USER_UNAVAILABLE, /* the control plane could not take the look-up: 503 */
 };
 
@@ -82,14 +83,15 @@ struct match_budget {
 
 struct decision {
     enum verdict verdict;
-    bool failure; /* counts towards a ban of the client */
-    const char *why; /* for the log */
-    struct span path;   /* the normalised path the decision was made on */
-    struct span app_id; /* as written in the normalised path */
+    bool failure;               /* counts towards a ban of the client */
+    enum refusal_reason reason; /* of a refusing verdict; REFUSAL_NONE otherwise */
+    const char *why;            /* for the log */
+    struct span path;           /* the normalised path the decision was made on */
+    struct span app_id;         /* as written in the normalised path */
     char app_id_lc[EXAPP_ID_MAX + 1];
-    struct span target;           /* the path without /exapps/<app_id>; "/" when empty */
-    const struct table_app *app;  /* TO_EXAPP from the table, or NULL for a signed request */
-    const struct route *route;    /* the route that matched (NULL for signed requests) */
+    struct span target;          /* the path without /exapps/<app_id>; "/" when empty */
+    const struct table_app *app; /* TO_EXAPP from the table, or NULL for a signed request */
+    const struct route *route;   /* the route that matched (NULL for signed requests) */
     /* Where to forward and what to inject (TO_EXAPP). */
     char host[256];
     unsigned port;

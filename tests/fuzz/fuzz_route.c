@@ -25,11 +25,11 @@ table(void)
     struct hp_err err;
 
     if (t == NULL) {
-        t = table_build(json_pack("{s:{s:s,s:s,s:s,s:i,s:[{s:s,s:i},{s:s,s:i},{s:s,s:i}]}}",
-                                  "app", "exapp_token", "t", "exapp_version", "1", "host",
-                                  "127.0.0.1", "port", 23000, "routes", "url", "^/p(ub)?",
-                                  "access_level", 0, "url", "^/u", "access_level", 1, "url",
-                                  "(a+)+$", "access_level", 0),
+        t = table_build(json_pack("{s:{s:s,s:s,s:s,s:i,s:[{s:s,s:i},{s:s,s:i},{s:s,s:i}]}}", "app",
+                                  "exapp_token", "t", "exapp_version", "1", "host", "127.0.0.1",
+                                  "port", 23000, "routes", "url", "^/p(ub)?", "access_level", 0,
+                                  "url", "^/u", "access_level", 1, "url", "(a+)+$", "access_level",
+                                  0),
                         1, &err);
         assert(t != NULL);
     }
@@ -85,20 +85,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     if (d.verdict == VERDICT_TO_DOCKER) {
-        static bool engines_set;
+        static struct engine_map *engines;
         static char out[HTTP1_MAX_HEAD];
         size_t n;
 
-        if (!engines_set) {
-            json_t *e = json_pack("[{s:i,s:s,s:i,s:s,s:s}]", "port", 24000, "address",
-                                  "+/run/docker.sock", "tcp_port", 0, "api_min", "1.12",
-                                  "api_max", "1.41");
+        if (engines == NULL) {
+            json_t *e =
+                json_pack("[{s:i,s:s,s:i,s:s,s:s}]", "port", 24000, "address", "+/run/docker.sock",
+                          "tcp_port", 0, "api_min", "1.12", "api_max", "1.41");
 
-            engines_replace(e);
+            engines = engine_map_build(e);
             json_decref(e);
-            engines_set = true;
         }
-        n = engines_rewrite(d.docker_port, d.target, out, sizeof(out));
+        n = engine_map_rewrite(engines, d.docker_port, d.target, out, sizeof(out));
         if (n > 0) {
             const char *rest = memchr(d.target.p + 1, '/', d.target.n - 1);
             size_t rlen = rest != NULL ? (size_t)(d.target.p + d.target.n - rest) : 0;

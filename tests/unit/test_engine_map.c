@@ -8,12 +8,14 @@
 #include "engine_map.h"
 #include "tap.h"
 
+static struct engine_map *map;
+
 static const char *
 rewrite(unsigned port, const char *target)
 {
     static char buf[256];
     struct span t = {target, strlen(target)};
-    size_t n = engines_rewrite(port, t, buf, sizeof(buf));
+    size_t n = engine_map_rewrite(map, port, t, buf, sizeof(buf));
 
     if (n == 0) {
         return "(unchanged)";
@@ -36,16 +38,17 @@ main(void)
     char host[128];
     unsigned port;
 
-    engines_replace(list);
+    map = engine_map_build(list);
     json_decref(list);
+    IS_INT(engine_map_count(map), 4, "the entry without a port is skipped");
 
-    engines_upstream(24000, host, sizeof(host), &port);
+    engine_map_upstream(map, 24000, host, sizeof(host), &port);
     IS_STR(host, "+/var/run/docker.sock", "the local engine is its socket");
     IS_INT(port, 0, "no TCP port for a socket");
-    engines_upstream(24010, host, sizeof(host), &port);
+    engine_map_upstream(map, 24010, host, sizeof(host), &port);
     IS_STR(host, "10.0.0.5", "an operator's TCP engine");
     IS_INT(port, 2375, "at its own port");
-    engines_upstream(24050, host, sizeof(host), &port);
+    engine_map_upstream(map, 24050, host, sizeof(host), &port);
     IS_STR(host, "127.0.0.1", "an unknown port: 127.0.0.1 (a tunnel), as HaRP");
     IS_INT(port, 24050, "on that port");
 
@@ -70,8 +73,12 @@ main(void)
     IS_STR(rewrite(24012, "/v1.44/_ping"), "(unchanged)", "malformed versions ignored");
     IS_STR(rewrite(24099, "/v1.44/_ping"), "(unchanged)", "unknown engine: as sent");
 
-    engines_replace(NULL);
-    engines_upstream(24000, host, sizeof(host), &port);
+    engine_map_unref(map);
+    map = engine_map_build(NULL);
+    engine_map_upstream(map, 24000, host, sizeof(host), &port);
     IS_STR(host, "127.0.0.1", "an empty push forgets the engines");
+    engine_map_unref(map);
+    engine_map_upstream(NULL, 24000, host, sizeof(host), &port);
+    IS_STR(host, "127.0.0.1", "no map yet: 127.0.0.1");
     return tap_done();
 }
