@@ -565,6 +565,9 @@ ctl_link_stop(struct ctl_link *l)
     }
     lws_sul_cancel(&l->sul_retry);
     lws_sul_cancel(&l->sul_ping);
+    if (l->wsi != NULL) {
+        lws_set_opaque_user_data(l->wsi, NULL); /* its close comes with the context's end */
+    }
     frame_reader_free(&l->rd);
     free(l->out);
     json_decref(l->source);

@@ -33,6 +33,8 @@ struct ctl_link_handlers {
 
 /* Connects (and reconnects) to HP_CTL_SOCKET; <h> must outlive the link. */
 struct ctl_link *ctl_link_start(const struct ctl_link_handlers *h);
+/* Frees the link, dropping pending look-ups without answers; before the lws context is
+ * destroyed (its timers live there). */
 void ctl_link_stop(struct ctl_link *l);
 bool ctl_link_up(const struct ctl_link *l);
 /* Asks the control plane about <app_id> for <waiter>; on_lookup_reply(waiter, ...) follows

@@ -323,12 +323,14 @@ main(int argc, char **argv)
     }
     ev_prepare_stop(loop, &turn);
     log_notice("dp: stopping");
-    resolve_stop(); /* its thread wakes dp->ctx: joined before the context goes */
+    /* Whatever holds a timer in dp->ctx or wakes it goes before the context does. */
+    resolve_stop();
+    ctl_link_stop(dp->link);
+    dp->link = NULL;
     lws_context_destroy(dp->ctx);
     ev_loop_destroy(loop);
     frp_stop();
     sessions_clear();
-    ctl_link_stop(dp->link);
     world_clear();
     env_free(&dp->cfg);
     free(dp);
