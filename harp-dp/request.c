@@ -683,7 +683,7 @@ on_upstream_failed(struct conn *c)
     if (c->state != ST_BODY && c->state != ST_WAIT) {
         return;
     }
-    c->state = ST_HEAD; /* so respond() may keep the connection when nothing was read */
+    c->state = ST_HEAD; /* so request_fail() may keep the connection when nothing was read */
     c->req_keep_alive = c->req_keep_alive && c->req_body_done;
     if (!c->req_body_done) {
         c->req_framing = HTTP1_BODY_CHUNKED; /* forces Connection: close */
