@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
-/* A hash of banned IPs with their expiry; replaced whole at each push. One thread. */
+/* A hash of banned IPs with their expiry, built whole from each push and immutable after;
+ * shared by the snapshots (world.c) that hold it. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -8,7 +9,6 @@
 #include "bans.h"
 #include "cidr.h"
 #include "hash.h"
-#include "log.h"
 #include "xmalloc.h"
 
 #define BUCKETS 1024
@@ -19,7 +19,11 @@ struct ban {
     struct ban *next;
 };
 
-static struct ban *buckets[BUCKETS];
+struct bans {
+    int refs;
+    size_t n;
+    struct ban *buckets[BUCKETS];
+};
 
 static unsigned
 hash(const char *s)
@@ -27,45 +31,67 @@ hash(const char *s)
     return hash_fnv1a(s, strlen(s)) % BUCKETS;
 }
 
+struct bans *
+bans_ref(struct bans *s)
+{
+    s->refs++;
+    return s;
+}
+
 void
-bans_clear(void)
+bans_unref(struct bans *s)
 {
     struct ban *b;
     size_t i;
 
+    if (s == NULL || --s->refs > 0) {
+        return;
+    }
     for (i = 0; i < BUCKETS; i++) {
-        while ((b = buckets[i]) != NULL) {
-            buckets[i] = b->next;
+        while ((b = s->buckets[i]) != NULL) {
+            s->buckets[i] = b->next;
             free(b);
         }
     }
+    free(s);
 }
 
-void
-bans_replace(const struct msg_ban *bans, size_t n)
+struct bans *
+bans_build(const struct msg_ban *bans, size_t n)
 {
+    struct bans *s = xcalloc(1, sizeof(*s));
     struct ban *b;
     size_t i;
     unsigned h;
 
-    bans_clear();
+    s->refs = 1;
     for (i = 0; i < n; i++) {
         b = xcalloc(1, sizeof(*b));
         snprintf(b->ip, sizeof(b->ip), "%s", bans[i].ip);
         b->expires = bans[i].expires_at;
         h = hash(b->ip);
-        b->next = buckets[h];
-        buckets[h] = b;
+        b->next = s->buckets[h];
+        s->buckets[h] = b;
+        s->n++;
     }
-    log_info("bans: %zu in force", n);
+    return s;
+}
+
+size_t
+bans_count(const struct bans *s)
+{
+    return s != NULL ? s->n : 0;
 }
 
 bool
-bans_check(const char *ip, int64_t now, int64_t *expires)
+bans_check(const struct bans *s, const char *ip, int64_t now, int64_t *expires)
 {
-    struct ban *b;
+    const struct ban *b;
 
-    for (b = buckets[hash(ip)]; b != NULL; b = b->next) {
+    if (s == NULL) {
+        return false;
+    }
+    for (b = s->buckets[hash(ip)]; b != NULL; b = b->next) {
         if (strcmp(b->ip, ip) == 0 && b->expires > now) {
             *expires = b->expires;
             return true;

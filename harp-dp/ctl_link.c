@@ -9,11 +9,13 @@
  * 2. A new table is built beside the live one and swapped whole once every entry is valid;
  *    requests keep the table they started with (refcount). An invalid table is refused and the
  *    old one keeps serving. Each applied version is acked.
- * 3. When the control plane is away the last table keeps serving; look-ups fail at once (the
+ * 3. The link answers its owner only through the handlers handed to ctl_link_start(): it
+ *    never calls the request layer, the FRP frontend or the snapshot by name.
+ * 4. When the control plane is away the last table keeps serving; look-ups fail at once (the
  *    caller answers 503) and the link retries every RECONNECT_MS.
- * 4. Every message is decoded and validated by msg_decode() before it is acted on. The first
+ * 5. Every message is decoded and validated by msg_decode() before it is acted on. The first
  *    must be `welcome` with this PROTO_VERSION: a control plane of another version is refused
- *    (logged once until one is accepted) and the link closes and retries as in note 3. A
+ *    (logged once until one is accepted) and the link closes and retries as in note 4. A
  *    malformed message is logged and skipped; a malformed reply fails its request (503).
  *
  *   DOWN --connect--> CONNECTING --connected: hello--> HELLO --welcome--> UP
@@ -25,14 +27,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bans.h"
-#include "engine_map.h"
-#include "frp.h"
 #include "ctl_link.h"
+#include "dp.h"
 #include "frame.h"
 #include "log.h"
 #include "msg.h"
-#include "proxy.h"
 #include "secret.h"
 #include "xmalloc.h"
 
@@ -42,12 +41,13 @@
 
 struct pending {
     int64_t id;
-    bool auth; /* an auth request, else a look-up */
-    struct conn *conn;
+    bool auth;    /* an auth request, else a look-up */
+    void *waiter; /* handed back to on_lookup_reply / on_auth_reply */
     struct pending *next;
 };
 
 struct ctl_link {
+    const struct ctl_link_handlers *h;
     struct lws *wsi;
     bool up;       /* connected */
     bool welcomed; /* and the control plane speaks our version: the link is usable */
@@ -92,12 +92,12 @@ send_msg(struct ctl_link *l, const struct msg *m)
 }
 
 static struct pending *
-add_pending(struct ctl_link *l, struct conn *c, bool auth)
+add_pending(struct ctl_link *l, void *waiter, bool auth)
 {
     struct pending *p = xcalloc(1, sizeof(*p));
 
     p->id = ++l->next_id;
-    p->conn = c;
+    p->waiter = waiter;
     p->auth = auth;
     p->next = l->pending;
     l->pending = p;
@@ -105,14 +105,14 @@ add_pending(struct ctl_link *l, struct conn *c, bool auth)
 }
 
 int
-ctl_link_lookup(struct ctl_link *l, const char *app_id, struct conn *c)
+ctl_link_lookup(struct ctl_link *l, const char *app_id, void *waiter)
 {
     struct msg m = {.type = MSG_LOOKUP, .has_id = true};
 
     if (!ctl_link_up(l)) {
         return -1;
     }
-    m.id = add_pending(l, c, false)->id;
+    m.id = add_pending(l, waiter, false)->id;
     snprintf(m.lookup.app_id, sizeof(m.lookup.app_id), "%s", app_id);
     send_msg(l, &m);
     return 0;
@@ -133,7 +133,7 @@ free_headers(struct msg_header *h, size_t n)
 
 int
 ctl_link_auth(struct ctl_link *l, const char *app_id, struct span cookie,
-              struct msg_header *headers, size_t nheaders, struct conn *c)
+              struct msg_header *headers, size_t nheaders, void *waiter)
 {
     struct msg m = {.type = MSG_AUTH, .has_id = true};
 
@@ -141,7 +141,7 @@ ctl_link_auth(struct ctl_link *l, const char *app_id, struct span cookie,
         free_headers(headers, nheaders);
         return -1;
     }
-    m.id = m.auth.id = add_pending(l, c, true)->id;
+    m.id = m.auth.id = add_pending(l, waiter, true)->id;
     snprintf(m.auth.app_id, sizeof(m.auth.app_id), "%s", app_id);
     m.auth.cookie = xmalloc(cookie.n + 1);
     memcpy(m.auth.cookie, cookie.p, cookie.n);
@@ -157,7 +157,7 @@ ctl_link_auth(struct ctl_link *l, const char *app_id, struct span cookie,
 }
 
 void
-ctl_link_forget(struct ctl_link *l, struct conn *c)
+ctl_link_forget(struct ctl_link *l, void *waiter)
 {
     struct pending **pp, *p;
 
@@ -165,7 +165,7 @@ ctl_link_forget(struct ctl_link *l, struct conn *c)
         return;
     }
     for (pp = &l->pending; (p = *pp) != NULL;) {
-        if (p->conn == c) {
+        if (p->waiter == waiter) {
             *pp = p->next;
             free(p);
         } else {
@@ -185,30 +185,37 @@ fail_pending(struct ctl_link *l)
         if (p->auth) {
             struct user u = {.state = USER_ERROR};
 
-            proxy_auth_done(p->conn, &u, 0);
+            l->h->on_auth_reply(l->h->ctx, p->waiter, &u, 0);
         } else {
-            proxy_lookup_done(p->conn, true);
+            l->h->on_lookup_reply(l->h->ctx, p->waiter, true);
         }
         free(p);
     }
 }
 
-/* Builds a table of the <n> <apps> (moved in) and swaps it in. */
+/* The version of the table serving now; -1 before the first. */
+static int64_t
+current_version(const struct ctl_link *l)
+{
+    const struct table *t = l->h->current(l->h->ctx);
+
+    return t != NULL ? t->version : -1;
+}
+
+/* Hands the <n> <apps> (moved) of <version> to the owner; acks them once applied. */
 static void
 swap_table(struct ctl_link *l, struct exapp *apps, size_t n, int64_t version)
 {
     struct msg ack = {.type = MSG_ACK};
     struct hp_err err;
-    struct table *t = table_build_apps(apps, n, version, &err);
+    int64_t old = current_version(l);
 
-    if (t == NULL) {
+    if (l->h->on_table(l->h->ctx, apps, n, version, &err) == -1) {
         log_warnx("ctl: table version %lld refused (%s); keeping version %lld", (long long)version,
-                  err.msg, dp->table ? (long long)dp->table->version : -1LL);
+                  err.msg, (long long)old);
         return;
     }
-    table_unref(dp->table);
-    dp->table = t;
-    log_info("ctl: table version %lld applied (%zu ExApps)", (long long)version, t->napps);
+    log_info("ctl: table version %lld applied (%zu ExApps)", (long long)version, n);
     ack.ack.version = version;
     send_msg(l, &ack);
 }
@@ -222,7 +229,7 @@ on_snapshot(struct ctl_link *l, struct msg_snapshot *s)
 static int
 on_delta(struct ctl_link *l, struct msg_delta *d)
 {
-    const struct table *old = dp->table;
+    const struct table *old = l->h->current(l->h->ctx);
     const struct table_app *a;
     struct exapp *apps;
     bool *drop;
@@ -279,7 +286,7 @@ on_auth_reply(struct ctl_link *l, int64_t id, const struct msg_auth_reply *r)
     for (pp = &l->pending; (p = *pp) != NULL; pp = &p->next) {
         if (p->id == id && p->auth) {
             *pp = p->next;
-            proxy_auth_done(p->conn, &u, (lws_usec_t)r->ttl_ms * 1000);
+            l->h->on_auth_reply(l->h->ctx, p->waiter, &u, (lws_usec_t)r->ttl_ms * 1000);
             free(p);
             return;
         }
@@ -306,7 +313,9 @@ ctl_link_tunnels(struct ctl_link *l)
     if (!ctl_link_up(l)) {
         return;
     }
-    m.event.ntunnels = frp_tunnels(&m.event.tunnels);
+    if (l->h->tunnels != NULL) {
+        m.event.ntunnels = l->h->tunnels(l->h->ctx, &m.event.tunnels);
+    }
     send_msg(l, &m);
     free(m.event.tunnels);
 }
@@ -324,9 +333,9 @@ on_request_error(struct ctl_link *l, int64_t id, const char *why)
             if (p->auth) {
                 struct user u = {.state = USER_UNAVAILABLE};
 
-                proxy_auth_done(p->conn, &u, 0);
+                l->h->on_auth_reply(l->h->ctx, p->waiter, &u, 0);
             } else {
-                proxy_lookup_done(p->conn, true);
+                l->h->on_lookup_reply(l->h->ctx, p->waiter, true);
             }
             free(p);
             return;
@@ -342,7 +351,7 @@ on_lookup_reply(struct ctl_link *l, int64_t id)
     for (pp = &l->pending; (p = *pp) != NULL; pp = &p->next) {
         if (p->id == id && !p->auth) {
             *pp = p->next;
-            proxy_lookup_done(p->conn, false);
+            l->h->on_lookup_reply(l->h->ctx, p->waiter, false);
             free(p);
             return;
         }
@@ -371,12 +380,12 @@ on_welcome(struct ctl_link *l, const struct msg *m)
                 log_errorx("ctl: the control plane at %s speaks proto %lld, this harp-dp %d: "
                            "refused; serving table version %lld, retrying",
                            dp->cfg.ctl_socket, (long long)m->welcome.proto, PROTO_VERSION,
-                           dp->table ? (long long)dp->table->version : -1LL);
+                           (long long)current_version(l));
             } else {
                 log_errorx("ctl: the control plane at %s sent \"%s\" before welcome (proto %d "
                            "expected): refused; serving table version %lld, retrying",
                            dp->cfg.ctl_socket, msg_type_name(m->type), PROTO_VERSION,
-                           dp->table ? (long long)dp->table->version : -1LL);
+                           (long long)current_version(l));
             }
             l->refused_logged = true;
         }
@@ -424,11 +433,10 @@ on_msg(struct ctl_link *l, struct msg *m)
         on_request_error(l, m->id, m->request_error.message);
         return 0;
     case MSG_BANS:
-        bans_replace(m->bans.bans, m->bans.nbans);
+        l->h->on_bans(l->h->ctx, m->bans.bans, m->bans.nbans);
         return 0;
     case MSG_ENGINES:
-        engines_replace(m->engines.engines, m->engines.nengines);
-        frp_enforce_refusals();
+        l->h->on_engines(l->h->ctx, m->engines.engines, m->engines.nengines);
         return 0;
     case MSG_PING:
         send_msg(l, &pong);
@@ -469,7 +477,7 @@ link_down(struct ctl_link *l)
 {
     if (l->welcomed || !l->logged_down) {
         log_warnx("ctl: control plane link down; serving table version %lld, retrying",
-                  dp->table ? (long long)dp->table->version : -1LL);
+                  (long long)current_version(l));
         l->logged_down = true;
     }
     l->up = l->welcomed = false;
@@ -547,7 +555,7 @@ ctl_link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         hello.hello.proto = PROTO_VERSION;
         snprintf(hello.hello.dp_id, sizeof(hello.hello.dp_id), "%s", dp->dp_id);
         hello.hello.pid = getpid();
-        hello.hello.version = dp->table ? dp->table->version : -1;
+        hello.hello.version = current_version(l);
         send_msg(l, &hello);
         return 0;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
@@ -602,10 +610,11 @@ ctl_link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 }
 
 struct ctl_link *
-ctl_link_start(void)
+ctl_link_start(const struct ctl_link_handlers *h)
 {
     struct ctl_link *l = xcalloc(1, sizeof(*l));
 
+    l->h = h;
     l->logged_down = true;
     connect_link(&l->sul_retry);
     lws_sul_schedule(dp->ctx, 0, &l->sul_ping, on_ping_timer, PING_S * LWS_US_PER_SEC);
@@ -620,6 +629,9 @@ ctl_link_stop(struct ctl_link *l)
     }
     lws_sul_cancel(&l->sul_retry);
     lws_sul_cancel(&l->sul_ping);
+    if (l->wsi != NULL) {
+        lws_set_opaque_user_data(l->wsi, NULL); /* its close comes with the context's end */
+    }
     frame_reader_free(&l->rd);
     free(l->out);
     while (l->pending != NULL) {

@@ -7,16 +7,15 @@
 #include <stdbool.h>
 
 #include "env.h"
-#include "route.h"
 
 struct ctl_link;
 
+/* Created and filled by main() before the loop starts; read-only afterwards but for stopping. */
 struct dp {
     struct hp_config cfg;
     char dp_id[64];
     struct lws_context *ctx;
     struct lws_vhost *vh;
-    struct table *table; /* the live table; swapped whole */
     struct ctl_link *link;
     char ctl_host[256];
     unsigned ctl_port;

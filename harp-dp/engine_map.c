@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
-/* Docker engines by port: a small array, replaced whole at each push (at most 100 engines). */
+/* Docker engines by port: a small array built whole from each push (at most 100 engines),
+ * immutable after; shared by the snapshots (world.c) that hold it. */
 #include "config.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine_map.h"
-#include "log.h"
 #include "xmalloc.h"
 
 struct engine {
@@ -18,8 +18,11 @@ struct engine {
     bool refused; /* an engine removed: its port is refused to FRP tunnels */
 };
 
-static struct engine *engines;
-static size_t nengines;
+struct engine_map {
+    int refs;
+    size_t n;
+    struct engine e[];
+};
 
 /* "1.41" -> 1, 41. */
 static bool
@@ -45,17 +48,38 @@ parse_api(const char *s, unsigned *major, unsigned *minor)
     return true;
 }
 
-void
-engines_replace(const struct msg_engine *list, size_t n)
+struct engine_map *
+engine_map_ref(struct engine_map *m)
 {
+    m->refs++;
+    return m;
+}
+
+void
+engine_map_unref(struct engine_map *m)
+{
+    if (m != NULL && --m->refs == 0) {
+        free(m);
+    }
+}
+
+size_t
+engine_map_count(const struct engine_map *m)
+{
+    return m != NULL ? m->n : 0;
+}
+
+struct engine_map *
+engine_map_build(const struct msg_engine *list, size_t n)
+{
+    struct engine_map *m;
     struct engine *e;
     size_t i;
 
-    free(engines);
-    engines = xcalloc(n + 1, sizeof(*engines));
-    nengines = 0;
+    m = xcalloc(1, sizeof(*m) + (n + 1) * sizeof(m->e[0]));
+    m->refs = 1;
     for (i = 0; i < n; i++) {
-        e = &engines[nengines++];
+        e = &m->e[m->n++];
         e->port = list[i].port;
         if (list[i].refused) {
             e->refused = true;
@@ -66,26 +90,27 @@ engines_replace(const struct msg_engine *list, size_t n)
         e->versions = parse_api(list[i].api_min, &e->min_major, &e->min_minor) &&
                       parse_api(list[i].api_max, &e->max_major, &e->max_minor);
     }
-    log_info("engines: %zu known", nengines);
+    return m;
 }
 
 static const struct engine *
-find(unsigned port)
+find(const struct engine_map *m, unsigned port)
 {
     size_t i;
 
-    for (i = 0; i < nengines; i++) {
-        if (engines[i].port == port && !engines[i].refused) {
-            return &engines[i];
+    for (i = 0; m != NULL && i < m->n; i++) {
+        if (m->e[i].port == port && !m->e[i].refused) {
+            return &m->e[i];
         }
     }
     return NULL;
 }
 
 void
-engines_upstream(unsigned port, char *host, size_t hostlen, unsigned *up_port)
+engine_map_upstream(const struct engine_map *m, unsigned port, char *host, size_t hostlen,
+                    unsigned *up_port)
 {
-    const struct engine *e = find(port);
+    const struct engine *e = find(m, port);
 
     if (e != NULL) {
         snprintf(host, hostlen, "%s", e->address);
@@ -97,9 +122,9 @@ engines_upstream(unsigned port, char *host, size_t hostlen, unsigned *up_port)
 }
 
 size_t
-engines_rewrite(unsigned port, struct span t, char *buf, size_t len)
+engine_map_rewrite(const struct engine_map *m, unsigned port, struct span t, char *buf, size_t len)
 {
-    const struct engine *e = find(port);
+    const struct engine *e = find(m, port);
     unsigned major = 0, minor = 0, nmaj, nmin;
     size_t i = 2, j, digits;
     int n;
@@ -134,12 +159,12 @@ engines_rewrite(unsigned port, struct span t, char *buf, size_t len)
 }
 
 bool
-engines_refused(unsigned port)
+engine_map_refused(const struct engine_map *m, unsigned port)
 {
     size_t i;
 
-    for (i = 0; i < nengines; i++) {
-        if (engines[i].port == port && engines[i].refused) {
+    for (i = 0; m != NULL && i < m->n; i++) {
+        if (m->e[i].port == port && m->e[i].refused) {
             return true;
         }
     }

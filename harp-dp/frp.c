@@ -46,14 +46,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bans.h"
 #include "ctl_link.h"
-#include "engine_map.h"
 #include "frp.h"
 #include "frp_msg.h"
 #include "listen.h"
 #include "log.h"
 #include "secret.h"
+#include "world.h"
 #include "xmalloc.h"
 #include "yamux.h"
 
@@ -479,14 +478,15 @@ on_new_proxy(struct control *c, json_t *m)
     } else if (find_proxy_name(name) != NULL) {
         snprintf(buf, sizeof(buf), "proxy [%.100s] already exists", name);
         err = buf;
-    } else if (port != 0 && (!port_allowed(port) || engines_refused((unsigned)port))) {
+    } else if (port != 0 && (!port_allowed(port) || world_engine_refused((unsigned)port))) {
         err = "port not allowed";
     } else if (port != 0 && ports[port - PORTS_LO] != NULL) {
         err = "port already used";
     }
     if (err == NULL && port == 0) {
         for (p = PORTS_LO;
-             p <= PORTS_HI && (ports[p - PORTS_LO] != NULL || engines_refused((unsigned)p)); p++) {
+             p <= PORTS_HI && (ports[p - PORTS_LO] != NULL || world_engine_refused((unsigned)p));
+             p++) {
         }
         port = p;
         if (p > PORTS_HI) {
@@ -800,7 +800,7 @@ on_login(struct stream *st, json_t *m)
     unsigned char rnd[8];
     unsigned i;
 
-    if (bans_check(s->ip, (int64_t)time(NULL), &until)) {
+    if (world_banned(s->ip, (int64_t)time(NULL), &until)) {
         log_info("frp: login from banned %s refused", s->ip);
         login_fail(st, "banned");
         return;
@@ -1546,7 +1546,7 @@ frp_enforce_refusals(void)
     size_t i;
 
     for (i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
-        if (ports[i] != NULL && engines_refused(ports[i]->port)) {
+        if (ports[i] != NULL && world_engine_refused(ports[i]->port)) {
             log_notice("frp: tunnel %s on port %u closed: its engine was removed", ports[i]->name,
                        ports[i]->port);
             proxy_close(ports[i]);

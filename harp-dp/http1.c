@@ -11,6 +11,7 @@
 
 #include "http1.h"
 
+/* clang-format off */
 static const char tchar[256] = {
     ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
     ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
@@ -25,6 +26,7 @@ static const char tchar[256] = {
     ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
     ['y'] = 1, ['z'] = 1,
 };
+/* clang-format on */
 
 bool
 span_eq(struct span s, const char *lit)
@@ -315,8 +317,8 @@ http1_parse_response(const char *buf, size_t len, bool head_request, struct http
     if (h->status < 100 || (eol > buf + 12 && buf[12] != ' ')) {
         return HTTP1_BAD;
     }
-    h->reason = eol > buf + 13 ? (struct span){buf + 13, (size_t)(eol - buf - 13)}
-                               : (struct span){eol, 0};
+    h->reason =
+        eol > buf + 13 ? (struct span){buf + 13, (size_t)(eol - buf - 13)} : (struct span){eol, 0};
     st = parse_headers(eol + 2, buf + head_len, h);
     if (st != HTTP1_OK) {
         return st;
@@ -597,4 +599,37 @@ http1_path_error(enum http1_path_status st)
         return "path does not start with '/'";
     }
     return "bad path";
+}
+
+const char *
+http1_reason_phrase(unsigned status)
+{
+    switch (status) {
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Payload Too Large";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Error";
+    }
 }

@@ -22,7 +22,7 @@ struct http1_header {
 
 enum http1_framing {
     HTTP1_BODY_NONE,
-    HTTP1_BODY_LENGTH,  /* content_length bytes */
+    HTTP1_BODY_LENGTH, /* content_length bytes */
     HTTP1_BODY_CHUNKED,
     HTTP1_BODY_UNTIL_CLOSE, /* responses only */
 };
@@ -46,10 +46,10 @@ struct http1_head {
 
 enum http1_status {
     HTTP1_OK = 0,
-    HTTP1_INCOMPLETE = 1,     /* need more bytes */
-    HTTP1_BAD = -1,           /* malformed or ambiguous: answer 400 */
-    HTTP1_TOO_LARGE = -2,     /* head or header count over the limits: answer 431 */
-    HTTP1_BAD_VERSION = -3,   /* not HTTP/1.x: answer 505 */
+    HTTP1_INCOMPLETE = 1,   /* need more bytes */
+    HTTP1_BAD = -1,         /* malformed or ambiguous: answer 400 */
+    HTTP1_TOO_LARGE = -2,   /* head or header count over the limits: answer 431 */
+    HTTP1_BAD_VERSION = -3, /* not HTTP/1.x: answer 505 */
 };
 
 /* Parses a request head at the start of <buf>. On HTTP1_OK <h> is filled with views into
@@ -63,8 +63,8 @@ enum http1_status http1_parse_response(const char *buf, size_t len, bool head_re
 /* The last value of header <name> (case-insensitive), or NULL; HaRP's header map keeps the
  * last of repeated lines. */
 const struct span *http1_header_get(const struct http1_head *h, const char *name);
-bool span_eq(struct span s, const char *lit);     /* case-sensitive */
-bool span_ieq(struct span s, const char *lit);    /* ASCII case-insensitive */
+bool span_eq(struct span s, const char *lit);  /* case-sensitive */
+bool span_ieq(struct span s, const char *lit); /* ASCII case-insensitive */
 /* Copies <s> into <dst> of <cap> bytes (cap > 0), cut to fit, NUL-terminated. */
 void span_copy(char *dst, size_t cap, struct span s);
 /* Plain decimal digits, at most <max_digits> of them (no sign, no spaces). */
@@ -106,5 +106,8 @@ enum http1_chunk_result { CHUNK_MORE = 0, CHUNK_DONE = 1, CHUNK_BAD = -1 };
  * when the body ends inside <buf>). */
 enum http1_chunk_result http1_chunked_feed(struct http1_chunked *c, const char *buf, size_t len,
                                            size_t *used);
+
+/* The reason phrase of <status> as harp-dp sends it ("Error" for one it never sends). */
+const char *http1_reason_phrase(unsigned status);
 
 #endif

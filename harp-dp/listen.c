@@ -18,9 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conn.h"
+#include "dp.h"
 #include "listen.h"
 #include "log.h"
-#include "proxy.h"
+#include "refusal.h"
 
 #define PAUSE_US (100 * 1000)
 
@@ -55,8 +57,9 @@ refuse(int fd, bool tls)
     }
     close(fd);
     if (log_rate_ok(&cap_log, 1, &n)) {
-        log_warnx("listen: %lu connection(s) refused: %u open, the limit (HP_MAX_CONNECTIONS)",
-                  n + 1, proxy_conn_count());
+        log_warnx("listen: %lu connection(s) refused: %u open, the limit (HP_MAX_CONNECTIONS) "
+                  "reason=%s",
+                  n + 1, conn_count(), refusal_name(REFUSAL_OVER_CAPACITY));
     }
 }
 
@@ -203,7 +206,7 @@ listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
                 }
                 break;
             }
-            if (proxy_conn_count() >= dp->max_conns) {
+            if (conn_count() >= dp->max_conns) {
                 refuse(cfd, li->tls);
                 continue;
             }

@@ -11,19 +11,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bans.h"
+#include "conn.h"
 #include "ctl_link.h"
 #include "dp.h"
 #include "fdlimit.h"
 #include "frp.h"
 #include "listen.h"
 #include "log.h"
-#include "proxy.h"
+#include "request.h"
 #include "resolve.h"
 #include "sessions.h"
+#include "world.h"
 #include "xmalloc.h"
-
-struct dp *dp;
 
 static const char usage[] =
     "usage: harp-dp [--id NAME] [--log-level LEVEL] [--frp]\n"
@@ -38,8 +37,7 @@ static const char usage[] =
 
 /* The loop was woken by another thread (the resolver): deliver what it finished. */
 static int
-wake_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-              size_t len)
+wake_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
         resolve_deliver();
@@ -48,15 +46,67 @@ wake_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
 }
 
 static const struct lws_protocols protocols[] = {
-    {"harp-client", proxy_client_callback, 0, 0, 0, NULL, 0},
+    {"harp-client", conn_client_callback, 0, 0, 0, NULL, 0},
     {"harp-wake", wake_callback, 0, 0, 0, NULL, 0},
     {"harp-accept", listen_callback, 0, 0, 0, NULL, 0},
-    {"harp-upstream", proxy_upstream_callback, 0, 0, 0, NULL, 0},
+    {"harp-upstream", conn_upstream_callback, 0, 0, 0, NULL, 0},
     {"harp-ctl", ctl_link_callback, 0, 0, 0, NULL, 0},
     {"harp-frp-accept", frp_accept_callback, 0, 0, 0, NULL, 0},
     {"harp-frp", frp_session_callback, 0, 0, 0, NULL, 0},
     {"harp-frp-user", frp_user_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* What the control plane pushes becomes a new snapshot (world.c). */
+static const struct table *
+current_table(void *ctx)
+{
+    return world_live()->table;
+}
+
+static int
+on_table(void *ctx, struct exapp *apps, size_t n, int64_t version, struct hp_err *err)
+{
+    struct table *t = table_build_apps(apps, n, version, err);
+
+    if (t == NULL) {
+        return -1;
+    }
+    world_set_table(t);
+    return 0;
+}
+
+static void
+on_bans(void *ctx, const struct msg_ban *bans, size_t n)
+{
+    world_set_bans(bans_build(bans, n));
+    log_info("bans: %zu in force", n);
+}
+
+static void
+on_engines(void *ctx, const struct msg_engine *engines, size_t n)
+{
+    struct engine_map *m = engine_map_build(engines, n);
+
+    log_info("engines: %zu known", engine_map_count(m));
+    world_set_engines(m);
+    frp_enforce_refusals();
+}
+
+static size_t
+on_tunnels(void *ctx, struct msg_tunnel **out)
+{
+    return frp_tunnels(out);
+}
+
+static const struct ctl_link_handlers link_handlers = {
+    .current = current_table,
+    .on_table = on_table,
+    .on_bans = on_bans,
+    .on_engines = on_engines,
+    .on_lookup_reply = request_lookup_done,
+    .on_auth_reply = request_auth_done,
+    .tunnels = on_tunnels,
 };
 
 static void
@@ -104,11 +154,11 @@ on_lws_log(int level, const char *line)
 
 /* The loop is libev's (epoll): poll() over every open connection cost each turn O(connections)
  * in the kernel and in lws. Input read during a turn is processed before the loop blocks
- * again (proxy.c design note 6). */
+ * again (conn.c design note 6). */
 static void
 after_turn(struct ev_loop *loop, ev_prepare *w, int revents)
 {
-    proxy_run_ready();
+    conn_run_ready();
     if (dp->stopping) {
         ev_break(loop, EVBREAK_ALL);
     }
@@ -183,7 +233,7 @@ main(int argc, char **argv)
     dp->max_head_bytes = (size_t)dp->cfg.max_head_memory_mb << 20;
     /* Before the event loop sizes its tables. A proxied connection may hold an upstream
      * descriptor too: half of what remains. */
-    /* Request state and input buffers come and go with each request (proxy.c design note 8):
+    /* Request state and input buffers come and go with each request (conn.c design note 8):
      * with glibc's default, each free at the top of the heap gave the pages back and the next
      * request faulted them in again (a TLB flush per trim, half of harp-dp's CPU at 50
      * keep-alive clients). Freed memory stays for reuse; large buffers still use mmap. */
@@ -234,7 +284,7 @@ main(int argc, char **argv)
         log_errorx("dp: cannot create the vhost");
         return 1;
     }
-    proxy_init();
+    request_init();
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
@@ -266,11 +316,11 @@ main(int argc, char **argv)
         log_errorx("dp: HP_FRP_ADDRESS: %s", err.msg);
         return 1;
     }
-    if (resolve_start() == -1) {
+    if (resolve_start(dp->ctx, request_resolved, NULL) == -1) {
         log_errorx("dp: cannot start the resolver thread");
         return 1;
     }
-    dp->link = ctl_link_start();
+    dp->link = ctl_link_start(&link_handlers);
     log_notice("dp: serving HTTP on %s; control plane at %s", dp->cfg.exapps_address,
                dp->cfg.ctl_socket);
     ev_prepare_init(&turn, after_turn);
@@ -280,14 +330,15 @@ main(int argc, char **argv)
     }
     ev_prepare_stop(loop, &turn);
     log_notice("dp: stopping");
+    /* Whatever holds a timer in dp->ctx or wakes it goes before the context does. */
+    resolve_stop();
+    ctl_link_stop(dp->link);
+    dp->link = NULL;
     lws_context_destroy(dp->ctx);
     ev_loop_destroy(loop);
     frp_stop();
-    resolve_stop();
     sessions_clear();
-    bans_clear();
-    ctl_link_stop(dp->link);
-    table_unref(dp->table);
+    world_clear();
     env_free(&dp->cfg);
     free(dp);
     return 0;

@@ -4,7 +4,9 @@
  * one resolver thread, so the event loop never waits for DNS. The loop thread owns the cache
  * and the waiters; the resolver thread only takes names from <todo> and puts answers on
  * <done>, then wakes the loop with lws_cancel_service(). Entries live RESOLVE_TTL_S seconds
- * (failures RESOLVE_NEGATIVE_TTL_S) and are dropped early after a failed connection.
+ * (failures RESOLVE_NEGATIVE_TTL_S) and are dropped early after a failed connection. Answers go
+ * to the callback handed to resolve_start(). resolve_stop() joins the thread, so it must come
+ * before the lws context it wakes is destroyed.
  */
 #include "config.h"
 
@@ -16,9 +18,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "dp.h"
 #include "log.h"
-#include "proxy.h"
 #include "resolve.h"
 #include "xmalloc.h"
 
@@ -31,7 +31,7 @@ struct entry {
 };
 
 struct waiter {
-    struct conn *c;
+    void *c;
     char host[256];
     struct waiter *next;
 };
@@ -50,6 +50,9 @@ static pthread_mutex_t mtx = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static struct job *todo, *done;
 static bool stopping, started;
+static struct lws_context *wake_ctx; /* woken by the thread: valid until resolve_stop() */
+static resolve_cb answer_cb;
+static void *answer_ctx;
 
 static struct entry *
 find(const char *host)
@@ -65,7 +68,7 @@ find(const char *host)
 }
 
 enum resolve_result
-resolve_host(const char *host, char *out, size_t outlen, struct conn *c)
+resolve_host(const char *host, char *out, size_t outlen, void *c)
 {
     struct in6_addr a6;
     struct in_addr a4;
@@ -117,7 +120,7 @@ resolve_invalidate(const char *host)
 }
 
 void
-resolve_forget(struct conn *c)
+resolve_forget(void *c)
 {
     struct waiter **wp, *w;
 
@@ -166,7 +169,7 @@ resolve_deliver(void)
         }
         while ((w = ready) != NULL) {
             ready = w->next;
-            proxy_resolved(w->c, j->ok ? j->addr : NULL);
+            answer_cb(answer_ctx, w->c, j->ok ? j->addr : NULL);
             free(w);
         }
         free(j);
@@ -204,22 +207,24 @@ resolver(void *arg)
             for (ai = res; ai != NULL && pick == NULL; ai = ai->ai_next) {
                 pick = ai->ai_family == AF_INET6 ? ai : NULL;
             }
-            j->ok = pick != NULL &&
-                    getnameinfo(pick->ai_addr, pick->ai_addrlen, j->addr, sizeof(j->addr), NULL,
-                                0, NI_NUMERICHOST) == 0;
+            j->ok = pick != NULL && getnameinfo(pick->ai_addr, pick->ai_addrlen, j->addr,
+                                                sizeof(j->addr), NULL, 0, NI_NUMERICHOST) == 0;
             freeaddrinfo(res);
         }
         pthread_mutex_lock(&mtx);
         j->next = done;
         done = j;
         pthread_mutex_unlock(&mtx);
-        lws_cancel_service(dp->ctx);
+        lws_cancel_service(wake_ctx);
     }
 }
 
 int
-resolve_start(void)
+resolve_start(struct lws_context *ctx, resolve_cb cb, void *cb_ctx)
 {
+    wake_ctx = ctx;
+    answer_cb = cb;
+    answer_ctx = cb_ctx;
     if (pthread_create(&thr, NULL, resolver, NULL) != 0) {
         return -1;
     }
@@ -258,4 +263,6 @@ resolve_stop(void)
         done = j->next;
         free(j);
     }
+    started = false;
+    wake_ctx = NULL;
 }

@@ -165,6 +165,7 @@ table_find(const struct table *t, const char *app_id_lc)
 {
     struct table_app key;
 
+    memset(&key, 0, sizeof(key));
     if (t == NULL || t->napps == 0) {
         return NULL;
     }
@@ -376,9 +377,10 @@ is_signed(const struct http1_head *h)
 }
 
 static void
-set(struct decision *d, enum verdict v, bool failure, const char *why)
+set(struct decision *d, enum verdict v, bool failure, enum refusal_reason reason, const char *why)
 {
     d->verdict = v;
+    d->reason = reason;
     d->failure = failure;
     d->why = why;
 }
@@ -510,15 +512,15 @@ route_decide(const struct table *t, const struct http1_head *h, char *npath, con
     d->budget.left = ROUTE_MATCH_BUDGET;
     has_key = route_has_key(h, key);
     if (route_has_traversal(h->path)) {
-        set(d, VERDICT_DROP, !has_key, "parent directory in the path");
+        set(d, VERDICT_DROP, !has_key, REFUSAL_TRAVERSAL, "parent directory in the path");
         return;
     }
     if ((st = normalise(h, has_key, npath, &d->path)) != HTTP1_PATH_OK) {
-        set(d, VERDICT_BAD_REQUEST, !has_key, http1_path_error(st));
+        set(d, VERDICT_BAD_REQUEST, !has_key, REFUSAL_BAD_REQUEST, http1_path_error(st));
         return;
     }
     if (!route_app_id(d->path, &d->app_id, &d->target)) {
-        set(d, VERDICT_NOT_FOUND, !has_key, "no app id in the path");
+        set(d, VERDICT_NOT_FOUND, !has_key, REFUSAL_UNKNOWN_APP, "no app id in the path");
         return;
     }
     n = d->app_id.n < EXAPP_ID_MAX ? d->app_id.n : EXAPP_ID_MAX;
@@ -531,30 +533,34 @@ route_decide(const struct table *t, const struct http1_head *h, char *npath, con
 
     if (span_eq(d->app_id, "app_api")) {
         if (!has_key) {
-            set(d, VERDICT_UNAUTHORIZED, true, "app_api without a valid harp-shared-key");
+            set(d, VERDICT_UNAUTHORIZED, true, REFUSAL_BAD_KEY,
+                "app_api without a valid harp-shared-key");
             return;
         }
         port = http1_header_get(h, "docker-engine-port");
         if (port != NULL && port->n > 0 &&
             !(d->target.n >= 8 && memcmp(d->target.p, "/docker/", 8) == 0)) {
             if (!parse_port(*port, &d->docker_port)) {
-                set(d, VERDICT_UNAVAILABLE, false, "docker-engine-port is not a port number");
+                set(d, VERDICT_UNAVAILABLE, false, REFUSAL_BAD_ENGINE_PORT,
+                    "docker-engine-port is not a port number");
                 return;
             }
             if (!route_docker_allowed(h->method, d->target)) {
-                set(d, VERDICT_DENIED, false, "Docker call outside the allow-list");
+                set(d, VERDICT_DENIED, false, REFUSAL_DOCKER_DENIED,
+                    "Docker call outside the allow-list");
                 return;
             }
-            set(d, VERDICT_TO_DOCKER, false, "docker engine proxy");
+            set(d, VERDICT_TO_DOCKER, false, REFUSAL_NONE, "docker engine proxy");
             return;
         }
-        set(d, VERDICT_TO_CONTROL, false, "control API");
+        set(d, VERDICT_TO_CONTROL, false, REFUSAL_NONE, "control API");
         return;
     }
 
     if (is_signed(h)) {
         if (!has_key) {
-            set(d, VERDICT_DROP, true, "signed request with a wrong harp-shared-key");
+            set(d, VERDICT_DROP, true, REFUSAL_BAD_KEY,
+                "signed request with a wrong harp-shared-key");
             return;
         }
         v = http1_header_get(h, "authorization-app-api");
@@ -570,36 +576,39 @@ route_decide(const struct table *t, const struct http1_head *h, char *npath, con
             v = http1_header_get(h, "ex-app-host");
             snprintf(d->host, sizeof(d->host), "%.*s", (int)v->n, v->p);
             if (!parse_port(*http1_header_get(h, "ex-app-port"), &d->port)) {
-                set(d, VERDICT_BAD_REQUEST, false, "ex-app-port is not a port number");
+                set(d, VERDICT_BAD_REQUEST, false, REFUSAL_BAD_REQUEST,
+                    "ex-app-port is not a port number");
                 return;
             }
             d->version = *http1_header_get(h, "ex-app-version");
         }
-        set(d, VERDICT_TO_EXAPP, false, "signed by AppAPI");
+        set(d, VERDICT_TO_EXAPP, false, REFUSAL_NONE, "signed by AppAPI");
         return;
     }
 
     d->app = table_find(t, d->app_id_lc);
     if (d->app == NULL) {
         if (!looked_up) {
-            set(d, VERDICT_LOOKUP, false, "app not in the table");
+            set(d, VERDICT_LOOKUP, false, REFUSAL_NONE, "app not in the table");
         } else {
-            set(d, VERDICT_NOT_FOUND, !has_key, "ExApp not found");
+            set(d, VERDICT_NOT_FOUND, !has_key, REFUSAL_UNKNOWN_APP, "ExApp not found");
         }
         return;
     }
     if (internal_endpoint(d->target)) {
-        set(d, VERDICT_DROP, true, "internal ExApp endpoint without AppAPI's signature");
+        set(d, VERDICT_DROP, true, REFUSAL_INTERNAL_GUARD,
+            "internal ExApp endpoint without AppAPI's signature");
         return;
     }
     /* HaRP resolves the user before it looks at the routes, whenever there are credentials. */
     if (user->state == USER_UNRESOLVED &&
         (route_session_cookie(h).n > 0 || http1_header_get(h, "authorization") != NULL)) {
-        set(d, VERDICT_AUTH, false, "credentials to resolve");
+        set(d, VERDICT_AUTH, false, REFUSAL_NONE, "credentials to resolve");
         return;
     }
     if (user->state == USER_ERROR) {
-        set(d, VERDICT_UNAUTHORIZED, false, "Nextcloud cannot say who the user is");
+        set(d, VERDICT_UNAUTHORIZED, false, REFUSAL_NO_USER,
+            "Nextcloud cannot say who the user is");
         return;
     }
     for (i = 0; i < d->app->meta.nroutes; i++) {
@@ -610,13 +619,15 @@ route_decide(const struct table *t, const struct http1_head *h, char *npath, con
         }
         if (m < 0) {
             /* Never fall through to a later, maybe more permissive, route. */
-            set(d, VERDICT_BAD_REQUEST, true, "route matching budget exhausted");
+            set(d, VERDICT_BAD_REQUEST, true, REFUSAL_MATCH_BUDGET,
+                "route matching budget exhausted");
             return;
         }
         d->route = r;
         if (r->access_level != ACCESS_PUBLIC &&
             !(user->state == USER_KNOWN && r->access_level <= user->level)) {
-            set(d, VERDICT_FORBIDDEN, true, "access level too low for the route");
+            set(d, VERDICT_FORBIDDEN, true, REFUSAL_ACCESS_DENIED,
+                "access level too low for the route");
             return;
         }
         snprintf(d->host, sizeof(d->host), "%s",
@@ -625,9 +636,9 @@ route_decide(const struct table *t, const struct http1_head *h, char *npath, con
         d->version = (struct span){d->app->meta.version, strlen(d->app->meta.version)};
         base64_auth(d->auth, sizeof(d->auth), user->state == USER_KNOWN ? user->id : "",
                     d->app->meta.token);
-        set(d, VERDICT_TO_EXAPP, false,
+        set(d, VERDICT_TO_EXAPP, false, REFUSAL_NONE,
             r->access_level == ACCESS_PUBLIC ? "public route" : "user route");
         return;
     }
-    set(d, VERDICT_NOT_FOUND, true, "no route matches");
+    set(d, VERDICT_NOT_FOUND, true, REFUSAL_NO_ROUTE, "no route matches");
 }

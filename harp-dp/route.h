@@ -11,6 +11,7 @@
 
 #include "exapp.h"
 #include "http1.h"
+#include "refusal.h"
 
 struct route {
     pcre2_code *re; /* NULL: the pattern did not compile; the route is skipped */
@@ -84,10 +85,11 @@ struct match_budget {
 
 struct decision {
     enum verdict verdict;
-    bool failure;       /* counts towards a ban of the client */
-    const char *why;    /* for the log */
-    struct span path;   /* the normalised path the decision was made on */
-    struct span app_id; /* as written in the normalised path */
+    bool failure;               /* counts towards a ban of the client */
+    enum refusal_reason reason; /* of a refusing verdict; REFUSAL_NONE otherwise */
+    const char *why;            /* for the log */
+    struct span path;           /* the normalised path the decision was made on */
+    struct span app_id;         /* as written in the normalised path */
     char app_id_lc[EXAPP_ID_MAX + 1];
     struct span target;          /* the path without /exapps/<app_id>; "/" when empty */
     const struct table_app *app; /* TO_EXAPP from the table, or NULL for a signed request */

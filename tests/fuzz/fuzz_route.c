@@ -85,20 +85,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     if (d.verdict == VERDICT_TO_DOCKER) {
-        static bool engines_set;
+        static struct engine_map *engines;
         static char out[HTTP1_MAX_HEAD];
         size_t n;
 
-        if (!engines_set) {
+        if (engines == NULL) {
             struct msg_engine e = {.port = 24000,
                                    .address = "+/run/docker.sock",
                                    .api_min = "1.12",
                                    .api_max = "1.41"};
 
-            engines_replace(&e, 1);
-            engines_set = true;
+            engines = engine_map_build(&e, 1);
         }
-        n = engines_rewrite(d.docker_port, d.target, out, sizeof(out));
+        n = engine_map_rewrite(engines, d.docker_port, d.target, out, sizeof(out));
         if (n > 0) {
             const char *rest = memchr(d.target.p + 1, '/', d.target.n - 1);
             size_t rlen = rest != NULL ? (size_t)(d.target.p + d.target.n - rest) : 0;

@@ -8,12 +8,14 @@
 #include "engine_map.h"
 #include "tap.h"
 
+static struct engine_map *map;
+
 static const char *
 rewrite(unsigned port, const char *target)
 {
     static char buf[256];
     struct span t = {target, strlen(target)};
-    size_t n = engines_rewrite(port, t, buf, sizeof(buf));
+    size_t n = engine_map_rewrite(map, port, t, buf, sizeof(buf));
 
     if (n == 0) {
         return "(unchanged)";
@@ -39,17 +41,18 @@ main(void)
     unsigned port;
 
     IS_INT(msg_decode(list, MSG_FROM_CTL, &m, &err), 0, "the engines message decodes");
-    engines_replace(m.engines.engines, m.engines.nengines);
+    map = engine_map_build(m.engines.engines, m.engines.nengines);
     msg_free(&m);
     json_decref(list);
+    IS_INT(engine_map_count(map), 5, "every entry, the refused one included");
 
-    engines_upstream(24000, host, sizeof(host), &port);
+    engine_map_upstream(map, 24000, host, sizeof(host), &port);
     IS_STR(host, "+/var/run/docker.sock", "the local engine is its socket");
     IS_INT(port, 0, "no TCP port for a socket");
-    engines_upstream(24010, host, sizeof(host), &port);
+    engine_map_upstream(map, 24010, host, sizeof(host), &port);
     IS_STR(host, "10.0.0.5", "an operator's TCP engine");
     IS_INT(port, 2375, "at its own port");
-    engines_upstream(24050, host, sizeof(host), &port);
+    engine_map_upstream(map, 24050, host, sizeof(host), &port);
     IS_STR(host, "127.0.0.1", "an unknown port: 127.0.0.1 (a tunnel), as HaRP");
     IS_INT(port, 24050, "on that port");
 
@@ -73,12 +76,17 @@ main(void)
     IS_STR(rewrite(24011, "/v1.44/_ping"), "(unchanged)", "versions unknown: as sent");
     IS_STR(rewrite(24012, "/v1.44/_ping"), "(unchanged)", "malformed versions ignored");
     IS_STR(rewrite(24099, "/v1.44/_ping"), "(unchanged)", "unknown engine: as sent");
-    engines_upstream(24013, host, sizeof(host), &port);
+    engine_map_upstream(map, 24013, host, sizeof(host), &port);
     IS_STR(host, "127.0.0.1", "a refused engine is not an upstream");
-    OK(engines_refused(24013) && !engines_refused(24000), "it is refused to tunnels");
+    OK(engine_map_refused(map, 24013) && !engine_map_refused(map, 24000),
+       "it is refused to tunnels");
 
-    engines_replace(NULL, 0);
-    engines_upstream(24000, host, sizeof(host), &port);
+    engine_map_unref(map);
+    map = engine_map_build(NULL, 0);
+    engine_map_upstream(map, 24000, host, sizeof(host), &port);
     IS_STR(host, "127.0.0.1", "an empty push forgets the engines");
+    engine_map_unref(map);
+    engine_map_upstream(NULL, 24000, host, sizeof(host), &port);
+    IS_STR(host, "127.0.0.1", "no map yet: 127.0.0.1");
     return tap_done();
 }
