@@ -38,8 +38,7 @@ static const char usage[] =
 
 /* The loop was woken by another thread (the resolver): deliver what it finished. */
 static int
-wake_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-              size_t len)
+wake_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
         resolve_deliver();
@@ -66,6 +65,19 @@ on_signal(int sig)
     if (dp->ctx != NULL) {
         lws_cancel_service(dp->ctx);
     }
+}
+
+/* The FRP frontend's news for the control plane. */
+static void
+frp_tunnels_changed(void *ctx)
+{
+    ctl_link_tunnels(((struct dp *)ctx)->link);
+}
+
+static void
+frp_login_failed(void *ctx, const char *ip)
+{
+    ctl_link_failure(((struct dp *)ctx)->link, ip);
 }
 
 struct opts {
@@ -262,9 +274,18 @@ main(int argc, char **argv)
         log_notice("dp: serving HTTPS on %s with %s", dp->cfg.exapps_https_address, cert);
     }
     free(cert);
-    if (frp && frp_start(&err) == -1) {
-        log_errorx("dp: HP_FRP_ADDRESS: %s", err.msg);
-        return 1;
+    if (frp) {
+        struct frp_setup fs = {dp->ctx,
+                               dp->vh,
+                               &dp->cfg,
+                               &dp->stopping,
+                               dp->timeout_server_s,
+                               {dp, frp_tunnels_changed, frp_login_failed}};
+
+        if (frp_start(&fs, &err) == -1) {
+            log_errorx("dp: HP_FRP_ADDRESS: %s", err.msg);
+            return 1;
+        }
     }
     if (resolve_start() == -1) {
         log_errorx("dp: cannot start the resolver thread");

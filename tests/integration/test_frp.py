@@ -317,9 +317,14 @@ def test_engine_add_writes_a_ready_frpc_folder_and_rm_refuses_the_tunnel(frp, tm
     c.login()
     assert c.new_proxy("remote1", 24001, ("tcp", gw.backend.port))["remote_addr"] == ":24001"
     wait_for(lambda: not port_free(24001), what="tunnel bound")
-    # Removed: the tunnel is closed and refused from then on.
+    # Removed: the tunnel is closed with its client's session (frpc reconnects and registers
+    # again), and refused from then on.
     assert gw.ctl.cli("engine", "rm", "remote1").returncode == 0
     wait_for(lambda: port_free(24001), what="the removed engine's tunnel closed")
+    wait_for(lambda: c.closed, what="the client's session closed")
+    c = client(gw, tls={"ca": str(out / "ca.crt"), "cert": str(out / "client.crt"),
+                        "key": str(out / "client.key")})
+    c.login()
     assert c.new_proxy("remote1", 24001, ("tcp", 1))["error"] == "port not allowed"
     # Registered again: allowed again.
     assert gw.ctl.cli("engine", "add", "remote1", "--port", "24001").returncode == 0
@@ -475,3 +480,65 @@ remotePort = {port}
         p.kill()
         out = p.communicate()[0]
     assert "start proxy success" in out, out[-2000:]
+
+
+def test_clean_tls_close_is_a_normal_close(frp):
+    """A TLS client that ends with close_notify (SSL_ERROR_ZERO_RETURN) is a normal close, not
+    an error (issue 13, defect 3)."""
+    import ssl
+    gw = frp(tls=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(gw.tls["ca"])
+    ctx.load_cert_chain(gw.tls["cert"], gw.tls["key"])
+    ctx.check_hostname = False
+    with socket.create_connection(("127.0.0.1", gw.frp_port), timeout=10) as raw:
+        s = ctx.wrap_socket(raw, server_hostname="harp.nc")
+        s.unwrap()  # close_notify
+    wait_for(lambda: "frp: session of 127.0.0.1" in gw.dps[0].log(), what="the session closed")
+    log = gw.dps[0].log()
+    assert "(null)" not in log
+    assert [ln for ln in log.splitlines() if "frp:" in ln and "error" in ln] == [], log
+
+
+def write_real_frpc_dir(gw, name, out, docker_sock):
+    """`harp-ctl engine add --frpc-dir` as users run it; the one change: the Docker socket of
+    the test engine in place of /var/run/docker.sock."""
+    r = gw.ctl.cli("engine", "add", name, "--frpc-dir", str(out))
+    assert r.returncode == 0, r.stderr
+    toml = (out / "frpc.toml").read_text()
+    assert 'unixPath = "/var/run/docker.sock"' in toml
+    (out / "frpc.toml").write_text(toml.replace("/var/run/docker.sock", docker_sock))
+
+
+def docker_through(gw, port):
+    try:
+        r = http_request(("127.0.0.1", gw.port), "POST", "/exapps/app_api/docker/exapp/exists",
+                         b'{"name": "nobody"}', {"harp-shared-key": KEY,
+                                                 "docker-engine-port": str(port)}, timeout=10)
+    except OSError:
+        return False
+    return r.status == 200 and r.json() == {"exists": False}
+
+
+def test_real_frpc_engine_rm_then_add_gets_the_tunnel_back(frp, docker_engine, tmp_path):
+    """engine rm, then engine add of the same engine while the real frpc stays connected: frpc
+    believed its proxy up; harp closes its control session, frpc reconnects and registers it
+    again (issue 13, defect 2)."""
+    frpc = real_frpc()
+    gw = frp(tls=True, register=False)
+    out = tmp_path / "remote1"
+    write_real_frpc_dir(gw, "remote1", out, docker_engine.sock)
+    p = subprocess.Popen([frpc, "-c", "frpc.toml"], cwd=out, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: docker_through(gw, 24001), timeout=60, what="Docker through the tunnel")
+        assert gw.ctl.cli("engine", "rm", "remote1").returncode == 0
+        wait_for(lambda: port_free(24001), what="the removed engine's tunnel closed")
+        assert gw.ctl.cli("engine", "add", "remote1", "--port", "24001").returncode == 0
+        # frpc retries a refused proxy every 30 s: a generous deadline.
+        wait_for(lambda: docker_through(gw, 24001), timeout=150,
+                 what="Docker through the tunnel again")
+        assert p.poll() is None
+    finally:
+        p.kill()
+        p.communicate()
