@@ -275,12 +275,12 @@ main(int argc, char **argv)
     }
     free(cert);
     if (frp) {
-        struct frp_setup fs = {dp->ctx,
-                               dp->vh,
-                               &dp->cfg,
-                               &dp->stopping,
-                               dp->timeout_server_s,
-                               {dp, frp_tunnels_changed, frp_login_failed}};
+        struct frp_setup fs = {.ctx = dp->ctx,
+                               .vh = dp->vh,
+                               .cfg = &dp->cfg,
+                               .stopping = &dp->stopping,
+                               .timeout_server_s = dp->timeout_server_s,
+                               .hooks = {dp, frp_tunnels_changed, frp_login_failed}};
 
         if (frp_start(&fs, &err) == -1) {
             log_errorx("dp: HP_FRP_ADDRESS: %s", err.msg);
