@@ -109,7 +109,8 @@ port_open(struct proxy *px, const char **why)
     return w;
 }
 
-/* The listener outlives the proxy until lws closes it: it forgets the proxy. */
+/* Closed at once (never from its own callback), so the port is free for the next NewProxy:
+ * a client that logs in again with its run_id gets it back. */
 static void
 port_close(void *listener)
 {
@@ -119,7 +120,7 @@ port_close(void *listener)
         fl->px = NULL;
     }
     if (!stopping()) {
-        lws_set_timeout(listener, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+        lws_set_timeout(listener, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_SYNC);
     }
 }
 
