@@ -74,38 +74,43 @@ frp_msg_encode(int type, const json_t *body, size_t *len)
     return out;
 }
 
-void
+bool
 frp_privilege_key(const char *token, long long timestamp, char out[33])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0, i;
     char ts[24];
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok;
 
+    out[0] = '\0';
     snprintf(ts, sizeof(ts), "%lld", timestamp);
-    EVP_DigestInit_ex(ctx, EVP_md5(), NULL);
-    EVP_DigestUpdate(ctx, token, strlen(token));
-    EVP_DigestUpdate(ctx, ts, strlen(ts));
-    EVP_DigestFinal_ex(ctx, md, &mdlen);
+    ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1 &&
+         EVP_DigestUpdate(ctx, token, strlen(token)) == 1 &&
+         EVP_DigestUpdate(ctx, ts, strlen(ts)) == 1 && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 &&
+         mdlen >= 16;
     EVP_MD_CTX_free(ctx);
-    for (i = 0; i < 16; i++) {
+    for (i = 0; ok && i < 16; i++) {
         snprintf(out + 2 * i, 3, "%02x", md[i]);
     }
+    return ok;
 }
 
-void
+bool
 frp_stream_key(const char *token, uint8_t key[16])
 {
-    PKCS5_PBKDF2_HMAC(token, (int)strlen(token), (const unsigned char *)"frp", 3, 64, EVP_sha1(),
-                      16, key);
+    return PKCS5_PBKDF2_HMAC(token, (int)strlen(token), (const unsigned char *)"frp", 3, 64,
+                             EVP_sha1(), 16, key) == 1;
 }
 
-void
+bool
 frp_cfb_init(struct frp_cfb *c, const uint8_t key[16], bool encrypt)
 {
     memset(c, 0, sizeof(*c));
     memcpy(c->key, key, 16);
     c->encrypt = encrypt;
+    c->ctx = EVP_CIPHER_CTX_new();
+    return c->ctx != NULL;
 }
 
 void
@@ -115,12 +120,12 @@ frp_cfb_free(struct frp_cfb *c)
     c->ctx = NULL;
 }
 
-static void
+static bool
 start(struct frp_cfb *c)
 {
-    c->ctx = EVP_CIPHER_CTX_new();
-    EVP_CipherInit_ex(c->ctx, EVP_aes_128_cfb128(), NULL, c->key, c->iv, c->encrypt ? 1 : 0);
     c->started = true;
+    return c->ctx != NULL && EVP_CipherInit_ex(c->ctx, EVP_aes_128_cfb128(), NULL, c->key, c->iv,
+                                               c->encrypt ? 1 : 0) == 1;
 }
 
 size_t
@@ -132,15 +137,17 @@ frp_cfb_encrypt(struct frp_cfb *c, const uint8_t *iv, const uint8_t *in, size_t 
     if (!c->started) {
         if (iv != NULL) {
             memcpy(c->iv, iv, 16);
-        } else {
-            RAND_bytes(c->iv, 16);
+        } else if (RAND_bytes(c->iv, 16) != 1) {
+            return FRP_CFB_ERROR;
         }
         memcpy(out, c->iv, 16);
         off = 16;
-        start(c);
+        if (!start(c)) {
+            return FRP_CFB_ERROR;
+        }
     }
-    if (len > 0) {
-        EVP_CipherUpdate(c->ctx, out + off, &n, in, (int)len);
+    if (len > 0 && EVP_CipherUpdate(c->ctx, out + off, &n, in, (int)len) != 1) {
+        return FRP_CFB_ERROR;
     }
     return off + (size_t)n;
 }
@@ -160,10 +167,12 @@ frp_cfb_decrypt(struct frp_cfb *c, const uint8_t *in, size_t len, uint8_t *out)
         if (c->iv_have < 16) {
             return 0;
         }
-        start(c);
+        if (!start(c)) {
+            return FRP_CFB_ERROR;
+        }
     }
-    if (len > 0) {
-        EVP_CipherUpdate(c->ctx, out, &n, in, (int)len);
+    if (len > 0 && EVP_CipherUpdate(c->ctx, out, &n, in, (int)len) != 1) {
+        return FRP_CFB_ERROR;
     }
     return (size_t)n;
 }

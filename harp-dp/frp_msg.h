@@ -42,10 +42,11 @@ enum frp_decode frp_msg_decode(const uint8_t *buf, size_t len, int *type, json_t
  * when the body is over FRP_MSG_MAX_BODY. */
 uint8_t *frp_msg_encode(int type, const json_t *body, size_t *len);
 
-/* lowercase hex MD5(token || decimal(timestamp)): 32 characters and a NUL. */
-void frp_privilege_key(const char *token, long long timestamp, char out[33]);
-/* PBKDF2-HMAC-SHA1(token, "frp", 64 iterations, 16 bytes). */
-void frp_stream_key(const char *token, uint8_t key[16]);
+/* lowercase hex MD5(token || decimal(timestamp)): 32 characters and a NUL. False (and "")
+ * when OpenSSL fails. */
+bool frp_privilege_key(const char *token, long long timestamp, char out[33]);
+/* PBKDF2-HMAC-SHA1(token, "frp", 64 iterations, 16 bytes). False when OpenSSL fails. */
+bool frp_stream_key(const char *token, uint8_t key[16]);
 
 /* One direction of an AES-128-CFB stream: the writer sends its IV before its first byte,
  * the reader takes the first 16 bytes it gets as the IV. */
@@ -57,14 +58,18 @@ struct frp_cfb {
     bool encrypt, started;
 };
 
-void frp_cfb_init(struct frp_cfb *c, const uint8_t key[16], bool encrypt);
+/* What encrypt and decrypt return when OpenSSL fails (no random IV, no cipher). */
+#define FRP_CFB_ERROR SIZE_MAX
+
+/* False when no cipher context could be made (frp_cfb_free it all the same). */
+bool frp_cfb_init(struct frp_cfb *c, const uint8_t key[16], bool encrypt);
 void frp_cfb_free(struct frp_cfb *c);
 /* Writer: ciphertext of <in> into <out> (room for len + 16); with the IV first the first
- * time, from <iv> (random when NULL). Returns the bytes written to <out>. */
+ * time, from <iv> (random when NULL). Returns the bytes written to <out>, or FRP_CFB_ERROR. */
 size_t frp_cfb_encrypt(struct frp_cfb *c, const uint8_t *iv, const uint8_t *in, size_t len,
                        uint8_t *out);
 /* Reader: plaintext of <in> into <out> (room for len), the IV bytes consumed first. Returns
- * the plaintext length. */
+ * the plaintext length, or FRP_CFB_ERROR. */
 size_t frp_cfb_decrypt(struct frp_cfb *c, const uint8_t *in, size_t len, uint8_t *out);
 
 #endif

@@ -118,6 +118,32 @@ on_signal(int sig)
     }
 }
 
+/* The FRP frontend's news for the control plane. */
+static void
+frp_tunnels_changed(void *ctx)
+{
+    ctl_link_tunnels(((struct dp *)ctx)->link);
+}
+
+static void
+frp_login_failed(void *ctx, const char *ip)
+{
+    ctl_link_failure(((struct dp *)ctx)->link, ip);
+}
+
+/* What the FRP frontend asks of the live snapshot. */
+static bool
+frp_banned(void *ctx, const char *ip, int64_t now, int64_t *until)
+{
+    return world_banned(ip, now, until);
+}
+
+static bool
+frp_engine_refused(void *ctx, unsigned port)
+{
+    return world_engine_refused(port);
+}
+
 struct opts {
     const char *log_level;
 };
@@ -312,9 +338,22 @@ main(int argc, char **argv)
         log_notice("dp: serving HTTPS on %s with %s", dp->cfg.exapps_https_address, cert);
     }
     free(cert);
-    if (frp && frp_start(&err) == -1) {
-        log_errorx("dp: HP_FRP_ADDRESS: %s", err.msg);
-        return 1;
+    if (frp) {
+        struct frp_setup fs = {.ctx = dp->ctx,
+                               .vh = dp->vh,
+                               .cfg = &dp->cfg,
+                               .stopping = &dp->stopping,
+                               .timeout_server_s = dp->timeout_server_s,
+                               .hooks = {.ctx = dp,
+                                         .tunnels_changed = frp_tunnels_changed,
+                                         .login_failed = frp_login_failed,
+                                         .banned = frp_banned,
+                                         .engine_refused = frp_engine_refused}};
+
+        if (frp_start(&fs, &err) == -1) {
+            log_errorx("dp: HP_FRP_ADDRESS: %s", err.msg);
+            return 1;
+        }
     }
     if (resolve_start(dp->ctx, request_resolved, NULL) == -1) {
         log_errorx("dp: cannot start the resolver thread");

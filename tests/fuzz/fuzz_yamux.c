@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* A yamux server session on arbitrary client bytes, read the way harp-dp's FRP frontend
- * reads them (frp.c, yamux_input): every header parsed (ymx_parse) and judged (ymx_check)
- * before any byte of its body, bodies streamed to their stream, windows reserved at the
+ * reads them (frp_stream.c, stream_yamux_input): every header parsed (ymx_parse) and judged
+ * (ymx_check) before any byte of its body, bodies streamed to their stream, windows reserved at the
  * header and granted back as the application consumes. The first input byte picks the size of
  * the reads and the stream cap. Invariants: the session never holds more than a partial header
  * outside a body; a stream's buffered bytes, ungranted bytes and window always sum to the

@@ -317,9 +317,14 @@ def test_engine_add_writes_a_ready_frpc_folder_and_rm_refuses_the_tunnel(frp, tm
     c.login()
     assert c.new_proxy("remote1", 24001, ("tcp", gw.backend.port))["remote_addr"] == ":24001"
     wait_for(lambda: not port_free(24001), what="tunnel bound")
-    # Removed: the tunnel is closed and refused from then on.
+    # Removed: the tunnel is closed with its client's session (frpc reconnects and registers
+    # again), and refused from then on.
     assert gw.ctl.cli("engine", "rm", "remote1").returncode == 0
     wait_for(lambda: port_free(24001), what="the removed engine's tunnel closed")
+    wait_for(lambda: c.closed, what="the client's session closed")
+    c = client(gw, tls={"ca": str(out / "ca.crt"), "cert": str(out / "client.crt"),
+                        "key": str(out / "client.key")})
+    c.login()
     assert c.new_proxy("remote1", 24001, ("tcp", 1))["error"] == "port not allowed"
     # Registered again: allowed again.
     assert gw.ctl.cli("engine", "add", "remote1", "--port", "24001").returncode == 0
@@ -475,3 +480,210 @@ remotePort = {port}
         p.kill()
         out = p.communicate()[0]
     assert "start proxy success" in out, out[-2000:]
+
+
+def test_clean_tls_close_is_a_normal_close(frp):
+    """A TLS client that ends with close_notify (SSL_ERROR_ZERO_RETURN) is a normal close, not
+    an error (issue 13, defect 3)."""
+    import ssl
+    gw = frp(tls=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(gw.tls["ca"])
+    ctx.load_cert_chain(gw.tls["cert"], gw.tls["key"])
+    ctx.check_hostname = False
+    with socket.create_connection(("127.0.0.1", gw.frp_port), timeout=10) as raw:
+        s = ctx.wrap_socket(raw, server_hostname="harp.nc")
+        s.unwrap()  # close_notify
+    wait_for(lambda: "frp: session of 127.0.0.1" in gw.dps[0].log(), what="the session closed")
+    log = gw.dps[0].log()
+    assert "(null)" not in log
+    assert [ln for ln in log.splitlines() if "frp:" in ln and "error" in ln] == [], log
+
+
+def write_real_frpc_dir(gw, name, out, docker_sock):
+    """`harp-ctl engine add --frpc-dir` as users run it; the one change: the Docker socket of
+    the test engine in place of /var/run/docker.sock."""
+    r = gw.ctl.cli("engine", "add", name, "--frpc-dir", str(out))
+    assert r.returncode == 0, r.stderr
+    toml = (out / "frpc.toml").read_text()
+    assert 'unixPath = "/var/run/docker.sock"' in toml
+    (out / "frpc.toml").write_text(toml.replace("/var/run/docker.sock", docker_sock))
+
+
+def docker_through(gw, port):
+    try:
+        r = http_request(("127.0.0.1", gw.port), "POST", "/exapps/app_api/docker/exapp/exists",
+                         b'{"name": "nobody"}', {"harp-shared-key": KEY,
+                                                 "docker-engine-port": str(port)}, timeout=10)
+    except OSError:
+        return False
+    return r.status == 200 and r.json() == {"exists": False}
+
+
+def test_real_frpc_engine_rm_then_add_gets_the_tunnel_back(frp, docker_engine, tmp_path):
+    """engine rm, then engine add of the same engine while the real frpc stays connected: frpc
+    believed its proxy up; harp closes its control session, frpc reconnects and registers it
+    again (issue 13, defect 2)."""
+    frpc = real_frpc()
+    gw = frp(tls=True, register=False)
+    out = tmp_path / "remote1"
+    write_real_frpc_dir(gw, "remote1", out, docker_engine.sock)
+    p = subprocess.Popen([frpc, "-c", "frpc.toml"], cwd=out, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: docker_through(gw, 24001), timeout=60, what="Docker through the tunnel")
+        assert gw.ctl.cli("engine", "rm", "remote1").returncode == 0
+        wait_for(lambda: port_free(24001), what="the removed engine's tunnel closed")
+        assert gw.ctl.cli("engine", "add", "remote1", "--port", "24001").returncode == 0
+        # frpc retries a refused proxy every 30 s: a generous deadline.
+        wait_for(lambda: docker_through(gw, 24001), timeout=150,
+                 what="Docker through the tunnel again")
+        assert p.poll() is None
+    finally:
+        p.kill()
+        p.communicate()
+
+
+class RealFrpc:
+    """The real frpc 0.61.1 run in <d> with <d>/frpc.toml, its output in <d>/frpc.log."""
+
+    def __init__(self, d):
+        self.dir = d
+        self.start()
+
+    def start(self):
+        with open(self.dir / "frpc.log", "ab") as log:
+            self.p = subprocess.Popen([real_frpc(), "-c", "frpc.toml"], cwd=self.dir, stdout=log,
+                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return self
+
+    def output(self):
+        return (self.dir / "frpc.log").read_text(errors="replace")
+
+    def kill9(self):
+        self.p.kill()
+        self.p.wait()
+
+
+def exapp_frpc_dir(gw, engine_dir, d, port):
+    """An ExApp's frpc: a tcp proxy to the test backend, with the client certificate that
+    `engine add --frpc-dir` handed out (mTLS)."""
+    d.mkdir()
+    toml = (engine_dir / "frpc.toml").read_text()
+    head = toml.split("[[proxies]]")[0]
+    for f in ("ca.crt", "client.crt", "client.key"):
+        (d / f).write_bytes((engine_dir / f).read_bytes())
+    (d / "frpc.toml").write_text(head + f'''[[proxies]]
+name = "tunnelled-app"
+type = "tcp"
+localIP = "127.0.0.1"
+localPort = {gw.backend.port}
+remotePort = {port}
+''')
+    return d
+
+
+def exapp_through(gw):
+    try:
+        return gw.get("/exapps/tunnelled-app/public/x").status == 200
+    except OSError:
+        return False
+
+
+def test_real_frpc_docker_and_exapp_tunnels_survive_kill9_of_either_side(frp, docker_engine,
+                                                                        tmp_path):
+    """The Docker socket (unix_domain_socket plugin, the engine's frpc folder) and an ExApp tcp
+    proxy, both over mTLS; kill -9 of frpc, then of harp-dp: the tunnels come back."""
+    gw = frp(tls=True, register=False)
+    out = tmp_path / "remote1"
+    write_real_frpc_dir(gw, "remote1", out, docker_engine.sock)
+    port = tunnel_port()
+    app = exapp_frpc_dir(gw, out, tmp_path / "app", port)
+    gw.register(app_id="tunnelled-app", port=port, routes=[{"url": "^/public", "access_level": 0}])
+    eng, exa = RealFrpc(out), RealFrpc(app)
+    try:
+        wait_for(lambda: docker_through(gw, 24001), timeout=60, what="Docker through the tunnel")
+        wait_for(lambda: exapp_through(gw), timeout=60, what="the ExApp through its tunnel")
+        assert "TLS with client certificates" in gw.dps[0].log()
+        eng.kill9()
+        wait_for(lambda: port_free(24001), what="the killed frpc's tunnel closed")
+        eng.start()
+        wait_for(lambda: docker_through(gw, 24001), timeout=60, what="Docker after frpc's kill")
+        gw.dps[0].kill9()
+        gw.dps[0].start()
+        # frpc retries with a growing backoff (at most 20 s between tries).
+        wait_for(lambda: docker_through(gw, 24001), timeout=120,
+                 what="Docker after harp-dp's kill")
+        wait_for(lambda: exapp_through(gw), timeout=120, what="the ExApp after harp-dp's kill")
+        assert eng.p.poll() is None and exa.p.poll() is None
+    finally:
+        eng.kill9()
+        exa.kill9()
+
+
+def test_real_frpc_refused_wrong_token_no_certificate_and_port_outside_the_ranges(frp,
+                                                                                 tmp_path):
+    gw = frp(tls=True, register=False)
+    out = tmp_path / "remote1"
+    write_real_frpc_dir(gw, "remote1", out, "/nonexistent.sock")
+    toml = (out / "frpc.toml").read_text()
+    cases = {
+        "token": toml.replace(f'metadatas.token = "{KEY}"', 'metadatas.token = "wrong"'),
+        "nocert": "\n".join(ln for ln in toml.splitlines()
+                            if not ln.startswith(("transport.tls.certFile",
+                                                  "transport.tls.keyFile"))) + "\n",
+        "port": toml.replace("remotePort = 24001", "remotePort = 25000"),
+    }
+    runs = {}
+    try:
+        for name, text in cases.items():
+            d = tmp_path / name
+            d.mkdir()
+            for f in ("ca.crt", "client.crt", "client.key"):
+                (d / f).write_bytes((out / f).read_bytes())
+            (d / "frpc.toml").write_text(text)
+            runs[name] = RealFrpc(d)
+        wait_for(lambda: "send Login request to plugin error" in runs["token"].output(), timeout=60,
+                 what="frpc told its token is wrong")
+        assert "with a wrong token" in gw.dps[0].log()
+        wait_for(lambda: "TLS handshake with 127.0.0.1 failed" in gw.dps[0].log(), timeout=60,
+                 what="the login without a certificate refused")
+        assert "logged in" not in runs["nocert"].output()
+        wait_for(lambda: "port not allowed" in runs["port"].output(), timeout=60,
+                 what="the port outside the ranges refused")
+        assert port_free(25000)
+    finally:
+        for r in runs.values():
+            r.kill9()
+
+
+def test_real_frpc_certificate_rotation(frp, docker_engine, tmp_path):
+    """After `certs rotate` the frpc with the old files is cut off and cannot log in again;
+    the folder `engine frpc` writes then brings the tunnel back."""
+    gw = frp(tls=True, register=False)
+    out = tmp_path / "remote1"
+    write_real_frpc_dir(gw, "remote1", out, docker_engine.sock)
+    old = RealFrpc(out)
+    new = None
+    try:
+        wait_for(lambda: docker_through(gw, 24001), timeout=60, what="Docker through the tunnel")
+        assert gw.ctl.cli("certs", "rotate").returncode == 0
+        again = tmp_path / "again"
+        assert gw.ctl.cli("engine", "frpc", "remote1", str(again)).returncode == 0
+        toml = (again / "frpc.toml").read_text()
+        (again / "frpc.toml").write_text(toml.replace("/var/run/docker.sock", docker_engine.sock))
+        # The next connection makes the data plane load the new files and close the sessions
+        # of the old ones; the old frpc cannot log in again.
+        new = RealFrpc(again)
+        wait_for(lambda: "certificates rotated" in gw.dps[0].log(), timeout=60,
+                 what="the old session closed")
+        wait_for(lambda: "TLS handshake with 127.0.0.1 failed" in gw.dps[0].log(), timeout=60,
+                 what="the old certificate refused")
+        wait_for(lambda: docker_through(gw, 24001), timeout=60,
+                 what="Docker through the tunnel with the new certificates")
+        assert old.p.poll() is None and "start proxy success" in new.output()
+        assert new.p.poll() is None
+    finally:
+        old.kill9()
+        if new is not None:
+            new.kill9()
