@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* Nextcloud client (libcurl): HaRP's client properties (spec 3.4): 25 s total, 5 s connect,
- * no cookie jar, TLS verified with the system CAs, redirects followed, JSON answers only. */
+ * no cookie jar, TLS verified with the system CAs, redirects followed, JSON answers only.
+ * Each call takes one of the HP_OUTBOUND_MAX slots of outbound.c, waiting OUTBOUND_WAIT_MS. */
 #include "config.h"
 
 #include <curl/curl.h>
@@ -9,10 +10,10 @@
 #include <string.h>
 #include <strings.h>
 
-
 #include "http_client.h"
 #include "log.h"
 #include "nextcloud.h"
+#include "outbound.h"
 #include "secret.h"
 #include "xmalloc.h"
 
@@ -87,7 +88,10 @@ nc_perform(const char *url, struct curl_slist *hdrs, struct http_body *body, lon
         err_set(err, "cannot create an HTTP client");
         return NULL;
     }
-    rc = curl_easy_perform(c);
+    if (outbound_perform(c, OUTBOUND_WAIT_MS, "Nextcloud call", &rc) == -1) {
+        err_set(err, "not called: all %u outbound calls (HP_OUTBOUND_MAX) busy", outbound_max());
+        return NULL;
+    }
     if (rc != CURLE_OK) {
         err_set(err, "Nextcloud unreachable: %s", curl_easy_strerror(rc));
         return NULL;

@@ -13,13 +13,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "api.h"
+#include "api_server.h"
 #include "ca.h"
-#include "cli.h"
 #include "ctl.h"
 #include "engines.h"
 #include "fdlimit.h"
 #include "log.h"
+#include "outbound.h"
 #include "serve.h"
 #include "xmalloc.h"
 
@@ -87,7 +87,8 @@ check_database(const char *dir, bool allow_empty)
     if (lost && access(mark, F_OK) == 0) {
         if (allow_empty) {
             log_warnx("serve: %s is missing or empty: starting with an empty database "
-                      "(--allow-empty)", db);
+                      "(--allow-empty)",
+                      db);
         } else {
             log_errorx("serve: %s is missing or empty, but harp-ctl ran with this state "
                        "directory before (%s exists): refusing to start with an empty database. "
@@ -138,7 +139,7 @@ serve_log_config(const struct hp_config *cfg)
 }
 
 int
-serve_main(struct cli_opts *opts)
+serve_main(env_lookup_cb lookup, void *lookup_arg, bool allow_empty)
 {
     struct ctl ctl;
     struct api *api;
@@ -148,7 +149,7 @@ serve_main(struct cli_opts *opts)
     int sig, lockfd;
 
     memset(&ctl, 0, sizeof(ctl));
-    if (env_load(&ctl.cfg, ENV_SERVE, cli_lookup, opts, &err) == -1) {
+    if (env_load(&ctl.cfg, ENV_SERVE, lookup, lookup_arg, &err) == -1) {
         fprintf(stderr, "harp-ctl: configuration error: %s\n", err.msg);
         return 2;
     }
@@ -167,7 +168,7 @@ serve_main(struct cli_opts *opts)
         env_free(&ctl.cfg);
         return 1;
     }
-    if (check_database(ctl.cfg.state_dir, opts->allow_empty) == -1) {
+    if (check_database(ctl.cfg.state_dir, allow_empty) == -1) {
         env_free(&ctl.cfg);
         close(lockfd);
         return 1;
@@ -182,6 +183,7 @@ serve_main(struct cli_opts *opts)
     }
     ctl.started = time(NULL);
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    outbound_init(ctl.cfg.outbound_max);
 
     /* Signals are taken synchronously by this thread; the API threads inherit the mask. */
     sigemptyset(&set);
@@ -205,7 +207,7 @@ serve_main(struct cli_opts *opts)
         return 1;
     }
     ctl.engines = engines_start(&ctl);
-    api = api_start(&ctl, &err);
+    api = api_server_start(&ctl, &err);
     if (api == NULL) {
         log_errorx("serve: %s", err.msg);
         engines_stop(ctl.engines);
@@ -230,7 +232,7 @@ serve_main(struct cli_opts *opts)
         break;
     }
     log_notice("serve: %s received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    api_stop(api);
+    api_server_stop(api);
     engines_stop(ctl.engines);
     publish_stop(ctl.pub);
     store_close(ctl.store);
