@@ -145,6 +145,10 @@ nextcloud_exapp_meta(const struct hp_config *cfg, const char *app_id, struct exa
         goto out;
     }
     json_decref(j);
+    /* cppcheck's cross-file check takes <app>, the out-parameter exapp_from_json() has just
+     * filled, for uninitialised here (it is the caller's uninitialised struct): a false
+     * positive. */
+    /* cppcheck-suppress ctuuninitvar */
     snprintf(app->app_id, sizeof(app->app_id), "%s", app_id);
     ret = 1;
 out:

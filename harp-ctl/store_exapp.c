@@ -19,8 +19,7 @@ fail_db(struct store *st, struct hp_err *err, const char *what)
 }
 
 static int list_locked(struct store *st, struct exapp **apps, size_t *n, struct hp_err *err);
-static int get_locked(struct store *st, const char *app_id, struct exapp *app,
-                      struct hp_err *err);
+static int get_locked(struct store *st, const char *app_id, struct exapp *app, struct hp_err *err);
 
 static int
 bump_version(struct store *st)
@@ -120,15 +119,19 @@ check_fits(struct store *st, const struct exapp *app, size_t old_size, int64_t *
         return -1;
     }
     if (size > EXAPP_MAX_RECORD) {
-        err_set(err, "the ExApp's record is %zu bytes as published, more than the %u allowed; "
-                     "nothing stored", size, EXAPP_MAX_RECORD);
+        err_set(err,
+                "the ExApp's record is %zu bytes as published, more than the %u allowed; "
+                "nothing stored",
+                size, EXAPP_MAX_RECORD);
         return -1;
     }
     *total = st->table_bytes - (int64_t)old_size + (int64_t)size;
     /* a table already over the limit (stored by an older harp) may still shrink */
     if (*total > (int64_t)EXAPP_MAX_TABLE && *total > st->table_bytes) {
-        err_set(err, "the routing table would be %lld bytes, more than the %u allowed; "
-                     "nothing stored", (long long)*total, EXAPP_MAX_TABLE);
+        err_set(err,
+                "the routing table would be %lld bytes, more than the %u allowed; "
+                "nothing stored",
+                (long long)*total, EXAPP_MAX_TABLE);
         return -1;
     }
     return 0;
@@ -298,7 +301,7 @@ row_to_exapp(sqlite3_stmt *s, struct exapp *a)
 }
 
 #define SELECT_EXAPP                                                                               \
-    "SELECT app_id, token, version, host, port, resolved_host, created_at, updated_at "           \
+    "SELECT app_id, token, version, host, port, resolved_host, created_at, updated_at "            \
     "FROM exapps "
 
 /* 1 and fills <app> when found, 0 when absent, -1 with <err>; the caller holds mtx. */
@@ -448,8 +451,8 @@ store_exapp_removed(struct store *st, const char *app_id)
     bool removed = false;
 
     pthread_mutex_lock(&st->mtx);
-    if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM exapp_removed WHERE app_id = ?1", -1, &s,
-                           NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM exapp_removed WHERE app_id = ?1", -1, &s, NULL) ==
+        SQLITE_OK) {
         sqlite3_bind_text(s, 1, app_id, -1, SQLITE_STATIC);
         removed = sqlite3_step(s) == SQLITE_ROW;
         sqlite3_finalize(s);
@@ -489,8 +492,10 @@ store_exapp_delete(struct store *st, const char *app_id, struct hp_err *err)
     }
     rc = sqlite3_changes(st->db) > 0 ? 1 : 0;
     if ((rc == 1 && bump_version(st) == -1) ||
-        exec_id(st, "INSERT OR REPLACE INTO exapp_removed (app_id, removed_at) "
-                    "VALUES (?1, unixepoch())", app_id) == -1 ||
+        exec_id(st,
+                "INSERT OR REPLACE INTO exapp_removed (app_id, removed_at) "
+                "VALUES (?1, unixepoch())",
+                app_id) == -1 ||
         sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         fail_db(st, err, "commit");
         rc = -1;
