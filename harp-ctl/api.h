@@ -64,7 +64,7 @@ json_t *api_body_json(struct api_req *req, struct api_resp *resp);
 extern const struct api_route api_harp_routes[];
 extern const struct api_route api_ops_routes[];
 extern const struct api_route api_docker_routes[];
-extern const struct api_route api_engine_routes[];
-extern const struct api_route api_cert_routes[];
+extern const struct api_route api_engines_routes[];
+extern const struct api_route api_certs_routes[];
 
 #endif

@@ -33,7 +33,7 @@ struct conn_state {
 };
 
 static const struct api_route *const route_tables[] = {
-    api_harp_routes, api_docker_routes, api_ops_routes, api_engine_routes, api_cert_routes};
+    api_harp_routes, api_docker_routes, api_ops_routes, api_engines_routes, api_certs_routes};
 
 /* The route for <path>; *<allow> collects the methods of routes with that path. */
 static const struct api_route *
