@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
-/* The control REST API: an MHD daemon, a path table, the shared key, body limits. */
+/* The control REST API: what handlers read and answer (api.c), the route tables they export
+ * to the daemon (api_server.c), the body limits. */
 #ifndef HARP_CTL_API_H
 #define HARP_CTL_API_H
 
@@ -41,15 +42,9 @@ struct api_route {
     const char *method;
     const char *path; /* exact, or a prefix when it ends with '/' and <param> is true */
     bool param;
-    bool public;      /* no shared key needed */
+    bool public; /* no shared key needed */
     api_handler_cb handler;
 };
-
-struct api;
-
-/* Starts the daemon on cfg->control_address. NULL with <err> on failure. */
-struct api *api_start(struct ctl *ctl, struct hp_err *err);
-void api_stop(struct api *api);
 
 /* <obj> is stolen. Python json.dumps formatting ({"a": 1}), as HaRP's agent answers. */
 void api_json(struct api_resp *resp, unsigned status, json_t *obj);
@@ -65,13 +60,11 @@ const char *api_query(struct api_req *req, const char *name);
 /* Parses the request body as JSON (whatever its Content-Type); on failure answers 400. */
 json_t *api_body_json(struct api_req *req, struct api_resp *resp);
 
-/* DELETE of an ExApp: /exapp_storage/{id} and the operators' /api/v1/exapps/{id}. */
-void api_exapp_delete(struct api_req *req, struct api_resp *resp);
-
+/* The route tables of the api_* files, read by api_server.c only. */
 extern const struct api_route api_harp_routes[];
 extern const struct api_route api_ops_routes[];
 extern const struct api_route api_docker_routes[];
-extern const struct api_route api_engine_routes[];
-extern const struct api_route api_cert_routes[];
+extern const struct api_route api_engines_routes[];
+extern const struct api_route api_certs_routes[];
 
 #endif

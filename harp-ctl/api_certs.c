@@ -58,7 +58,7 @@ on_rotate(struct api_req *req, struct api_resp *resp)
     on_show(req, resp);
 }
 
-const struct api_route api_cert_routes[] = {
+const struct api_route api_certs_routes[] = {
     {"GET", "/api/v1/certs", false, false, on_show},
     {"GET", "/api/v1/certs/export", false, false, on_export},
     {"POST", "/api/v1/certs/rotate", false, false, on_rotate},

@@ -12,229 +12,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "api_docker.h"
+#include "api_docker_certs.h"
+#include "api_docker_req.h"
 #include "log.h"
 #include "xmalloc.h"
-
-/* Python int() on a header value: surrounding whitespace, a sign, '_' between digits. */
-static bool
-py_int(const char *s, long *out)
-{
-    char digits[32];
-    size_t n = 0;
-    bool neg = false, prev_digit = false;
-    char *end;
-
-    while (isspace((unsigned char)*s)) {
-        s++;
-    }
-    if (*s == '+' || *s == '-') {
-        neg = *s == '-';
-        s++;
-    }
-    for (; *s != '\0' && !isspace((unsigned char)*s); s++) {
-        if (*s == '_' && prev_digit && isdigit((unsigned char)s[1])) {
-            prev_digit = false;
-            continue;
-        }
-        if (!isdigit((unsigned char)*s) || n + 1 >= sizeof(digits)) {
-            return false;
-        }
-        digits[n++] = *s;
-        prev_digit = true;
-    }
-    while (isspace((unsigned char)*s)) {
-        s++;
-    }
-    if (n == 0 || *s != '\0') {
-        return false;
-    }
-    digits[n] = '\0';
-    errno = 0;
-    *out = strtol(digits, &end, 10);
-    if (errno != 0) {
-        return false;
-    }
-    if (neg) {
-        *out = -*out;
-    }
-    return true;
-}
-
-void
-docker_invalid(struct api_resp *resp, const char *field, const char *why)
-{
-    char *t = xasprintf("Payload validation error: %s: %s", field, why);
-
-    api_text(resp, 400, t);
-    free(t);
-}
-
-void
-docker_failed(struct api_resp *resp, enum docker_rc rc, unsigned port)
-{
-    char t[160];
-
-    switch (rc) {
-    case DOCKER_CONNECT:
-        snprintf(t, sizeof(t), "Could not connect to Docker Engine on port %u", port);
-        api_text(resp, 503, t);
-        break;
-    case DOCKER_TIMEOUT:
-        snprintf(t, sizeof(t), "Timeout communicating with Docker Engine on port %u", port);
-        api_text(resp, 504, t);
-        break;
-    default:
-        snprintf(t, sizeof(t), "Unexpected error communicating with Docker Engine on port %u",
-                 port);
-        api_text(resp, 500, t);
-        break;
-    }
-}
-
-int
-docker_str(struct api_resp *resp, json_t *body, const char *key, const char *def, const char **out)
-{
-    json_t *v = json_object_get(body, key);
-
-    if (v == NULL && def != NULL) {
-        *out = def;
-        return 0;
-    }
-    if (v == NULL) {
-        docker_invalid(resp, key, "Field required");
-        return -1;
-    }
-    if (!json_is_string(v)) {
-        docker_invalid(resp, key, "Input should be a valid string");
-        return -1;
-    }
-    *out = json_string_value(v);
-    return 0;
-}
-
-int
-docker_lax_bool(json_t *body, const char *key, bool def, bool *out)
-{
-    static const char *const yes[] = {"1", "on", "t", "true", "y", "yes"};
-    static const char *const no[] = {"0", "off", "f", "false", "n", "no"};
-    json_t *v = json_object_get(body, key);
-    const char *s;
-    size_t i;
-
-    if (v == NULL) {
-        *out = def;
-        return 0;
-    }
-    if (json_is_boolean(v)) {
-        *out = json_is_true(v);
-        return 0;
-    }
-    if (json_is_integer(v) && (json_integer_value(v) == 0 || json_integer_value(v) == 1)) {
-        *out = json_integer_value(v) == 1;
-        return 0;
-    }
-    if ((s = json_string_value(v)) != NULL) {
-        for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-            if (strcasecmp(s, yes[i]) == 0 || strcasecmp(s, no[i]) == 0) {
-                *out = strcasecmp(s, yes[i]) == 0;
-                return 0;
-            }
-        }
-    }
-    return -1;
-}
-
-/* Docker's name rule, so names go into URLs without escaping: [A-Za-z0-9][A-Za-z0-9_.-]*. */
-static bool
-name_ok(const char *s, bool may_be_empty)
-{
-    size_t i;
-
-    if (s[0] == '\0') {
-        return may_be_empty;
-    }
-    if (!isalnum((unsigned char)s[0])) {
-        return false;
-    }
-    for (i = 1; s[i] != '\0'; i++) {
-        if (!isalnum((unsigned char)s[i]) && strchr("_.-", s[i]) == NULL) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static int
-name_field(struct api_resp *resp, json_t *body, const char *key, bool required, char *out,
-           size_t len)
-{
-    const char *v;
-    char why[96];
-
-    if (docker_str(resp, body, key, required ? NULL : "", &v) == -1) {
-        return -1;
-    }
-    if (strlen(v) >= len || !name_ok(v, !required)) {
-        snprintf(why, sizeof(why),
-                 "%s1-%zu characters of A-Z a-z 0-9 _ . - starting with a "
-                 "letter or digit",
-                 required ? "" : "empty or ", len - 1);
-        docker_invalid(resp, key, why);
-        return -1;
-    }
-    snprintf(out, len, "%s", v);
-    return 0;
-}
-
-json_t *
-docker_begin(struct api_req *req, struct api_resp *resp, unsigned *port, struct exapp_name *n)
-{
-    const char *hv = api_header(req, "docker-engine-port");
-    char *t, prefix[80];
-    json_error_t jerr;
-    json_t *body;
-    long v;
-
-    if (hv == NULL) {
-        api_text(resp, 400, "Missing 'docker-engine-port' header.");
-        return NULL;
-    }
-    if (!py_int(hv, &v) || v < 1 || v > 65535) {
-        t = xasprintf("Invalid 'docker-engine-port' header value: %.100s", hv);
-        api_text(resp, 400, t);
-        free(t);
-        return NULL;
-    }
-    *port = (unsigned)v;
-    body = json_loadb(req->body != NULL ? req->body : "", req->body_len, JSON_DECODE_ANY, &jerr);
-    if (body == NULL) {
-        api_text(resp, 400, "Invalid JSON body");
-        return NULL;
-    }
-    if (!json_is_object(body)) {
-        docker_invalid(resp, "body", "Input should be a valid dictionary");
-        json_decref(body);
-        return NULL;
-    }
-    if (n == NULL) {
-        return body;
-    }
-    memset(n, 0, sizeof(*n));
-    if (name_field(resp, body, "name", true, n->name, sizeof(n->name)) == -1 ||
-        name_field(resp, body, "instance_id", false, n->instance_id, sizeof(n->instance_id)) ==
-            -1 ||
-        name_field(resp, body, "role_suffix", false, n->role_suffix, sizeof(n->role_suffix)) ==
-            -1) {
-        json_decref(body);
-        return NULL;
-    }
-    snprintf(prefix, sizeof(prefix), "nc_app_%s%s", n->instance_id, n->instance_id[0] ? "_" : "");
-    snprintf(n->container, sizeof(n->container), "%s%s%s%s", prefix, n->name,
-             n->role_suffix[0] ? "_" : "", n->role_suffix);
-    snprintf(n->volume, sizeof(n->volume), "%s%s_data", prefix, n->name);
-    return body;
-}
 
 /* --- exists ------------------------------------------------------------------------------- */
 
@@ -250,14 +31,14 @@ on_exists(struct api_req *req, struct api_resp *resp)
     enum docker_rc rc;
     long status;
 
-    if ((body = docker_begin(req, resp, &port, &n)) == NULL) {
+    if ((body = api_docker_req_begin(req, resp, &port, &n)) == NULL) {
         return;
     }
     json_decref(body);
     docker_session_open(&s, req->ctl, port, 15);
     snprintf(path, sizeof(path), "/containers/%s/json", n.container);
     if ((rc = docker_call_json(&s, "GET", path, NULL, &status, &info)) != DOCKER_OK) {
-        docker_failed(resp, rc, port);
+        api_docker_req_failed(resp, rc, port);
         return;
     }
     if (status == 200) {
@@ -287,45 +68,45 @@ create_config(struct api_resp *resp, json_t *body, const struct exapp_name *n)
     size_t i;
 
     if (json_object_get(body, "image_id") == NULL && json_object_get(body, "image") != NULL) {
-        if (docker_str(resp, body, "image", NULL, &image) == -1) {
+        if (api_docker_req_str(resp, body, "image", NULL, &image) == -1) {
             return NULL;
         }
-    } else if (docker_str(resp, body, "image_id", NULL, &image) == -1) {
+    } else if (api_docker_req_str(resp, body, "image_id", NULL, &image) == -1) {
         return NULL;
     }
     if (image[0] == '\0') {
-        docker_invalid(resp, "image_id", "must not be empty");
+        api_docker_req_invalid(resp, "image_id", "must not be empty");
         return NULL;
     }
-    if (docker_str(resp, body, "network_mode", "bridge", &net) == -1 ||
-        docker_str(resp, body, "restart_policy", "unless-stopped", &restart) == -1 ||
-        docker_str(resp, body, "compute_device", "cpu", &device) == -1) {
+    if (api_docker_req_str(resp, body, "network_mode", "bridge", &net) == -1 ||
+        api_docker_req_str(resp, body, "restart_policy", "unless-stopped", &restart) == -1 ||
+        api_docker_req_str(resp, body, "compute_device", "cpu", &device) == -1) {
         return NULL;
     }
     if (net[0] == '\0') {
-        docker_invalid(resp, "network_mode", "must not be empty");
+        api_docker_req_invalid(resp, "network_mode", "must not be empty");
         return NULL;
     }
     if (strcmp(device, "cpu") != 0 && strcmp(device, "rocm") != 0 && strcmp(device, "cuda") != 0) {
-        docker_invalid(resp, "compute_device", "Input should be 'cpu', 'rocm' or 'cuda'");
+        api_docker_req_invalid(resp, "compute_device", "Input should be 'cpu', 'rocm' or 'cuda'");
         return NULL;
     }
     env = json_object_get(body, "environment_variables");
     if (env != NULL && !json_is_array(env)) {
-        docker_invalid(resp, "environment_variables", "Input should be a valid list");
+        api_docker_req_invalid(resp, "environment_variables", "Input should be a valid list");
         return NULL;
     }
     json_array_foreach(env, i, v)
     {
         if (!json_is_string(v)) {
             snprintf(field, sizeof(field), "environment_variables.%zu", i);
-            docker_invalid(resp, field, "Input should be a valid string");
+            api_docker_req_invalid(resp, field, "Input should be a valid string");
             return NULL;
         }
     }
     mounts = json_object_get(body, "mount_points");
     if (mounts != NULL && !json_is_array(mounts)) {
-        docker_invalid(resp, "mount_points", "Input should be a valid list");
+        api_docker_req_invalid(resp, "mount_points", "Input should be a valid list");
         return NULL;
     }
     arr = json_array();
@@ -341,7 +122,8 @@ create_config(struct api_resp *resp, json_t *body, const struct exapp_name *n)
         if (!json_is_object(m) || src == NULL || dst == NULL ||
             (mode != NULL && !json_is_string(mode))) {
             json_decref(arr);
-            docker_invalid(resp, field, "needs string fields source and target, and optional mode");
+            api_docker_req_invalid(resp, field,
+                                   "needs string fields source and target, and optional mode");
             return NULL;
         }
         json_array_append_new(
@@ -364,13 +146,13 @@ create_config(struct api_resp *resp, json_t *body, const struct exapp_name *n)
     limits = json_object_get(body, "resource_limits");
     if (limits != NULL && !json_is_object(limits) && !json_is_null(limits)) {
         json_decref(host);
-        docker_invalid(resp, "resource_limits", "Input should be a valid dictionary");
+        api_docker_req_invalid(resp, "resource_limits", "Input should be a valid dictionary");
         return NULL;
     }
     if ((v = json_object_get(limits, "memory")) != NULL) {
         if (!json_is_null(v) && !(json_is_integer(v) && json_integer_value(v) >= 0)) {
             json_decref(host);
-            docker_invalid(resp, "resource_limits.memory", "bytes: a non-negative integer");
+            api_docker_req_invalid(resp, "resource_limits.memory", "bytes: a non-negative integer");
             return NULL;
         }
         json_object_set(host, "Memory", v);
@@ -378,7 +160,7 @@ create_config(struct api_resp *resp, json_t *body, const struct exapp_name *n)
     if ((v = json_object_get(limits, "nanoCPUs")) != NULL) {
         if (!json_is_null(v) && !(json_is_integer(v) && json_integer_value(v) >= 0)) {
             json_decref(host);
-            docker_invalid(resp, "resource_limits.nanoCPUs", "a non-negative integer");
+            api_docker_req_invalid(resp, "resource_limits.nanoCPUs", "a non-negative integer");
             return NULL;
         }
         json_object_set(host, "NanoCPUs", v);
@@ -405,7 +187,7 @@ on_create(struct api_req *req, struct api_resp *resp)
     enum docker_rc rc;
     long status;
 
-    if ((body = docker_begin(req, resp, &port, &n)) == NULL) {
+    if ((body = api_docker_req_begin(req, resp, &port, &n)) == NULL) {
         return;
     }
     cfg = create_config(resp, body, &n);
@@ -458,7 +240,7 @@ on_create(struct api_req *req, struct api_resp *resp)
     }
     goto out;
 failed:
-    docker_failed(resp, rc, port);
+    api_docker_req_failed(resp, rc, port);
 out:
     json_decref(out);
     json_decref(cfg);
@@ -477,14 +259,14 @@ start_stop(struct api_req *req, struct api_resp *resp, bool start)
     enum docker_rc rc;
     long status;
 
-    if ((body = docker_begin(req, resp, &port, &n)) == NULL) {
+    if ((body = api_docker_req_begin(req, resp, &port, &n)) == NULL) {
         return;
     }
     json_decref(body);
     docker_session_open(&s, req->ctl, port, 30);
     snprintf(path, sizeof(path), "/containers/%s/%s", n.container, start ? "start" : "stop");
     if ((rc = docker_call_json(&s, "POST", path, NULL, &status, NULL)) != DOCKER_OK) {
-        docker_failed(resp, rc, port);
+        api_docker_req_failed(resp, rc, port);
         return;
     }
     if (status == 204) {
@@ -543,7 +325,7 @@ on_wait_for_start(struct api_req *req, struct api_resp *resp)
     long code;
     int i;
 
-    if ((body = docker_begin(req, resp, &port, &n)) == NULL) {
+    if ((body = api_docker_req_begin(req, resp, &port, &n)) == NULL) {
         return;
     }
     json_decref(body);
@@ -564,7 +346,7 @@ on_wait_for_start(struct api_req *req, struct api_resp *resp)
             break;
         }
         if (rc != DOCKER_OK) {
-            docker_failed(resp, rc, port);
+            api_docker_req_failed(resp, rc, port);
             json_decref(health);
             return;
         }
@@ -634,19 +416,19 @@ on_remove(struct api_req *req, struct api_resp *resp)
     enum docker_rc rc;
     long status;
 
-    if ((body = docker_begin(req, resp, &port, &n)) == NULL) {
+    if ((body = api_docker_req_begin(req, resp, &port, &n)) == NULL) {
         return;
     }
-    if (docker_lax_bool(body, "remove_data", false, &remove_data) == -1) {
+    if (api_docker_req_bool(body, "remove_data", false, &remove_data) == -1) {
         json_decref(body);
-        docker_invalid(resp, "remove_data", "Input should be a valid boolean");
+        api_docker_req_invalid(resp, "remove_data", "Input should be a valid boolean");
         return;
     }
     json_decref(body);
     docker_session_open(&s, req->ctl, port, 30);
     snprintf(path, sizeof(path), "/containers/%s?force=true", n.container);
     if ((rc = docker_call_json(&s, "DELETE", path, NULL, &status, NULL)) != DOCKER_OK) {
-        docker_failed(resp, rc, port);
+        api_docker_req_failed(resp, rc, port);
         return;
     }
     if (status != 204 && status != 404 && status != 409) {
@@ -658,7 +440,7 @@ on_remove(struct api_req *req, struct api_resp *resp)
     if (remove_data) {
         snprintf(path, sizeof(path), "/volumes/%s", n.volume);
         if ((rc = docker_call_json(&s, "DELETE", path, NULL, &status, NULL)) != DOCKER_OK) {
-            docker_failed(resp, rc, port);
+            api_docker_req_failed(resp, rc, port);
             return;
         }
         if (status == 409) {
@@ -738,26 +520,26 @@ on_image_remove(struct api_req *req, struct api_resp *resp)
     long status;
     size_t i;
 
-    if ((body = docker_begin(req, resp, &port, NULL)) == NULL) {
+    if ((body = api_docker_req_begin(req, resp, &port, NULL)) == NULL) {
         return;
     }
-    if (docker_str(resp, body, "image_ref", NULL, &ref) == -1) {
+    if (api_docker_req_str(resp, body, "image_ref", NULL, &ref) == -1) {
         json_decref(body);
         return;
     }
     if (!image_ref_ok(ref)) {
         json_decref(body);
-        docker_invalid(resp, "image_ref",
-                       "not an image reference ([registry/]name[:tag]"
-                       "[@digest])");
+        api_docker_req_invalid(resp, "image_ref",
+                               "not an image reference ([registry/]name[:tag]"
+                               "[@digest])");
         return;
     }
     enc = quote_all(ref);
     docker_session_open(&s, req->ctl, port, 30);
     path = xasprintf("/images/%s/json", enc);
     rc = docker_call_json(&s, "GET", path, NULL, &status, &info);
-    if (rc == DOCKER_CONNECT || rc == DOCKER_TIMEOUT) {
-        docker_failed(resp, rc, port);
+    if (rc == DOCKER_CONNECT || rc == DOCKER_TIMEOUT || rc == DOCKER_BUSY) {
+        api_docker_req_failed(resp, rc, port);
         goto out;
     }
     if (rc == DOCKER_OK && status == 404) {
@@ -770,7 +552,7 @@ on_image_remove(struct api_req *req, struct api_resp *resp)
     free(path);
     path = xasprintf("/images/%s", enc);
     if ((rc = docker_call_json(&s, "DELETE", path, NULL, &status, &out)) != DOCKER_OK) {
-        docker_failed(resp, rc, port);
+        api_docker_req_failed(resp, rc, port);
         goto out;
     }
     if (status == 200) {
@@ -809,6 +591,6 @@ const struct api_route api_docker_routes[] = {
     {"POST", "/docker/exapp/wait_for_start", false, false, on_wait_for_start},
     {"POST", "/docker/exapp/remove", false, false, on_remove},
     {"POST", "/docker/exapp/image_remove", false, false, on_image_remove},
-    {"POST", "/docker/exapp/install_certificates", false, false, api_docker_install_certificates},
+    {"POST", "/docker/exapp/install_certificates", false, false, api_docker_certs_install},
     {NULL, NULL, false, false, NULL},
 };

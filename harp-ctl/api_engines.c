@@ -198,7 +198,7 @@ on_frpc(struct api_req *req, struct api_resp *resp)
     api_json(resp, 200, o);
 }
 
-const struct api_route api_engine_routes[] = {
+const struct api_route api_engines_routes[] = {
     {"GET", "/api/v1/frpc/", true, false, on_frpc},
     {"GET", "/api/v1/engines", false, false, on_list},
     {"POST", "/api/v1/engines", false, false, on_add},

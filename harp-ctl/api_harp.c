@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_exapp.h"
 #include "k8s.h"
 #include "log.h"
 
@@ -36,19 +37,6 @@ on_info(struct api_req *req, struct api_resp *resp)
     api_json(resp, 200, o);
 }
 
-/* Validates <param> as an app id; answers 400 and returns -1 when it is not one. */
-static int
-app_id_param(struct api_req *req, struct api_resp *resp, char id[EXAPP_ID_MAX + 1])
-{
-    struct hp_err err;
-
-    if (exapp_id_normalise(req->param, id, &err) == -1) {
-        api_error(resp, 400, err.msg);
-        return -1;
-    }
-    return 0;
-}
-
 static void
 on_storage_post(struct api_req *req, struct api_resp *resp)
 {
@@ -58,7 +46,7 @@ on_storage_post(struct api_req *req, struct api_resp *resp)
     json_t *body;
     int rc;
 
-    if (app_id_param(req, resp, id) == -1 || (body = api_body_json(req, resp)) == NULL) {
+    if (api_exapp_id(req, resp, id) == -1 || (body = api_body_json(req, resp)) == NULL) {
         return;
     }
     if (exapp_from_json(body, &app, &err) == -1) {
@@ -75,35 +63,13 @@ on_storage_post(struct api_req *req, struct api_resp *resp)
     } else if (rc == -1) {
         api_error(resp, 500, "the ExApp could not be stored");
     } else {
-        log_info("exapp: stored %s version=%s host=%s port=%u routes=%zu", app.app_id,
-                 app.version, app.host, app.port, app.nroutes);
+        log_info("exapp: stored %s version=%s host=%s port=%u routes=%zu", app.app_id, app.version,
+                 app.host, app.port, app.nroutes);
         publish_forget_missing(req->ctl->pub, app.app_id);
         publish_notify(req->ctl->pub);
         api_empty(resp, 204);
     }
     exapp_free(&app);
-}
-
-void
-api_exapp_delete(struct api_req *req, struct api_resp *resp)
-{
-    struct hp_err err;
-    char id[EXAPP_ID_MAX + 1];
-    int rc;
-
-    if (app_id_param(req, resp, id) == -1) {
-        return;
-    }
-    rc = store_exapp_delete(req->ctl->store, id, &err);
-    if (rc == -1) {
-        api_error(resp, 500, "the ExApp could not be removed");
-    } else if (rc == 0) {
-        api_error(resp, 404, NULL);
-    } else {
-        log_info("exapp: removed %s", id);
-        publish_notify(req->ctl->pub);
-        api_empty(resp, 204);
-    }
 }
 
 const struct api_route api_harp_routes[] = {

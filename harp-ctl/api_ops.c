@@ -8,13 +8,16 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_exapp.h"
 #include "cidr.h"
 #include "log.h"
+#include "outbound.h"
 
 static void
 on_status(struct api_req *req, struct api_resp *resp)
 {
     struct ctl *ctl = req->ctl;
+    struct outbound_stats ob;
     json_t *o = json_object();
 
     json_object_set_new(o, "version", json_string(PACKAGE_VERSION));
@@ -25,6 +28,11 @@ on_status(struct api_req *req, struct api_resp *resp)
     json_object_set_new(o, "table_version", json_integer(store_table_version(ctl->store)));
     json_object_set_new(o, "exapps", json_integer((json_int_t)store_exapp_count(ctl->store)));
     publish_stats(ctl->pub, o);
+    outbound_stats(&ob);
+    json_object_set_new(o, "outbound",
+                        json_pack("{s:i,s:i,s:i,s:I,s:I}", "max", (int)ob.max, "running",
+                                  (int)ob.running, "waiting", (int)ob.waiting, "done",
+                                  (json_int_t)ob.done, "refused", (json_int_t)ob.refused));
     api_json(resp, 200, o);
 }
 

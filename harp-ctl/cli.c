@@ -436,7 +436,7 @@ cli_main(int argc, char **argv)
             fputs(usage_serve, opts.help ? stdout : stderr);
             return opts.help ? CLI_OK : CLI_USAGE;
         }
-        return serve_main(&opts);
+        return serve_main(cli_lookup, &opts, opts.allow_empty);
     }
     if (strcmp(cmd, "config") == 0) {
         return cmd_config(&opts);

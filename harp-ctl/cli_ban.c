@@ -61,8 +61,7 @@ cli_ban(struct cli_opts *opts)
     }
     if (add && st == 201) {
         printf("banned %s until %s\n", json_string_value(json_object_get(j, "ip")),
-               cli_time(json_integer_value(json_object_get(j, "expires_at")), tbuf,
-                        sizeof(tbuf)));
+               cli_time(json_integer_value(json_object_get(j, "expires_at")), tbuf, sizeof(tbuf)));
     } else if (rm && st == 204) {
         printf("unbanned %s\n", opts->args[2]);
     } else if (rm && st == 404) {
@@ -76,11 +75,11 @@ cli_ban(struct cli_opts *opts)
         printf("%-39s  %8s  %-9s  %s\n", "IP", "FAILURES", "REASON", "EXPIRES");
         json_array_foreach(json_object_get(j, "bans"), i, b)
         {
-            printf("%-39s  %8lld  %-9s  %s\n", json_string_value(json_object_get(b, "ip")),
-                   (long long)json_integer_value(json_object_get(b, "failures")),
-                   json_string_value(json_object_get(b, "reason")),
-                   cli_time(json_integer_value(json_object_get(b, "expires_at")), tbuf,
-                            sizeof(tbuf)));
+            printf(
+                "%-39s  %8lld  %-9s  %s\n", json_string_value(json_object_get(b, "ip")),
+                (long long)json_integer_value(json_object_get(b, "failures")),
+                json_string_value(json_object_get(b, "reason")),
+                cli_time(json_integer_value(json_object_get(b, "expires_at")), tbuf, sizeof(tbuf)));
         }
         if (json_array_size(json_object_get(j, "bans")) == 0) {
             printf("(no bans)\n");

@@ -67,8 +67,7 @@ print_list(const json_t *j)
                json_string_value(json_object_get(a, "host")),
                (long long)json_integer_value(json_object_get(a, "port")),
                json_array_size(json_object_get(a, "routes")),
-               cli_time(json_integer_value(json_object_get(a, "updated_at")), tbuf,
-                        sizeof(tbuf)));
+               cli_time(json_integer_value(json_object_get(a, "updated_at")), tbuf, sizeof(tbuf)));
     }
     if (json_array_size(apps) == 0) {
         printf("(no ExApps registered)\n");
@@ -90,10 +89,10 @@ print_one(const json_t *a)
     if (json_object_get(a, "resolved_host") != NULL) {
         printf("resolved:  %s\n", json_string_value(json_object_get(a, "resolved_host")));
     }
-    printf("created:   %s\n", cli_time(json_integer_value(json_object_get(a, "created_at")),
-                                       tbuf, sizeof(tbuf)));
-    printf("updated:   %s\n", cli_time(json_integer_value(json_object_get(a, "updated_at")),
-                                       tbuf, sizeof(tbuf)));
+    printf("created:   %s\n",
+           cli_time(json_integer_value(json_object_get(a, "created_at")), tbuf, sizeof(tbuf)));
+    printf("updated:   %s\n",
+           cli_time(json_integer_value(json_object_get(a, "updated_at")), tbuf, sizeof(tbuf)));
     printf("routes:    %zu\n", json_array_size(routes));
     if (json_array_size(routes) > 0) {
         printf("  %3s  %-6s  %-12s  %s\n", "#", "ACCESS", "BRUTEFORCE", "URL");

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Docker Engine API client. A new libcurl handle per call (no pooled connections, as HaRP);
- * an engine is a Unix socket or a TCP address. Each endpoint's calls share one deadline.
- * Our own calls carry the engine's own API version (from /version, cached 60 s): an engine
- * accepts it whatever version AppAPI was written for.
+ * an engine is a Unix socket or a TCP address. Every call takes one of the HP_OUTBOUND_MAX
+ * slots of outbound.c (DOCKER_BUSY when none frees in time). Each endpoint's calls share one
+ * deadline. Our own calls carry the engine's own API version (from /version, cached 60 s): an
+ * engine accepts it whatever version AppAPI was written for.
  */
 #include "config.h"
 
@@ -17,6 +18,7 @@
 #include "docker.h"
 #include "env.h"
 #include "log.h"
+#include "outbound.h"
 #include "xmalloc.h"
 
 #define VERSION_TTL_MS 60000
@@ -118,6 +120,7 @@ perform(const struct docker_engine *e, const char *method, const char *path, con
     struct curl_slist *hdrs = NULL;
     char url[1024], hdr[128];
     enum docker_rc rc = DOCKER_OK;
+    int64_t started;
     CURLcode cc;
     CURL *c;
 
@@ -127,7 +130,21 @@ perform(const struct docker_engine *e, const char *method, const char *path, con
         snprintf(why, why_len, "deadline passed before %s %s", method, path);
         return DOCKER_TIMEOUT;
     }
+    /* One of the HP_OUTBOUND_MAX slots, waited for within the call's own deadline. */
+    started = now_ms();
+    snprintf(url, sizeof(url), "Docker engine on port %u: %s %s", e->port, method, path);
+    if (!outbound_acquire(timeout_ms < OUTBOUND_WAIT_MS ? timeout_ms : OUTBOUND_WAIT_MS, url)) {
+        snprintf(why, why_len, "%s %s: all %u outbound calls busy", method, path, outbound_max());
+        return DOCKER_BUSY;
+    }
+    timeout_ms -= (long)(now_ms() - started);
+    if (timeout_ms <= 0) {
+        outbound_release();
+        snprintf(why, why_len, "deadline passed before %s %s", method, path);
+        return DOCKER_TIMEOUT;
+    }
     if ((c = curl_easy_init()) == NULL) {
+        outbound_release();
         snprintf(why, why_len, "cannot create an HTTP client");
         return DOCKER_FAILED;
     }
@@ -160,6 +177,7 @@ perform(const struct docker_engine *e, const char *method, const char *path, con
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_body_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply->body);
     cc = curl_easy_perform(c);
+    outbound_release();
     switch (cc) {
     case CURLE_OK:
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &reply->status);

@@ -31,7 +31,8 @@ struct docker_version {
     char min_api[16];
 };
 
-enum docker_rc { DOCKER_OK = 0, DOCKER_CONNECT, DOCKER_TIMEOUT, DOCKER_FAILED };
+/* DOCKER_BUSY: not made, all HP_OUTBOUND_MAX outbound calls stayed busy (outbound.h). */
+enum docker_rc { DOCKER_OK = 0, DOCKER_CONNECT, DOCKER_TIMEOUT, DOCKER_FAILED, DOCKER_BUSY };
 
 /* Parses an operator's engine address: unix:///abs/path or tcp://host:port. */
 int docker_address_parse(const char *addr, struct docker_engine *e, struct hp_err *err);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
-/* The Kubernetes API client (libcurl): token, CA, TLS verification as HaRP configures them. */
+/* The Kubernetes API client (libcurl): token, CA, TLS verification as HaRP configures them.
+ * Each call takes one of the HP_OUTBOUND_MAX slots of outbound.c. */
 #include "config.h"
 
 #include <curl/curl.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "k8s.h"
+#include "outbound.h"
 #include "secret.h"
 #include "xmalloc.h"
 
@@ -51,6 +53,7 @@ k8s_reachable(const struct hp_config *cfg)
     struct curl_slist *hdrs = NULL;
     char *token, *url, *auth;
     long status = 0;
+    CURLcode cc;
     CURL *c;
     bool ok = false;
 
@@ -77,7 +80,7 @@ k8s_reachable(const struct hp_config *cfg)
     } else if (cfg->k8s_ca_file != NULL && access(cfg->k8s_ca_file, R_OK) == 0) {
         curl_easy_setopt(c, CURLOPT_CAINFO, cfg->k8s_ca_file);
     }
-    if (curl_easy_perform(c) == CURLE_OK &&
+    if (outbound_perform(c, OUTBOUND_WAIT_MS, "Kubernetes API call", &cc) == 0 && cc == CURLE_OK &&
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status == 200) {
         ok = true;
     }

@@ -8,7 +8,8 @@
 #include "env.h"
 
 /* True when the API server and a bearer token are configured and GET <api>/api answers 200
- * (HaRP's "reachable" in /info). Blocks up to 60 s. */
+ * (HaRP's "reachable" in /info); false too when all outbound calls stay busy (outbound.h).
+ * Blocks up to 70 s. */
 bool k8s_reachable(const struct hp_config *cfg);
 
 #endif

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* Nextcloud client (libcurl): HaRP's client properties (spec 3.4): 25 s total, 5 s connect,
- * no cookie jar, TLS verified with the system CAs, redirects followed, JSON answers only. */
+ * no cookie jar, TLS verified with the system CAs, redirects followed, JSON answers only.
+ * Each call takes one of the HP_OUTBOUND_MAX slots of outbound.c, waiting OUTBOUND_WAIT_MS. */
 #include "config.h"
 
 #include <curl/curl.h>
@@ -13,6 +14,7 @@
 #include "http_client.h"
 #include "log.h"
 #include "nextcloud.h"
+#include "outbound.h"
 #include "secret.h"
 #include "xmalloc.h"
 
@@ -87,7 +89,10 @@ nc_perform(const char *url, struct curl_slist *hdrs, struct http_body *body, lon
         err_set(err, "cannot create an HTTP client");
         return NULL;
     }
-    rc = curl_easy_perform(c);
+    if (outbound_perform(c, OUTBOUND_WAIT_MS, "Nextcloud call", &rc) == -1) {
+        err_set(err, "not called: all %u outbound calls (HP_OUTBOUND_MAX) busy", outbound_max());
+        return NULL;
+    }
     if (rc != CURLE_OK) {
         err_set(err, "Nextcloud unreachable: %s", curl_easy_strerror(rc));
         return NULL;
@@ -141,6 +146,10 @@ nextcloud_exapp_meta(const struct hp_config *cfg, const char *app_id, struct exa
         goto out;
     }
     json_decref(j);
+    /* cppcheck's cross-file check takes <app>, the out-parameter exapp_from_json() has just
+     * filled, for uninitialised here (it is the caller's uninitialised struct): a false
+     * positive. */
+    /* cppcheck-suppress ctuuninitvar */
     snprintf(app->app_id, sizeof(app->app_id), "%s", app_id);
     ret = 1;
 out:
@@ -195,7 +204,11 @@ nextcloud_exapp_enabled(const struct hp_config *cfg, const struct exapp *app, st
     }
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)(sizeof(body) - 1));
-    if ((rc = curl_easy_perform(c)) != CURLE_OK) {
+    if (outbound_perform(c, OUTBOUND_WAIT_MS, "Nextcloud call", &rc) == -1) {
+        err_set(err, "not called: all %u outbound calls (HP_OUTBOUND_MAX) busy", outbound_max());
+        goto out;
+    }
+    if (rc != CURLE_OK) {
         err_set(err, "Nextcloud unreachable: %s", curl_easy_strerror(rc));
         goto out;
     }

@@ -10,8 +10,8 @@
 
 /* GET <NC_REQ_URL>/index.php/apps/app_api/harp/exapp-meta?appId=<app_id> with the shared key.
  * 1 with <app> filled (app_id set) when Nextcloud knows the app, 0 when it answers 401/404
- * (unknown app, or a key it does not accept), -1 with <err> on any other outcome. Blocks up
- * to 25 s. */
+ * (unknown app, or a key it does not accept), -1 with <err> on any other outcome (also when
+ * all outbound calls stay busy, outbound.h). Blocks up to 35 s. */
 int nextcloud_exapp_meta(const struct hp_config *cfg, const char *app_id, struct exapp *app,
                          struct hp_err *err);
 
@@ -31,7 +31,7 @@ enum nc_user_result { NC_USER = 1, NC_ANONYMOUS = 0, NC_USER_ERROR = -1 };
  * hop-by-hop headers; a value holding NUL, CR or LF is left out) and the shared key
  * (spec 3.3). NC_USER with <user_id> and <level> on
  * 200; NC_ANONYMOUS on any 4xx; NC_USER_ERROR (<err> says why) on 5xx, network errors,
- * timeouts and malformed answers. Blocks up to 25 s. */
+ * timeouts, malformed answers and all outbound calls busy. Blocks up to 35 s. */
 enum nc_user_result nextcloud_user_info(const struct hp_config *cfg, const char *app_id,
                                         const struct msg_header *headers, size_t n, char *user_id,
                                         size_t user_len, int *level, struct hp_err *err);

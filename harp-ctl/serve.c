@@ -13,13 +13,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "api.h"
+#include "api_server.h"
 #include "ca.h"
-#include "cli.h"
 #include "ctl.h"
 #include "engines.h"
 #include "fdlimit.h"
 #include "log.h"
+#include "outbound.h"
 #include "serve.h"
 #include "xmalloc.h"
 
@@ -146,7 +146,7 @@ on_tunnels(void *ctx)
 }
 
 int
-serve_main(struct cli_opts *opts)
+serve_main(env_lookup_cb lookup, void *lookup_arg, bool allow_empty)
 {
     struct ctl ctl;
     struct api *api;
@@ -156,7 +156,7 @@ serve_main(struct cli_opts *opts)
     int sig, lockfd;
 
     memset(&ctl, 0, sizeof(ctl));
-    if (env_load(&ctl.cfg, ENV_SERVE, cli_lookup, opts, &err) == -1) {
+    if (env_load(&ctl.cfg, ENV_SERVE, lookup, lookup_arg, &err) == -1) {
         fprintf(stderr, "harp-ctl: configuration error: %s\n", err.msg);
         return 2;
     }
@@ -175,7 +175,7 @@ serve_main(struct cli_opts *opts)
         env_free(&ctl.cfg);
         return 1;
     }
-    if (check_database(ctl.cfg.state_dir, opts->allow_empty) == -1) {
+    if (check_database(ctl.cfg.state_dir, allow_empty) == -1) {
         env_free(&ctl.cfg);
         close(lockfd);
         return 1;
@@ -190,6 +190,7 @@ serve_main(struct cli_opts *opts)
     }
     ctl.started = time(NULL);
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    outbound_init(ctl.cfg.outbound_max);
 
     /* Signals are taken synchronously by this thread; the API threads inherit the mask. */
     sigemptyset(&set);
@@ -215,7 +216,7 @@ serve_main(struct cli_opts *opts)
         return 1;
     }
     engines_changed(ctl.engines); /* the first probe, now that it has a publisher */
-    api = api_start(&ctl, &err);
+    api = api_server_start(&ctl, &err);
     if (api == NULL) {
         log_errorx("serve: %s", err.msg);
         engines_stop(ctl.engines);
@@ -240,7 +241,7 @@ serve_main(struct cli_opts *opts)
         break;
     }
     log_notice("serve: %s received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    api_stop(api);
+    api_server_stop(api);
     engines_stop(ctl.engines);
     publish_stop(ctl.pub);
     store_close(ctl.store);

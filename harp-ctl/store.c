@@ -39,8 +39,9 @@ exec(struct store *st, const char *sql, struct hp_err *err)
     return 0;
 }
 
-int
-store_schema_version(struct store *st)
+/* PRAGMA user_version; the caller holds <mtx> or is store_open(). */
+static int
+schema_version(struct store *st)
 {
     sqlite3_stmt *s;
     int v = -1;
@@ -53,10 +54,22 @@ store_schema_version(struct store *st)
     return v;
 }
 
+int
+store_schema_version(struct store *st)
+{
+    int v;
+
+    /* The connection is opened NOMUTEX: every use outside store_open() holds <mtx>. */
+    pthread_mutex_lock(&st->mtx);
+    v = schema_version(st);
+    pthread_mutex_unlock(&st->mtx);
+    return v;
+}
+
 static int
 migrate(struct store *st, struct hp_err *err)
 {
-    int cur = store_schema_version(st);
+    int cur = schema_version(st);
     unsigned i;
     char *sql;
 
@@ -65,8 +78,8 @@ migrate(struct store *st, struct hp_err *err)
         return -1;
     }
     if ((unsigned)cur > schema_steps[schema_nsteps - 1].version) {
-        err_set(err, "database %s has schema version %d, newer than this harp knows (%u)",
-                st->path, cur, schema_steps[schema_nsteps - 1].version);
+        err_set(err, "database %s has schema version %d, newer than this harp knows (%u)", st->path,
+                cur, schema_steps[schema_nsteps - 1].version);
         return -1;
     }
     for (i = 0; i < schema_nsteps; i++) {
@@ -143,8 +156,8 @@ store_table_version(struct store *st)
     int64_t v = -1;
 
     pthread_mutex_lock(&st->mtx);
-    if (sqlite3_prepare_v2(st->db, "SELECT version FROM table_state WHERE id = 1", -1, &s,
-                           NULL) == SQLITE_OK &&
+    if (sqlite3_prepare_v2(st->db, "SELECT version FROM table_state WHERE id = 1", -1, &s, NULL) ==
+            SQLITE_OK &&
         sqlite3_step(s) == SQLITE_ROW) {
         v = sqlite3_column_int64(s, 0);
     }

@@ -46,8 +46,7 @@ store_ban_delete(struct store *st, const char *ip, struct hp_err *err)
     int rc = -1;
 
     pthread_mutex_lock(&st->mtx);
-    if (sqlite3_prepare_v2(st->db, "DELETE FROM bans WHERE ip = ?1", -1, &s, NULL) ==
-        SQLITE_OK) {
+    if (sqlite3_prepare_v2(st->db, "DELETE FROM bans WHERE ip = ?1", -1, &s, NULL) == SQLITE_OK) {
         sqlite3_bind_text(s, 1, ip, -1, SQLITE_STATIC);
         if (sqlite3_step(s) == SQLITE_DONE) {
             rc = sqlite3_changes(st->db) > 0 ? 1 : 0;
@@ -75,10 +74,9 @@ store_ban_list(struct store *st, int64_t now)
         sqlite3_bind_int64(s, 1, now);
         while (sqlite3_step(s) == SQLITE_ROW) {
             json_array_append_new(
-                a, json_pack("{s:s,s:i,s:s,s:I,s:I}", "ip", sqlite3_column_text(s, 0),
-                             "failures", sqlite3_column_int(s, 1), "reason",
-                             sqlite3_column_text(s, 2), "created_at",
-                             (json_int_t)sqlite3_column_int64(s, 3), "expires_at",
+                a, json_pack("{s:s,s:i,s:s,s:I,s:I}", "ip", sqlite3_column_text(s, 0), "failures",
+                             sqlite3_column_int(s, 1), "reason", sqlite3_column_text(s, 2),
+                             "created_at", (json_int_t)sqlite3_column_int64(s, 3), "expires_at",
                              (json_int_t)sqlite3_column_int64(s, 4)));
         }
         sqlite3_finalize(s);

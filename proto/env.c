@@ -78,6 +78,8 @@ static const struct var vars[] = {
     {"HP_BLACKLIST_COUNT", "10", V_UINT, OFF(blacklist_count), 0, 1000000, S_SERVE, false},
     {"HP_USER_LOOKUP_WORKERS", "8", V_UINT, OFF(user_lookup_workers), 1, 64, S_SERVE, false},
     {"HP_USER_LOOKUP_MAX", "256", V_UINT, OFF(user_lookup_max), 1, 100000, S_SERVE, false},
+    /* harp-ctl's outbound HTTP calls (Nextcloud, Docker, Kubernetes) at once (outbound.c) */
+    {"HP_OUTBOUND_MAX", "64", V_UINT, OFF(outbound_max), 1, 4096, S_SERVE, false},
     {"HP_BAN_REPLY_429", "false", V_BOOL, OFF(ban_reply_429), 0, 0, S_SERVE, false},
     {"HP_K8S_ENABLED", "false", V_BOOL, OFF(k8s_enabled), 0, 0, S_SERVE, false},
     {"HP_K8S_API_SERVER", NULL, V_URL, OFF(k8s_api_server), 0, 0, S_SERVE, false},

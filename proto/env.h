@@ -55,6 +55,7 @@ struct hp_config {
     bool ban_reply_429;
     unsigned user_lookup_workers; /* threads calling Nextcloud's user-info */
     unsigned user_lookup_max;     /* user look-ups waiting or running; beyond, 503 at once */
+    unsigned outbound_max;        /* harp-ctl's outbound HTTP calls at once (outbound.c) */
 
     bool k8s_enabled;
     char *k8s_api_server;

@@ -38,7 +38,7 @@ def wait_for(pred, timeout=10.0, what="condition"):
 
 def base_env(**extra):
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"):
         if k in os.environ:
             env[k] = os.environ[k]
     # Under AddressSanitizer freed memory stays resident in its quarantine; keep it small so
@@ -80,6 +80,11 @@ def http_request(addr, method, path, body=None, headers=None, timeout=10.0):
         conn.close()
 
 
+# The first line of an AddressSanitizer, LeakSanitizer or ThreadSanitizer report.
+SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                     "WARNING: ThreadSanitizer")
+
+
 class Process:
     """A harp program started with a log file of its own; SIGTERM at stop must exit 0."""
 
@@ -107,17 +112,28 @@ class Process:
         if self.proc.poll() is not None:
             raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
 
+    def check_sanitizers(self):
+        """A sanitizer's report in the program's stderr (its log) fails the test, whatever
+        the exit status: a process killed with SIGKILL never reports one through it."""
+        log = self.log()
+        for mark in SANITIZER_REPORTS:
+            assert mark not in log, f"{self.name}: {mark} report:\n{log}"
+
     def stop(self):
         if self.proc is None or self.proc.poll() is not None:
+            if self.proc is not None:
+                self.check_sanitizers()
             return self.proc.returncode if self.proc else 0
         self.proc.send_signal(signal.SIGTERM)
         rc = self.proc.wait(timeout=10 * MULT)
+        self.check_sanitizers()
         assert rc == 0, f"{self.name} exited with {rc} after SIGTERM:\n{self.log()}"
         return rc
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10 * MULT)
+        self.check_sanitizers()
 
     def log(self):
         try:
@@ -305,7 +321,9 @@ class FakeCtl:
             os.unlink(self.path)
 
 
-HARP_DP = os.path.join(BUILDDIR, "harp-dp", "harp-dp")
+# HARP_DP_BUILDDIR: harp-dp from another tree (the ThreadSanitizer run checks harp-ctl's threads
+# with the one-thread data plane of the ASan tree).
+HARP_DP = os.path.join(os.environ.get("HARP_DP_BUILDDIR") or BUILDDIR, "harp-dp", "harp-dp")
 
 
 class Dp(Process):

@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* The store on a real SQLite file: migrations, 0600 file, round trips, replacement of routes,
- * table versions, refusal of a database from a newer harp. */
+ * table versions, refusal of a database from a newer harp, the connection used only under the
+ * store's lock. */
 #include "config.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "schema.h"
@@ -71,7 +75,8 @@ test_limits(const char *dir)
 
     /* one record: 160 routes of 400 bytes are about 75 KiB as published */
     make_big_app(&a, "small", 160, 400);
-    IS_INT(store_exapp_put(st, &a, &err), -2, "a record over %u bytes is refused", EXAPP_MAX_RECORD);
+    IS_INT(store_exapp_put(st, &a, &err), -2, "a record over %u bytes is refused",
+           EXAPP_MAX_RECORD);
     OK(strstr(err.msg, "record is") != NULL && strstr(err.msg, "nothing stored") != NULL,
        "saying so: %s", err.msg);
     exapp_free(&a);
@@ -131,6 +136,41 @@ test_limits(const char *dir)
     free(path);
 }
 
+struct version_reader {
+    struct store *st;
+    atomic_int done;
+    int version;
+};
+
+static void *
+read_version(void *arg)
+{
+    struct version_reader *r = arg;
+
+    r->version = store_schema_version(r->st);
+    atomic_store(&r->done, 1);
+    return NULL;
+}
+
+/* The connection is opened NOMUTEX: store_schema_version() must wait for the store's lock
+ * held by another thread (an API thread's transaction) rather than use the connection. */
+static void
+test_schema_version_locks(struct store *st)
+{
+    struct version_reader r = {.st = st};
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 300 * 1000 * 1000};
+    pthread_t t;
+
+    pthread_mutex_lock(&st->mtx);
+    OK(pthread_create(&t, NULL, read_version, &r) == 0, "reader thread started");
+    nanosleep(&pause, NULL);
+    IS_INT(atomic_load(&r.done), 0,
+           "store_schema_version waits while another thread holds the lock");
+    pthread_mutex_unlock(&st->mtx);
+    pthread_join(t, NULL);
+    IS_INT(r.version, schema_steps[schema_nsteps - 1].version, "and reads the version after");
+}
+
 int
 main(void)
 {
@@ -151,6 +191,7 @@ main(void)
            "all migrations applied");
     OK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600, "database file is 0600");
     v0 = store_table_version(st);
+    test_schema_version_locks(st);
 
     make_app(&a, "alpha", 23001, 3);
     IS_INT(store_exapp_put(st, &a, &err), 0, "put alpha");

@@ -13,7 +13,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "api_docker.h"
+#include "api_docker_certs.h"
+#include "api_docker_req.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -308,7 +309,7 @@ out:
 }
 
 void
-api_docker_install_certificates(struct api_req *req, struct api_resp *resp)
+api_docker_certs_install(struct api_req *req, struct api_resp *resp)
 {
     struct docker_session s;
     struct exapp_name n;
@@ -321,25 +322,26 @@ api_docker_install_certificates(struct api_req *req, struct api_resp *resp)
     long status;
     int code;
 
-    if ((body = docker_begin(req, resp, &port, &n)) == NULL) {
+    if ((body = api_docker_req_begin(req, resp, &port, &n)) == NULL) {
         return;
     }
     bundle_v = json_object_get(body, "system_certs_bundle");
     if (bundle_v != NULL && !json_is_null(bundle_v) && !json_is_string(bundle_v)) {
         json_decref(body);
-        docker_invalid(resp, "system_certs_bundle", "Input should be a valid string or null");
+        api_docker_req_invalid(resp, "system_certs_bundle",
+                               "Input should be a valid string or null");
         return;
     }
-    if (docker_lax_bool(body, "install_frp_certs", true, &frp) == -1) {
+    if (api_docker_req_bool(body, "install_frp_certs", true, &frp) == -1) {
         json_decref(body);
-        docker_invalid(resp, "install_frp_certs", "Input should be a valid boolean");
+        api_docker_req_invalid(resp, "install_frp_certs", "Input should be a valid boolean");
         return;
     }
     bundle = json_string_value(bundle_v);
     docker_session_open(&s, req->ctl, port, 120);
     snprintf(path, sizeof(path), "/containers/%s/json", n.container);
     if ((rc = docker_call_json(&s, "GET", path, NULL, &status, &info)) != DOCKER_OK) {
-        docker_failed(resp, rc, port);
+        api_docker_req_failed(resp, rc, port);
         json_decref(body);
         return;
     }
@@ -357,7 +359,7 @@ api_docker_install_certificates(struct api_req *req, struct api_resp *resp)
     if (!running) {
         snprintf(path, sizeof(path), "/containers/%s/start", n.container);
         if ((rc = docker_call_json(&s, "POST", path, NULL, &status, NULL)) != DOCKER_OK) {
-            docker_failed(resp, rc, port);
+            api_docker_req_failed(resp, rc, port);
             goto out;
         }
         if (status != 204 && status != 304) {
