@@ -52,8 +52,8 @@ xff_prev(struct xff_walk *w, struct span *out)
 }
 
 void
-clientip_get(const struct cidr_list *trusted, const struct ipaddr *peer,
-             const struct http1_head *h, struct ipaddr *out)
+clientip_get(const struct cidr_list *trusted, const struct ipaddr *peer, const struct http1_head *h,
+             struct ipaddr *out)
 {
     struct xff_walk w = {h, h->nheaders, 0, false};
     struct span e;

@@ -113,7 +113,7 @@ cidr_parse(const char *s, size_t len, struct cidr *out, bool *masked)
     for (i = (size_t)out->prefix; i < (size_t)b; i++) {
         if (out->net.b[i / 8] & (1u << (7 - i % 8))) {
             *masked = true;
-            out->net.b[i / 8] &= (uint8_t)~(1u << (7 - i % 8));
+            out->net.b[i / 8] &= (uint8_t) ~(1u << (7 - i % 8));
         }
     }
     return 0;
@@ -151,8 +151,8 @@ cidr_list_contains(const struct cidr_list *l, const struct ipaddr *ip)
 static size_t
 quote_len(const char *p, size_t n, bool at_end)
 {
-    static const char *const q[] = {"'", "\"", "\xe2\x80\x9c", "\xe2\x80\x9d", "\xe2\x80\x98",
-                                    "\xe2\x80\x99"};
+    static const char *const q[] = {
+        "'", "\"", "\xe2\x80\x9c", "\xe2\x80\x9d", "\xe2\x80\x98", "\xe2\x80\x99"};
     size_t i, l;
 
     for (i = 0; i < sizeof(q) / sizeof(q[0]); i++) {

@@ -24,15 +24,15 @@
 #include "xmalloc.h"
 
 enum var_kind {
-    V_STR,      /* any string */
-    V_URL,      /* http:// or https:// */
-    V_ADDR,     /* host:port */
+    V_STR,             /* any string */
+    V_URL,             /* http:// or https:// */
+    V_ADDR,            /* host:port */
     V_BOOL_EXACT_TRUE, /* only "true" is true (HaRP's HP_FRP_DISABLE_TLS) */
-    V_BOOL,     /* 1/true/yes or 0/false/no, any case */
-    V_UINT,     /* decimal in [min, max] */
-    V_FLOAT,    /* decimal in [min, max] */
+    V_BOOL,            /* 1/true/yes or 0/false/no, any case */
+    V_UINT,            /* decimal in [min, max] */
+    V_FLOAT,           /* decimal in [min, max] */
     V_LOGLEVEL,
-    V_TIME,     /* HAProxy time syntax, in ms */
+    V_TIME, /* HAProxy time syntax, in ms */
 };
 
 struct var {
@@ -176,7 +176,7 @@ env_parse_time_ms(const char *s, uint64_t *ms)
     static const struct {
         const char *unit;
         uint64_t num, den; /* ms = value * num / den, rounded up */
-    } units[] = {{"us", 1, 1000}, {"ms", 1, 1}, {"s", 1000, 1},
+    } units[] = {{"us", 1, 1000}, {"ms", 1, 1},      {"s", 1000, 1},
                  {"m", 60000, 1}, {"h", 3600000, 1}, {"d", 86400000, 1}};
     const char *p = s;
     uint64_t v = 0;
@@ -311,8 +311,7 @@ parse_var(struct hp_config *cfg, const struct var *var, char *v, struct hp_err *
         return 0;
     case V_BOOL:
         if (parse_bool(v, (bool *)field) == -1) {
-            err_set(err, "%s: must be true or false (also 1/0, yes/no), got \"%s\"", var->name,
-                    v);
+            err_set(err, "%s: must be true or false (also 1/0, yes/no), got \"%s\"", var->name, v);
             return -1;
         }
         return 0;
@@ -381,8 +380,10 @@ read_key_file(struct hp_config *cfg, const char *path, char **out, struct hp_err
         return -1;
     }
     if ((st.st_mode & (S_IRWXO | S_IWGRP)) != 0) {
-        warn(cfg, "HP_SHARED_KEY_FILE: %s has mode %04o: other users may read or change the "
-                  "key (chmod 600 it)", path, (unsigned)(st.st_mode & 07777));
+        warn(cfg,
+             "HP_SHARED_KEY_FILE: %s has mode %04o: other users may read or change the "
+             "key (chmod 600 it)",
+             path, (unsigned)(st.st_mode & 07777));
     }
     while (len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) > 0) {
         len += (size_t)n;

@@ -76,7 +76,6 @@ struct hp_config {
     int nwarnings;
 };
 
-
 /* Fills <cfg> from <lookup>. On failure returns -1 with <err> naming the variable and the
  * accepted values; <cfg> is then freed. */
 int env_load(struct hp_config *cfg, enum env_scope scope, env_lookup_cb lookup, void *arg,

@@ -46,8 +46,8 @@ log_level_parse(const char *s, enum log_level *out)
         const char *name;
         enum log_level level;
     } names[] = {
-        {"debug", LOG_LVL_DEBUG},     {"info", LOG_LVL_INFO},   {"warning", LOG_LVL_WARNING},
-        {"warn", LOG_LVL_WARNING},    {"error", LOG_LVL_ERROR}, {"err", LOG_LVL_ERROR},
+        {"debug", LOG_LVL_DEBUG},    {"info", LOG_LVL_INFO},   {"warning", LOG_LVL_WARNING},
+        {"warn", LOG_LVL_WARNING},   {"error", LOG_LVL_ERROR}, {"err", LOG_LVL_ERROR},
         {"critical", LOG_LVL_ERROR},
     };
     size_t i;

@@ -14,9 +14,9 @@
 const char fuzz_target_name[] = "env";
 
 static const char *const names[] = {
-    "HP_SHARED_KEY",        "NC_INSTANCE_URL",     "HP_EXAPPS_ADDRESS", "HP_TIMEOUT_CLIENT",
-    "HP_TIMEOUT_TUNNEL",    "HP_SESSION_LIFETIME", "HP_BLACKLIST_COUNT", "HP_LOG_LEVEL",
-    "HP_FRP_DISABLE_TLS",   "HP_K8S_ENABLED",      "HP_CONTROL_ADDRESS", "HP_STATE_DIR",
+    "HP_SHARED_KEY",      "NC_INSTANCE_URL",     "HP_EXAPPS_ADDRESS",  "HP_TIMEOUT_CLIENT",
+    "HP_TIMEOUT_TUNNEL",  "HP_SESSION_LIFETIME", "HP_BLACKLIST_COUNT", "HP_LOG_LEVEL",
+    "HP_FRP_DISABLE_TLS", "HP_K8S_ENABLED",      "HP_CONTROL_ADDRESS", "HP_STATE_DIR",
 };
 #define NNAMES (sizeof(names) / sizeof(names[0]))
 

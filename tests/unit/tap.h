@@ -46,8 +46,8 @@ static int tap_n, tap_failed;
         int same_ = (g_ == NULL && w_ == NULL) || (g_ && w_ && strcmp(g_, w_) == 0);               \
         TAP_RESULT(same_, __VA_ARGS__);                                                            \
         if (!same_) {                                                                              \
-            printf("#   %s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__,                     \
-                   g_ ? g_ : "(null)", w_ ? w_ : "(null)");                                        \
+            printf("#   %s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__, g_ ? g_ : "(null)", \
+                   w_ ? w_ : "(null)");                                                            \
         }                                                                                          \
     } while (0)
 

@@ -34,7 +34,8 @@ test_list(void)
 {
     struct cidr_list l;
 
-    cidr_list_parse(" '10.0.0.0/8', \"192.168.100.20/24\" ,\xe2\x80\x9c" "172.16.0.1\xe2\x80\x9d,"
+    cidr_list_parse(" '10.0.0.0/8', \"192.168.100.20/24\" ,\xe2\x80\x9c"
+                    "172.16.0.1\xe2\x80\x9d,"
                     "fd00::/8, 10.0.0.0/255.255.0.0x, 300.1.1.1, ,::1, 127.0.0.0/255.0.0.0,"
                     "100.64.0.0/0.0.255.255",
                     &l);
@@ -81,8 +82,8 @@ test_clientip(void)
           "untrusted peer: headers ignored");
     check(&l, "10.0.0.2", "X-Forwarded-For: 6.6.6.6, 198.51.100.7\r\n", "198.51.100.7",
           "the right-most untrusted entry, not the forged left-most");
-    check(&l, "10.0.0.2", "X-Forwarded-For: 6.6.6.6, 198.51.100.7, 192.168.1.1\r\n",
-          "198.51.100.7", "trusted hops skipped");
+    check(&l, "10.0.0.2", "X-Forwarded-For: 6.6.6.6, 198.51.100.7, 192.168.1.1\r\n", "198.51.100.7",
+          "trusted hops skipped");
     check(&l, "10.0.0.2", "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 198.51.100.8\r\n",
           "198.51.100.8", "several lines are one list");
     check(&l, "10.0.0.2", "X-Forwarded-For: 10.1.1.1, 192.168.1.1\r\n", "10.1.1.1",
@@ -128,8 +129,8 @@ test_clientip_many(void)
     check(&l, "10.0.0.2", hdr, "198.51.100.9", "100 trusted hops walked past");
     check(&l, "10.0.0.2", "X-Forwarded-For: 6.6.6.6,\r\nX-Real-IP: 198.51.100.9\r\n",
           "198.51.100.9", "an empty right-most entry is garbage");
-    check(&l, "10.0.0.2", "X-Forwarded-For:\r\nX-Forwarded-For: 198.51.100.4\r\n",
-          "198.51.100.4", "an empty line after is still walked from the right");
+    check(&l, "10.0.0.2", "X-Forwarded-For:\r\nX-Forwarded-For: 198.51.100.4\r\n", "198.51.100.4",
+          "an empty line after is still walked from the right");
 }
 
 int

@@ -29,7 +29,11 @@ lookup(const char *name, void *arg)
     return NULL;
 }
 
-#define BASE {"HP_SHARED_KEY", "secret"}, {"NC_INSTANCE_URL", "http://nc.local"}
+#define BASE                                                                                       \
+    {"HP_SHARED_KEY", "secret"},                                                                   \
+    {                                                                                              \
+        "NC_INSTANCE_URL", "http://nc.local"                                                       \
+    }
 
 static int
 load(struct hp_config *cfg, struct kv *env, struct hp_err *err)
@@ -89,10 +93,10 @@ test_defaults(void)
 static void
 test_nc_url(void)
 {
-    struct kv env1[] = {{"HP_SHARED_KEY", "k"}, {"NC_INSTANCE_URL", "https://a.b/index.php/"},
-                        {NULL, NULL}};
-    struct kv env2[] = {{"HP_SHARED_KEY", "k"}, {"NC_INSTANCE_URL", "\"https://a.b/\""},
-                        {NULL, NULL}};
+    struct kv env1[] = {
+        {"HP_SHARED_KEY", "k"}, {"NC_INSTANCE_URL", "https://a.b/index.php/"}, {NULL, NULL}};
+    struct kv env2[] = {
+        {"HP_SHARED_KEY", "k"}, {"NC_INSTANCE_URL", "\"https://a.b/\""}, {NULL, NULL}};
     struct kv missing[] = {{"HP_SHARED_KEY", "k"}, {NULL, NULL}};
     struct kv empty[] = {{"HP_SHARED_KEY", "k"}, {"NC_INSTANCE_URL", ""}, {NULL, NULL}};
     struct kv scheme[] = {{"HP_SHARED_KEY", "k"}, {"NC_INSTANCE_URL", "nc.local"}, {NULL, NULL}};
@@ -115,27 +119,27 @@ test_nc_url(void)
 static void
 test_shared_key(void)
 {
-    struct kv both[] = {{"HP_SHARED_KEY", "a"}, {"HP_SHARED_KEY_FILE", "/tmp/x"},
-                        {"NC_INSTANCE_URL", "http://n"}, {NULL, NULL}};
+    struct kv both[] = {{"HP_SHARED_KEY", "a"},
+                        {"HP_SHARED_KEY_FILE", "/tmp/x"},
+                        {"NC_INSTANCE_URL", "http://n"},
+                        {NULL, NULL}};
     struct kv none[] = {{"NC_INSTANCE_URL", "http://n"}, {NULL, NULL}};
     struct kv tab[] = {{"HP_SHARED_KEY", "a\tb"}, {"NC_INSTANCE_URL", "http://n"}, {NULL, NULL}};
-    struct kv utf[] = {{"HP_SHARED_KEY", "cl\xc3\xa9"}, {"NC_INSTANCE_URL", "http://n"},
-                       {NULL, NULL}};
+    struct kv utf[] = {
+        {"HP_SHARED_KEY", "cl\xc3\xa9"}, {"NC_INSTANCE_URL", "http://n"}, {NULL, NULL}};
     struct kv bs[] = {{"HP_SHARED_KEY", "a\\b"}, {"NC_INSTANCE_URL", "http://n"}, {NULL, NULL}};
     struct kv dq[] = {{"HP_SHARED_KEY", "a\"b"}, {"NC_INSTANCE_URL", "http://n"}, {NULL, NULL}};
-    struct kv onlyq[] = {{"HP_SHARED_KEY", "\"\""}, {"NC_INSTANCE_URL", "http://n"},
-                         {NULL, NULL}};
-    struct kv quoted[] = {{"HP_SHARED_KEY", "'\"abc\"'"}, {"NC_INSTANCE_URL", "http://n"},
-                          {NULL, NULL}};
-    struct kv unpaired[] = {{"HP_SHARED_KEY", "\"abc"}, {"NC_INSTANCE_URL", "http://n"},
-                            {NULL, NULL}};
-    struct kv apos[] = {{"HP_SHARED_KEY", "it's"}, {"NC_INSTANCE_URL", "http://n"},
-                        {NULL, NULL}};
-    struct kv nofile[] = {{"HP_SHARED_KEY_FILE", "/nonexistent/key"},
-                          {"NC_INSTANCE_URL", "http://n"}, {NULL, NULL}};
+    struct kv onlyq[] = {{"HP_SHARED_KEY", "\"\""}, {"NC_INSTANCE_URL", "http://n"}, {NULL, NULL}};
+    struct kv quoted[] = {
+        {"HP_SHARED_KEY", "'\"abc\"'"}, {"NC_INSTANCE_URL", "http://n"}, {NULL, NULL}};
+    struct kv unpaired[] = {
+        {"HP_SHARED_KEY", "\"abc"}, {"NC_INSTANCE_URL", "http://n"}, {NULL, NULL}};
+    struct kv apos[] = {{"HP_SHARED_KEY", "it's"}, {"NC_INSTANCE_URL", "http://n"}, {NULL, NULL}};
+    struct kv nofile[] = {
+        {"HP_SHARED_KEY_FILE", "/nonexistent/key"}, {"NC_INSTANCE_URL", "http://n"}, {NULL, NULL}};
     char path[] = "/tmp/harp-test-key-XXXXXX";
-    struct kv file[] = {{"HP_SHARED_KEY_FILE", path}, {"NC_INSTANCE_URL", "http://n"},
-                        {NULL, NULL}};
+    struct kv file[] = {
+        {"HP_SHARED_KEY_FILE", path}, {"NC_INSTANCE_URL", "http://n"}, {NULL, NULL}};
     struct hp_config cfg;
     struct hp_err err;
     char *summary;
@@ -186,10 +190,10 @@ static void
 test_key_file_hazards(void)
 {
     char dir[] = "/tmp/harp-test-keys-XXXXXX", path[64], fifo[64];
-    struct kv file[] = {{"HP_SHARED_KEY_FILE", path}, {"NC_INSTANCE_URL", "http://n"},
-                        {NULL, NULL}};
-    struct kv pipe[] = {{"HP_SHARED_KEY_FILE", fifo}, {"NC_INSTANCE_URL", "http://n"},
-                        {NULL, NULL}};
+    struct kv file[] = {
+        {"HP_SHARED_KEY_FILE", path}, {"NC_INSTANCE_URL", "http://n"}, {NULL, NULL}};
+    struct kv pipe[] = {
+        {"HP_SHARED_KEY_FILE", fifo}, {"NC_INSTANCE_URL", "http://n"}, {NULL, NULL}};
     struct hp_config cfg;
     struct hp_err err;
     int fd, rc;
@@ -343,8 +347,8 @@ test_client_scope(void)
 static void
 test_trusted_proxies(void)
 {
-    struct kv env[] = {BASE, {"HP_TRUSTED_PROXY_IPS", "'10.0.0.0/8', 192.168.1.7/24, bogus"},
-                       {NULL, NULL}};
+    struct kv env[] = {
+        BASE, {"HP_TRUSTED_PROXY_IPS", "'10.0.0.0/8', 192.168.1.7/24, bogus"}, {NULL, NULL}};
     struct hp_config cfg;
     struct hp_err err;
     int i;

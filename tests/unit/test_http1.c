@@ -43,9 +43,9 @@ test_request(void)
                &h),
            HTTP1_OK, "upgrade request");
     OK(h.upgrade, "upgrade seen in a Connection list");
-    IS_INT(req("PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
-               &h),
-           HTTP1_OK, "expect");
+    IS_INT(
+        req("PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", &h),
+        HTTP1_OK, "expect");
     OK(h.expect_continue, "100-continue");
     IS_INT(req("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", &h), HTTP1_OK, "OPTIONS *");
     IS_INT(req("PROPFIND /dav HTTP/1.1\r\nHost: h\r\n\r\n", &h), HTTP1_OK, "any method token");

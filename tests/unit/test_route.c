@@ -14,11 +14,11 @@
 static struct table *
 make_table(void)
 {
-    json_t *src = json_pack(
-        "{s:{s:s,s:s,s:s,s:s,s:i,s:[{s:s,s:i},{s:s,s:i},{s:s,s:i},{s:s,s:i}]}}", "myapp",
-        "app_id", "myapp", "exapp_token", "tok", "exapp_version", "1.0", "host", "127.0.0.1",
-        "port", 23001, "routes", "url", "^/public", "access_level", 0, "url", "^/user",
-        "access_level", 1, "url", "[", "access_level", 0, "url", "^/$", "access_level", 0);
+    json_t *src = json_pack("{s:{s:s,s:s,s:s,s:s,s:i,s:[{s:s,s:i},{s:s,s:i},{s:s,s:i},{s:s,s:i}]}}",
+                            "myapp", "app_id", "myapp", "exapp_token", "tok", "exapp_version",
+                            "1.0", "host", "127.0.0.1", "port", 23001, "routes", "url", "^/public",
+                            "access_level", 0, "url", "^/user", "access_level", 1, "url", "[",
+                            "access_level", 0, "url", "^/$", "access_level", 0);
     struct hp_err err;
     struct table *t = table_build(src, 5, &err);
 
@@ -55,10 +55,17 @@ test_helpers(void)
         const char *path;
         bool traversal;
     } tr[] = {
-        {"/exapps/a/../b", true},      {"/exapps/a/%2e%2E/b", true}, {"/exapps/a%2F..%2Fb", true},
-        {"/exapps/a/..", true},        {"..", true},                 {"/exapps/a/.%2e/", true},
-        {"/exapps/a/...", false},      {"/exapps/a/..b", false},     {"/exapps/a/b..", false},
-        {"/exapps/a/%2e", false},      {"/x/.hidden/..x", false},
+        {"/exapps/a/../b", true},
+        {"/exapps/a/%2e%2E/b", true},
+        {"/exapps/a%2F..%2Fb", true},
+        {"/exapps/a/..", true},
+        {"..", true},
+        {"/exapps/a/.%2e/", true},
+        {"/exapps/a/...", false},
+        {"/exapps/a/..b", false},
+        {"/exapps/a/b..", false},
+        {"/exapps/a/%2e", false},
+        {"/x/.hidden/..x", false},
     };
     size_t i;
 
@@ -97,16 +104,19 @@ test_decisions(void)
     IS_INT(d.port, 23001, "port");
     decide(t, "GET /exapps/myapp/user HTTP/1.1\r\nHost: h\r\n\r\n", &d);
     OK(d.verdict == VERDICT_FORBIDDEN && d.failure, "USER route, no credentials: 403, failure");
-    decide(t, "GET /exapps/myapp/user HTTP/1.1\r\nHost: h\r\nCookie: a=1; "
-              "oc_sessionPassphrase=s1; b=2\r\n\r\n",
+    decide(t,
+           "GET /exapps/myapp/user HTTP/1.1\r\nHost: h\r\nCookie: a=1; "
+           "oc_sessionPassphrase=s1; b=2\r\n\r\n",
            &d);
     IS_INT(d.verdict, VERDICT_AUTH, "a session cookie: ask who it is");
-    decide(t, "GET /exapps/myapp/public HTTP/1.1\r\nHost: h\r\nAuthorization: Basic eDp5\r\n"
-              "\r\n",
+    decide(t,
+           "GET /exapps/myapp/public HTTP/1.1\r\nHost: h\r\nAuthorization: Basic eDp5\r\n"
+           "\r\n",
            &d);
     IS_INT(d.verdict, VERDICT_AUTH, "Authorization: ask, even for a PUBLIC route (HaRP's order)");
-    decide(t, "GET /exapps/myapp/user HTTP/1.1\r\nHost: h\r\nCookie: oc_sessionpassphrase=x; "
-              "oc_sessionPassphrase=\r\n\r\n",
+    decide(t,
+           "GET /exapps/myapp/user HTTP/1.1\r\nHost: h\r\nCookie: oc_sessionpassphrase=x; "
+           "oc_sessionPassphrase=\r\n\r\n",
            &d);
     IS_INT(d.verdict, VERDICT_FORBIDDEN, "empty or other-case cookie: no credentials");
     {
@@ -149,7 +159,8 @@ test_decisions(void)
     decide(t, "GET /exapps/myapp/heartbeat HTTP/1.1\r\nHost: h\r\n\r\n", &d);
     OK(d.verdict == VERDICT_DROP && d.failure, "internal path: drop and a failure");
     decide(t, "GET /exapps/myapp/heartbeat/ HTTP/1.1\r\nHost: h\r\n\r\n", &d);
-    OK(d.verdict == VERDICT_DROP && d.failure, "/heartbeat/ is internal too (routers ignore the '/')");
+    OK(d.verdict == VERDICT_DROP && d.failure,
+       "/heartbeat/ is internal too (routers ignore the '/')");
     decide(t, "GET /exapps/myapp HTTP/1.1\r\nHost: h\r\n\r\n", &d);
     IS_INT(d.verdict, VERDICT_TO_EXAPP, "empty target matches ^/$");
     decide(t, "GET /exapps/other/x HTTP/1.1\r\nHost: h\r\n\r\n", &d);
@@ -161,11 +172,11 @@ test_decisions(void)
     OK(d.verdict == VERDICT_NOT_FOUND && !d.failure, "with the key: no failure");
     decide(t, "GET /exapps/app_api/info HTTP/1.1\r\nHost: h\r\n\r\n", &d);
     OK(d.verdict == VERDICT_UNAUTHORIZED && d.failure, "app_api without key: 401, failure");
-    decide(t, "GET /exapps/app_api/info HTTP/1.1\r\nHost: h\r\nharp-shared-key: k3y\r\n\r\n",
-           &d);
+    decide(t, "GET /exapps/app_api/info HTTP/1.1\r\nHost: h\r\nharp-shared-key: k3y\r\n\r\n", &d);
     IS_INT(d.verdict, VERDICT_TO_CONTROL, "app_api with key: control");
-    decide(t, "GET /exapps/app_api/v1.41/_ping HTTP/1.1\r\nHost: h\r\nharp-shared-key: k3y\r\n"
-              "docker-engine-port: 24000\r\n\r\n",
+    decide(t,
+           "GET /exapps/app_api/v1.41/_ping HTTP/1.1\r\nHost: h\r\nharp-shared-key: k3y\r\n"
+           "docker-engine-port: 24000\r\n\r\n",
            &d);
     OK(d.verdict == VERDICT_TO_DOCKER && d.docker_port == 24000, "docker proxy");
     {
@@ -195,30 +206,35 @@ test_decisions(void)
                    dk[k].ok, "docker %s %s", dk[k].m, dk[k].p);
         }
     }
-    decide(t, "GET /exapps/app_api/v1.44/containers/create HTTP/1.1\r\nHost: h\r\n"
-              "harp-shared-key: k3y\r\ndocker-engine-port: 24000\r\n\r\n",
+    decide(t,
+           "GET /exapps/app_api/v1.44/containers/create HTTP/1.1\r\nHost: h\r\n"
+           "harp-shared-key: k3y\r\ndocker-engine-port: 24000\r\n\r\n",
            &d);
     IS_INT(d.verdict, VERDICT_DENIED, "docker call outside the allow-list: 403");
-    decide(t, "GET /exapps/app_api/docker/exapp/exists HTTP/1.1\r\nHost: h\r\n"
-              "harp-shared-key: k3y\r\ndocker-engine-port: 24000\r\n\r\n",
+    decide(t,
+           "GET /exapps/app_api/docker/exapp/exists HTTP/1.1\r\nHost: h\r\n"
+           "harp-shared-key: k3y\r\ndocker-engine-port: 24000\r\n\r\n",
            &d);
     IS_INT(d.verdict, VERDICT_TO_CONTROL, "/docker/ paths go to the control API");
-    decide(t, "GET /exapps/app_api/info HTTP/1.1\r\nHost: h\r\nharp-shared-key: k3y\r\n"
-              "docker-engine-port: 24x\r\n\r\n",
+    decide(t,
+           "GET /exapps/app_api/info HTTP/1.1\r\nHost: h\r\nharp-shared-key: k3y\r\n"
+           "docker-engine-port: 24x\r\n\r\n",
            &d);
     IS_INT(d.verdict, VERDICT_UNAVAILABLE, "non-numeric docker-engine-port: 503");
     decide(t, "GET /exapps/App_Api/info HTTP/1.1\r\nHost: h\r\nharp-shared-key: k3y\r\n\r\n", &d);
     IS_INT(d.verdict, VERDICT_LOOKUP, "App_Api is an ordinary app id");
-    decide(t, "GET /exapps/myapp/heartbeat HTTP/1.1\r\nHost: h\r\nex-app-version: 9\r\n"
-              "ex-app-id: x\r\nex-app-host: h\r\nex-app-port: 1\r\nauthorization-app-api: QQ==\r\n"
-              "harp-shared-key: k3y\r\n\r\n",
+    decide(t,
+           "GET /exapps/myapp/heartbeat HTTP/1.1\r\nHost: h\r\nex-app-version: 9\r\n"
+           "ex-app-id: x\r\nex-app-host: h\r\nex-app-port: 1\r\nauthorization-app-api: QQ==\r\n"
+           "harp-shared-key: k3y\r\n\r\n",
            &d);
     IS_INT(d.verdict, VERDICT_TO_EXAPP, "signed request skips the routes");
     IS_STR(d.auth, "QQ==", "its own authorization");
     OK(span_eq(d.version, "1.0") && d.port == 23001, "the record wins over the headers");
-    decide(t, "GET /exapps/myapp/heartbeat HTTP/1.1\r\nHost: h\r\nex-app-version: 9\r\n"
-              "ex-app-id: x\r\nex-app-host: h\r\nex-app-port: 1\r\nauthorization-app-api: QQ==\r\n"
-              "harp-shared-key: nope\r\n\r\n",
+    decide(t,
+           "GET /exapps/myapp/heartbeat HTTP/1.1\r\nHost: h\r\nex-app-version: 9\r\n"
+           "ex-app-id: x\r\nex-app-host: h\r\nex-app-port: 1\r\nauthorization-app-api: QQ==\r\n"
+           "harp-shared-key: nope\r\n\r\n",
            &d);
     OK(d.verdict == VERDICT_DROP && d.failure, "signed with a wrong key: drop");
     decide(t, "GET /exapps/myapp/../x HTTP/1.1\r\nHost: h\r\nharp-shared-key: k3y\r\n\r\n", &d);
@@ -232,9 +248,9 @@ static void
 test_backtracking_is_bounded(void)
 {
     struct match_budget b = {ROUTE_MATCH_BUDGET, 0};
-    json_t *src = json_pack("{s:{s:s,s:s,s:s,s:i,s:[{s:s,s:i}]}}", "bt", "exapp_token", "t",
-                            "exapp_version", "1", "host", "h", "port", 1, "routes", "url",
-                            "^/(a+)+$", "access_level", 0);
+    json_t *src =
+        json_pack("{s:{s:s,s:s,s:s,s:i,s:[{s:s,s:i}]}}", "bt", "exapp_token", "t", "exapp_version",
+                  "1", "host", "h", "port", 1, "routes", "url", "^/(a+)+$", "access_level", 0);
     struct hp_err err;
     struct table *t = table_build(src, 1, &err);
     const struct table_app *a = table_find(t, "bt");
