@@ -4,7 +4,7 @@
 # The output ends with pytest's summary line. Build directory: build-test/ (ASan + UBSan).
 set -e
 top=$(cd "$(dirname "$0")/.." && pwd)
-"$top/deploy/deps.sh"
+"$top/deploy/deps.sh" test
 cd "$top"
 ./autogen.sh >/dev/null 2>&1
 rm -rf build-test
