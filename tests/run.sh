@@ -7,7 +7,7 @@
 # everything; the output ends with pytest's summary line.
 set -e
 top=$(cd "$(dirname "$0")/.." && pwd)
-"$top/deploy/deps.sh"
+"$top/deploy/deps.sh" test
 cd "$top"
 ./autogen.sh >/dev/null 2>&1
 jobs=$(nproc)
