@@ -293,6 +293,36 @@ def test_docker_health_and_control_plane_exit(harp):
     assert "harp-ctl exited with status" in d.run("logs", harp.name).stderr
 
 
+def test_readme_line_with_published_ports(docker, image, request):
+    """HaRP's README line as it is (bridge network, ports 8780 and 8782 published, here on
+    ports the engine picks), named volumes for /certs and the state: AppAPI's daemon check
+    through the published port."""
+    name = f"{RUN}-bridge"
+
+    def cleanup():
+        docker.run("rm", "-f", "-v", name, check=False)
+        docker.run("volume", "rm", f"{name}-certs", f"{name}-state", check=False)
+    request.addfinalizer(cleanup)
+    docker.run("run", "-e", f"HP_SHARED_KEY={captured_key()}",
+               "-e", "NC_INSTANCE_URL=http://nextcloud.local",
+               "-v", f"{docker.engine.sock}:/var/run/docker.sock",
+               "-v", f"{name}-certs:/certs", "-v", f"{name}-state:/var/lib/harp",
+               "--name", name, "-h", "appapi-harp", "--restart", "unless-stopped",
+               "-p", "127.0.0.1::8780", "-p", "127.0.0.1::8782", "-d", TAG)
+    port = int(docker.run("port", name, "8780/tcp").stdout.split()[0].rsplit(":", 1)[1])
+    method, target, headers, body = parse_capture("01-daemon-check.txt")[0]
+    headers = {k: v for k, v in headers.items() if k != "Host"}
+
+    def ping():
+        try:
+            r = http_request(("127.0.0.1", port), method, target, body, headers, timeout=10)
+        except OSError:
+            return None
+        return r if r.status == 200 else None
+    r = until(ping, 120, "AppAPI's ping through the published port")
+    assert r.body == b"OK"
+
+
 @pytest.fixture(scope="module", autouse=True)
 def report(request):
     yield
