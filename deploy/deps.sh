@@ -14,6 +14,8 @@ if [ "${1:-}" = test ]; then
     # busybox already installed (docker-ce, say) is used as it is.
     command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] || PKGS="$PKGS docker.io"
     command -v busybox >/dev/null 2>&1 || PKGS="$PKGS busybox-static"
+    # The container image test makes debian:bookworm-slim with it when the engine lacks it.
+    PKGS="$PKGS debootstrap"
 fi
 missing=""
 for p in $PKGS; do
