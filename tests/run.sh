@@ -15,6 +15,8 @@ jobs=$(nproc)
 rm -rf build-test build-tsan-test
 mkdir build-test build-tsan-test
 (cd build-test && ../configure -q --enable-asan >/dev/null && make -s -j"$jobs" >/dev/null)
+# Style, static checks, include and call cycles, man pages (make lint).
+(cd build-test && make -s lint >/dev/null) || { echo "make lint failed" >&2; exit 1; }
 
 # ThreadSanitizer: harp-ctl's threads. harp-dp (one thread) comes from the ASan tree.
 # halt_on_error: the first report ends the process with exitcode, and the harness fails a

@@ -6,9 +6,25 @@ import pytest
 from harness import HARP_CTL, Ctl, wait_for
 
 
+# Paths on the machine the suite must not create (it works in temporary directories only).
+_OUTSIDE = ("/certs", "/var/lib/harp")
+_existed = {}
+
+
 def pytest_sessionstart(session):
     if not os.access(HARP_CTL, os.X_OK):
         raise pytest.UsageError(f"{HARP_CTL} is not built (set HARP_BUILDDIR)")
+    _existed.update({p: os.path.exists(p) for p in _OUTSIDE})
+
+
+def _written_outside():
+    return [p for p in _OUTSIDE if not _existed.get(p, True) and os.path.exists(p)]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session, exitstatus):
+    if _written_outside():
+        session.exitstatus = 1
 
 
 @pytest.fixture
@@ -154,6 +170,8 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_terminal_summary(terminalreporter):
+    for p in _written_outside():
+        terminalreporter.write_line(f"error: the tests created {p} outside their directories")
     if _attacks["tried"]:
         terminalreporter.write_line(
             f"attacks: {_attacks['tried']} tried, {_attacks['held']} held, "

@@ -101,7 +101,7 @@ class Process:
 
     def start(self, wait=True):
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.command(), env=self.env(), stdout=log,
+        self.proc = subprocess.Popen(self.command(), env=contained(self.env()), stdout=log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         if wait:
@@ -202,8 +202,18 @@ class Ctl(Process):
                               timeout=timeout * MULT, stdin=subprocess.DEVNULL)
 
 
+def contained(env):
+    """<env> with HP_CERTS_DIR set: a harp-ctl started without it would generate its FRP
+    certificates into the machine's /certs. Tests never write outside their temporary
+    directories."""
+    if env is None or "HP_CERTS_DIR" in env:
+        return env
+    import tempfile
+    return dict(env, HP_CERTS_DIR=tempfile.mkdtemp(prefix="harp-test-certs-"))
+
+
 def run_ctl(args, env, timeout=30):
-    return subprocess.run([HARP_CTL, *args], env=env, capture_output=True, text=True,
+    return subprocess.run([HARP_CTL, *args], env=contained(env), capture_output=True, text=True,
                           timeout=timeout * MULT, stdin=subprocess.DEVNULL)
 
 

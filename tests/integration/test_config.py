@@ -95,9 +95,10 @@ def port_free(port):
 @pytest.mark.skipif(not port_free(8200), reason="127.0.0.1:8200 is in use on this machine")
 def test_serve_runs_with_only_key_url_and_state_dir(tmp_path):
     """The acceptance line: nothing but HP_SHARED_KEY, NC_INSTANCE_URL and HP_STATE_DIR set
-    (defaults for the rest, so the API is on 127.0.0.1:8200), a missing state dir created."""
+    (defaults for the rest, so the API is on 127.0.0.1:8200), a missing state dir created.
+    HP_CERTS_DIR too, in the test's directory: the default /certs is the machine's."""
     env = {"HP_SHARED_KEY": "only-three-secret", "NC_INSTANCE_URL": "http://nc.local",
-           "HP_STATE_DIR": str(tmp_path / "new" / "state")}
+           "HP_STATE_DIR": str(tmp_path / "new" / "state"), "HP_CERTS_DIR": str(tmp_path / "certs")}
     log = open(tmp_path / "serve.log", "wb")
     p = subprocess.Popen([HARP_CTL, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT,
                          stdin=subprocess.DEVNULL)

@@ -181,5 +181,8 @@ class Engine:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
-        subprocess.run(["umount", "-R", f"{self.dir}/exec"], capture_output=True)
+        # dockerd leaves its network namespaces bind-mounted under exec/netns
+        netns = os.path.join(self.dir, "exec", "netns")
+        for name in os.listdir(netns) if os.path.isdir(netns) else ():
+            subprocess.run(["umount", "-l", os.path.join(netns, name)], capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
