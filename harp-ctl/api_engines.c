@@ -2,8 +2,10 @@
 /* Operators' engine endpoints: GET/POST /api/v1/engines, GET/DELETE /api/v1/engines/{name}. */
 #include "config.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "api.h"
 #include "cidr.h"
@@ -16,7 +18,51 @@
 static void
 on_list(struct api_req *req, struct api_resp *resp)
 {
-    api_json(resp, 200, json_pack("{s:o}", "engines", engines_report(req->ctl, NULL)));
+    const char *sock = req->ctl->cfg.docker_socket;
+    json_t *list = engines_report(req->ctl, NULL), *o = json_pack("{s:o}", "engines", list), *e;
+    struct stat sb;
+    char *why = NULL;
+    size_t i;
+    bool local = false;
+
+    json_array_foreach(list, i, e)
+    {
+        local = local || json_integer_value(json_object_get(e, "port")) == DOCKER_LOCAL_PORT;
+    }
+    /* Why port 24000 is missing: the local engine's socket is not there. */
+    if (!local && sock != NULL && sock[0] != '\0') {
+        why = stat(sock, &sb) == -1   ? xasprintf("HP_DOCKER_SOCKET: %s: %s", sock, strerror(errno))
+              : !S_ISSOCK(sb.st_mode) ? xasprintf("HP_DOCKER_SOCKET: %s is not a socket", sock)
+                                      : NULL;
+    }
+    if (why != NULL) {
+        json_object_set_new(o, "local_engine_error", json_string(why));
+        free(why);
+    }
+    api_json(resp, 200, o);
+}
+
+/* The FRP address a remote frpc dials: <server>, else HP_FRP_ADDRESS unless that is a
+ * wildcard or loopback address another host cannot reach. -1 with <err>. */
+static int
+frpc_server(const struct hp_config *cfg, const char *server, char *host, size_t hostlen,
+            unsigned *port, struct hp_err *err)
+{
+    if (env_parse_hostport(server != NULL ? server : cfg->frp_address, host, hostlen, port, NULL) ==
+        -1) {
+        err_set(err, "server: expected HOST:PORT");
+        return -1;
+    }
+    if (server == NULL && (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 ||
+                           host[0] == '\0' || strncmp(host, "127.", 4) == 0 ||
+                           strcmp(host, "::1") == 0 || strcmp(host, "localhost") == 0)) {
+        err_set(err,
+                "server: HP_FRP_ADDRESS is %s, a wildcard or loopback address a remote frpc "
+                "cannot reach; pass --server HOST:PORT, the address the engine's host dials",
+                cfg->frp_address);
+        return -1;
+    }
+    return 0;
 }
 
 static void
@@ -56,9 +102,20 @@ on_add(struct api_req *req, struct api_resp *resp)
     struct hp_err err;
     struct ipaddr ipa;
     const char *name;
+    char host[256];
+    unsigned port;
     bool conflict;
 
     if (body == NULL) {
+        return;
+    }
+    /* "frpc": true: the caller writes the engine's frpc.toml next; refuse before storing
+     * anything when there is no address to write into it. */
+    if (json_is_true(json_object_get(body, "frpc")) &&
+        frpc_server(&req->ctl->cfg, json_string_value(json_object_get(body, "server")), host,
+                    sizeof(host), &port, &err) == -1) {
+        api_error(resp, 400, err.msg);
+        json_decref(body);
         return;
     }
     memset(&e, 0, sizeof(e));
@@ -154,16 +211,8 @@ on_frpc(struct api_req *req, struct api_resp *resp)
         api_error(resp, 409, "this engine is reached at its address, not through FRP");
         return;
     }
-    if (env_parse_hostport(server != NULL ? server : cfg->frp_address, host, sizeof(host), &port,
-                           &err) == -1) {
-        api_error(resp, 400, "server: expected HOST:PORT");
-        return;
-    }
-    if (server == NULL &&
-        (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || host[0] == '\0')) {
-        api_error(resp, 400,
-                  "server: HP_FRP_ADDRESS listens on every address; give the "
-                  "address the engine's host reaches, as HOST:PORT");
+    if (frpc_server(cfg, server, host, sizeof(host), &port, &err) == -1) {
+        api_error(resp, 400, err.msg);
         return;
     }
     if (strpbrk(host, "\"\\\n") != NULL || strpbrk(e.name, "\"\\\n") != NULL) {

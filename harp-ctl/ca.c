@@ -41,6 +41,21 @@ ca_dir(const struct ctl *ctl)
     return xasprintf("%s/frp", ctl->cfg.certs_dir);
 }
 
+bool
+ca_files_present(const char *certs_dir)
+{
+    char *path;
+    bool all = true;
+    int i;
+
+    for (i = 0; i < CA_NFILES && all; i++) {
+        path = xasprintf("%s/frp/%s", certs_dir, ca_files[i]);
+        all = access(path, R_OK) == 0;
+        free(path);
+    }
+    return all;
+}
+
 static char *
 bio_string(BIO *b)
 {

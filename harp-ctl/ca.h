@@ -25,5 +25,7 @@ int ca_rotate(struct ctl *ctl, struct hp_err *err);
 json_t *ca_describe(const struct cert_rec recs[3]);
 /* The directory the files live in ($HP_CERTS_DIR/frp); the caller frees it. */
 char *ca_dir(const struct ctl *ctl);
+/* Whether <certs_dir>/frp holds every certificate file (ca_init then writes nothing). */
+bool ca_files_present(const char *certs_dir);
 
 #endif

@@ -38,7 +38,9 @@ static const char usage_main[] =
     "  ban add IP [--for S]  ban an IP (default: HP_BLACKLIST_WINDOW seconds)\n"
     "  ban rm IP             lift a ban\n"
     "  engine list           Docker engines: port, address, reachability, Docker version\n"
-    "  engine add NAME       register an engine (--port P, --address unix:///p|tcp://IP:P)\n"
+    "  engine add NAME       register an engine (--port P, --address unix:///p|tcp://IP:P,\n"
+    "                        or --frpc-dir DIR [--server HOST:PORT] for an FRP tunnel)\n"
+    "  engine frpc NAME DIR  write frpc.toml and certificates for an engine's host\n"
     "  engine rm NAME        remove an engine\n"
     "  engine ping NAME|PORT probe one engine\n"
     "  tunnel list           FRP tunnels up: name, port, client address, since when\n"
@@ -46,6 +48,7 @@ static const char usage_main[] =
     "  certs export DIR      write ca.crt, client.crt, client.key for a remote frpc\n"
     "  certs rotate          replace every FRP certificate\n"
     "  config check          validate the configuration and print the effective settings\n"
+    "  help [COMMAND]        this help, or the help of a command (also COMMAND --help)\n"
     "\n"
     "options (each overrides its environment variable):\n"
     "  --state-dir DIR       HP_STATE_DIR (default /var/lib/harp)\n"
@@ -81,8 +84,10 @@ static const char usage_config[] =
     "usage: harp-ctl config check [options]\n"
     "\n"
     "Validates the HP_* environment (and flags) as 'serve' would, without starting\n"
-    "anything, and prints the effective settings with secrets masked. Exit 0 when\n"
-    "valid, 2 with a message naming the variable otherwise.\n";
+    "anything: the values, the control address (an IP address), the state and\n"
+    "certificates directories (writable, or creatable). Prints the effective settings\n"
+    "with secrets masked. Exit 0 when valid, 2 with a message naming the variable\n"
+    "otherwise (and no settings).\n";
 
 const char *
 cli_lookup(const char *name, void *arg)
@@ -283,9 +288,9 @@ cmd_status(struct cli_opts *opts)
     long st;
     int rc = CLI_OK;
 
-    if (opts->help) {
-        fputs(usage_status, stdout);
-        return CLI_OK;
+    if (opts->help || opts->nargs != 1) {
+        fputs(usage_status, opts->help ? stdout : stderr);
+        return opts->help ? CLI_OK : CLI_USAGE;
     }
     st = cli_call(opts, "GET", "/api/v1/status", NULL, &j, &text);
     if (st < 0) {
@@ -326,6 +331,11 @@ cmd_config(struct cli_opts *opts)
     }
     if (env_load(&cfg, ENV_SERVE, cli_lookup, opts, &err) == -1) {
         fprintf(stderr, "harp-ctl: configuration error: %s\n", err.msg);
+        return CLI_USAGE;
+    }
+    if (serve_check(&cfg, NULL, &err) == -1) {
+        fprintf(stderr, "harp-ctl: configuration error: %s\n", err.msg);
+        env_free(&cfg);
         return CLI_USAGE;
     }
     for (i = 0; i < cfg.nwarnings; i++) {
@@ -426,6 +436,10 @@ cli_main(int argc, char **argv)
     if (parse_args(argc, argv, &opts) == -1) {
         return CLI_USAGE;
     }
+    if (opts.nargs > 0 && strcmp(opts.args[0], "help") == 0) {
+        memmove(opts.args, opts.args + 1, sizeof(opts.args[0]) * (size_t)--opts.nargs);
+        opts.help = true;
+    }
     if (opts.nargs == 0) {
         fputs(usage_main, opts.help ? stdout : stderr);
         return opts.help ? CLI_OK : CLI_USAGE;
@@ -442,7 +456,7 @@ cli_main(int argc, char **argv)
         return cmd_config(&opts);
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (strcmp(cmd, "status") == 0 && opts.nargs == 1) {
+    if (strcmp(cmd, "status") == 0) {
         rc = cmd_status(&opts);
     } else if (strcmp(cmd, "exapp") == 0) {
         rc = cli_exapp(&opts);

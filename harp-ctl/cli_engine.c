@@ -116,6 +116,7 @@ cli_engine(struct cli_opts *opts)
     bool ping = strcmp(sub, "ping") == 0 && opts->nargs == 3;
     bool frpc = strcmp(sub, "frpc") == 0 && opts->nargs == 4;
     const json_t *e;
+    const char *why;
     json_t *j = NULL, *body;
     char *text = NULL, *path, *req = NULL, *end;
     size_t i;
@@ -146,6 +147,12 @@ cli_engine(struct cli_opts *opts)
         if (opts->address != NULL) {
             json_object_set_new(body, "address", json_string(opts->address));
         }
+        if (opts->frpc_dir != NULL) { /* refused unless there is an address to write */
+            json_object_set_new(body, "frpc", json_true());
+            if (opts->server != NULL) {
+                json_object_set_new(body, "server", json_string(opts->server));
+            }
+        }
         req = json_dumps(body, JSON_COMPACT);
         json_decref(body);
     }
@@ -171,6 +178,9 @@ cli_engine(struct cli_opts *opts)
     } else if ((rm || ping) && st == 404) {
         fprintf(stderr, "harp-ctl: no engine %s\n", opts->args[2]);
         rc = CLI_REFUSED;
+    } else if (add && opts->frpc_dir != NULL && st == 400) {
+        cli_refused(st, text, "engine add");
+        rc = CLI_USAGE; /* nothing registered: the command line lacks --server */
     } else if (add || rm || st != 200 || j == NULL) {
         rc = cli_refused(st, text, add ? "engine add" : rm ? "engine rm" : "engine");
     } else if (opts->json) {
@@ -192,8 +202,12 @@ cli_engine(struct cli_opts *opts)
         {
             print_row(e);
         }
+        why = json_string_value(json_object_get(j, "local_engine_error"));
         if (json_array_size(json_object_get(j, "engines")) == 0) {
-            printf("(no engines)\n");
+            printf("(no engines%s%s)\n", why != NULL ? ": no local engine, " : "",
+                   why != NULL ? why : "");
+        } else if (why != NULL) {
+            printf("(no local engine: %s)\n", why);
         }
     }
     json_decref(j);

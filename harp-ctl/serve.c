@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "api_server.h"
@@ -23,12 +24,12 @@
 #include "serve.h"
 #include "xmalloc.h"
 
-/* mkdir -p with mode 0700 for what it creates. */
+/* mkdir -p with mode 0700 for what it creates; -1 with errno. */
 static int
 mkdirs(const char *path)
 {
     char *p = xstrdup(path), *s;
-    int rc = 0;
+    int rc = 0, e = 0;
 
     for (s = p + 1; rc == 0; s++) {
         if (*s == '/' || *s == '\0') {
@@ -37,6 +38,7 @@ mkdirs(const char *path)
             *s = '\0';
             if (mkdir(p, 0700) == -1 && errno != EEXIST) {
                 rc = -1;
+                e = errno;
             }
             *s = c;
             if (c == '\0') {
@@ -45,29 +47,106 @@ mkdirs(const char *path)
         }
     }
     free(p);
+    errno = e;
     return rc;
 }
 
-/* One daemon per state directory: a second one would share the database and the socket. */
+/* 0 when <path> is a directory this process can write, or could be created in one; -1 with
+ * errno (the reason mkdir or open would give). */
 static int
-lock_state_dir(const char *dir)
+dir_writable(const char *path)
+{
+    char *p = xstrdup(path), *slash;
+    struct stat sb;
+    int rc;
+
+    while (stat(p, &sb) == -1) {
+        if (errno != ENOENT || (slash = strrchr(p, '/')) == NULL) {
+            free(p);
+            return -1;
+        }
+        slash[slash == p ? 1 : 0] = '\0';
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        errno = ENOTDIR;
+        rc = -1;
+    } else {
+        rc = access(p, W_OK | X_OK);
+    }
+    free(p);
+    return rc;
+}
+
+static void
+refuse(struct hp_err *err, const char *var, const char *what, const char *path, int e)
+{
+    err_set(err, "%s: cannot %s %s: %s", var, what, path, strerror(e));
+}
+
+/* The state directory, created and locked (*<lockfd>): one daemon per state directory, a
+ * second one would share the database and the socket. With <lockfd> NULL only checked. */
+static int
+check_state_dir(const char *dir, int *lockfd, struct hp_err *err)
 {
     char *path = xasprintf("%s/harp.lock", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    struct stat sb;
+    int fd = -1, rc = -1;
 
-    if (fd == -1) {
-        log_warn("serve: cannot open %s", path);
-        free(path);
-        return -1;
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
-        log_errorx("serve: another harp-ctl serve is using %s", dir);
+    if (lockfd == NULL) {
+        bool exists = stat(dir, &sb) == 0;
+
+        if (exists && !S_ISDIR(sb.st_mode)) {
+            refuse(err, "HP_STATE_DIR", "open", path, ENOTDIR);
+        } else if (access(path, F_OK) == 0 ? access(path, R_OK | W_OK) == -1
+                                           : dir_writable(dir) == -1) {
+            refuse(err, "HP_STATE_DIR", exists ? "open" : "create", exists ? path : dir, errno);
+        } else {
+            rc = 0;
+        }
+    } else if (mkdirs(dir) == -1) {
+        refuse(err, "HP_STATE_DIR", "create", dir, errno);
+    } else if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
+        refuse(err, "HP_STATE_DIR", "open", path, errno);
+    } else if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+        err_set(err, "HP_STATE_DIR: another harp-ctl serve is using %s", dir);
         close(fd);
-        free(path);
-        return -1;
+    } else {
+        *lockfd = fd; /* kept open: the lock lives as long as the process */
+        rc = 0;
     }
     free(path);
-    return fd; /* kept open: the lock lives as long as the process */
+    return rc;
+}
+
+int
+serve_check(const struct hp_config *cfg, int *lockfd, struct hp_err *err)
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+    char host[256], *frp;
+    unsigned port;
+    int rc = 0;
+
+    if (env_parse_hostport(cfg->control_address, host, sizeof(host), &port, NULL) == -1 ||
+        (inet_pton(AF_INET, host, &a4) != 1 && inet_pton(AF_INET6, host, &a6) != 1)) {
+        err_set(err,
+                "HP_CONTROL_ADDRESS: %s is not an IP address and port (serve listens on an IP "
+                "address, e.g. 127.0.0.1:8200)",
+                cfg->control_address);
+        return -1;
+    }
+    if (!cfg->frp_disable_tls && !ca_files_present(cfg->certs_dir)) {
+        frp = xasprintf("%s/frp", cfg->certs_dir);
+        if (dir_writable(frp) == -1) {
+            refuse(err, "HP_CERTS_DIR", "write", frp, errno);
+            rc = -1;
+        }
+        free(frp);
+    }
+    if (rc == 0) {
+        rc = check_state_dir(cfg->state_dir, lockfd, err);
+    }
+    return rc;
 }
 
 /* Written into the state directory after the first successful start. */
@@ -90,11 +169,12 @@ check_database(const char *dir, bool allow_empty)
                       "(--allow-empty)",
                       db);
         } else {
-            log_errorx("serve: %s is missing or empty, but harp-ctl ran with this state "
-                       "directory before (%s exists): refusing to start with an empty database. "
-                       "Restore harp.db (and harp.db-wal) from a backup, or start with "
-                       "--allow-empty to begin anew",
-                       db, mark);
+            log_errorx(
+                "serve: HP_STATE_DIR: %s is missing or empty, but harp-ctl ran with this state "
+                "directory before (%s exists): refusing to start with an empty database. "
+                "Restore harp.db (and harp.db-wal) from a backup, or start with "
+                "--allow-empty to begin anew",
+                db, mark);
             rc = -1;
         }
     }
@@ -161,20 +241,15 @@ serve_main(env_lookup_cb lookup, void *lookup_arg, bool allow_empty)
         return 2;
     }
     log_init("harp-ctl", ctl.cfg.log_level);
+    umask(077);
+    /* A start error comes first and alone, before the settings. */
+    if (serve_check(&ctl.cfg, &lockfd, &err) == -1) {
+        log_errorx("serve: %s", err.msg);
+        env_free(&ctl.cfg);
+        return 1;
+    }
     log_notice("serve: harp-ctl %s starting (descriptor limit %lu)", PACKAGE_VERSION,
                fdlimit_raise());
-    serve_log_config(&ctl.cfg);
-
-    umask(077);
-    if (mkdirs(ctl.cfg.state_dir) == -1) {
-        log_warn("serve: HP_STATE_DIR: cannot create %s", ctl.cfg.state_dir);
-        env_free(&ctl.cfg);
-        return 1;
-    }
-    if ((lockfd = lock_state_dir(ctl.cfg.state_dir)) == -1) {
-        env_free(&ctl.cfg);
-        return 1;
-    }
     if (check_database(ctl.cfg.state_dir, allow_empty) == -1) {
         env_free(&ctl.cfg);
         close(lockfd);
@@ -184,7 +259,7 @@ serve_main(env_lookup_cb lookup, void *lookup_arg, bool allow_empty)
     ctl.store = store_open(dbpath, &err);
     free(dbpath);
     if (ctl.store == NULL) {
-        log_errorx("serve: %s", err.msg);
+        log_errorx("serve: HP_STATE_DIR: %s", err.msg);
         env_free(&ctl.cfg);
         return 1;
     }
@@ -225,6 +300,7 @@ serve_main(env_lookup_cb lookup, void *lookup_arg, bool allow_empty)
         env_free(&ctl.cfg);
         return 1;
     }
+    serve_log_config(&ctl.cfg); /* once started: a start error is never lost among them */
     mark_initialised(ctl.cfg.state_dir);
     log_notice("serve: control API listening on %s, data planes on %s, state in %s "
                "(schema %d, %zu ExApps)",

@@ -111,3 +111,56 @@ def test_usage_errors_exit_2(args):
 def test_version():
     r = run_ctl(["--version"], base_env())
     assert (r.returncode, r.stdout.strip()) == (0, "harp-ctl 0.5.0")
+
+
+COMMANDS = [["serve"], ["status"], ["exapp", "list"], ["exapp", "show"], ["exapp", "rm"],
+            ["dp", "list"], ["ban", "list"], ["ban", "add"], ["ban", "rm"], ["engine", "list"],
+            ["engine", "add"], ["engine", "rm"], ["engine", "ping"], ["engine", "frpc"],
+            ["tunnel", "list"], ["certs", "show"], ["certs", "export"], ["certs", "rotate"],
+            ["config", "check"]]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=" ".join)
+def test_help_and_command_help_for_every_command(cmd):
+    """`harp-ctl help CMD`, `harp-ctl CMD --help` and `harp-ctl help` work without a key or a
+    running control plane; the top-level help names every command."""
+    env = base_env(HP_CONTROL_ADDRESS="127.0.0.1:1")
+    top = run_ctl(["help"], env)
+    assert top.returncode == 0 and top.stdout.startswith("usage: harp-ctl"), top.stderr
+    assert f"  {' '.join(cmd)} " in top.stdout, top.stdout
+    flag = run_ctl([*cmd, "--help"], env)
+    assert flag.returncode == 0 and flag.stdout.startswith("usage: harp-ctl"), flag.stderr
+    word = run_ctl(["help", *cmd], env)
+    assert (word.returncode, word.stdout) == (0, flag.stdout), word.stderr
+    assert (run_ctl(["help", cmd[0]], env).returncode, top.stdout) == (0, run_ctl([], env).stderr)
+
+
+def test_help_of_an_unknown_command_is_a_usage_error():
+    r = run_ctl(["help", "frobnicate"], base_env())
+    assert r.returncode == 2 and "unknown command" in r.stderr
+
+
+def test_engine_list_says_why_the_local_engine_is_missing(ctl):
+    r = ctl.cli("engine", "list")
+    assert r.returncode == 0, r.stderr
+    why = f"HP_DOCKER_SOCKET: {ctl.workdir}/no-docker.sock: No such file or directory"
+    assert f"(no engines: no local engine, {why})" in r.stdout, r.stdout
+    j = json.loads(ctl.cli("engine", "list", "--json").stdout)
+    assert j == {"engines": [], "local_engine_error": why}
+
+
+@pytest.mark.parametrize("frp", ["0.0.0.0:8782", "[::]:8782", "127.0.0.1:8782", "[::1]:8782"])
+def test_engine_add_frpc_dir_without_server_refuses_an_unreachable_frp_address(
+        ctl_factory, tmp_path, frp):
+    ctl = ctl_factory(env={"HP_FRP_ADDRESS": frp}).start()
+    before = ctl.cli("engine", "list", "--json").stdout
+    out = tmp_path / "remote1"
+    r = ctl.cli("engine", "add", "remote1", "--frpc-dir", str(out))
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "--server HOST:PORT" in r.stderr and f"HP_FRP_ADDRESS is {frp}" in r.stderr
+    assert not out.exists() and ctl.cli("engine", "list", "--json").stdout == before
+    # Given the address the engine's host dials, it registers and writes the folder.
+    r = ctl.cli("engine", "add", "remote1", "--frpc-dir", str(out), "--server", "gw.example:8782")
+    assert r.returncode == 0, r.stderr
+    assert 'serverAddr = "gw.example"' in (out / "frpc.toml").read_text()
+    assert "remote1" in ctl.cli("engine", "list").stdout

@@ -150,3 +150,63 @@ def test_log_level_filters_lines(ctl_factory):
 def test_sigterm_exits_zero_and_logs_the_stop(ctl):
     ctl.stop()
     assert "SIGTERM received, stopping" in ctl.log()
+
+
+def immutable_dir(path):
+    """A directory nobody can write, root included (chattr +i); None where that is refused."""
+    path.mkdir()
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        return None
+    return path
+
+
+@pytest.mark.parametrize("case", ["control", "state_under_file", "state_is_file",
+                                  "state_immutable", "certs_under_file", "certs_immutable"])
+def test_config_check_refuses_what_serve_refuses_naming_the_variable_before_any_settings(
+        tmp_path, case):
+    (tmp_path / "file").write_text("")
+    ro = None
+    if case.endswith("immutable"):
+        ro = immutable_dir(tmp_path / "ro")
+        if ro is None:
+            pytest.skip("chattr +i is not supported here")
+    kw, want = {
+        "control": (dict(HP_CONTROL_ADDRESS="localhost:8200"),
+                    "HP_CONTROL_ADDRESS: localhost:8200 is not an IP address"),
+        "state_under_file": (dict(HP_STATE_DIR=str(tmp_path / "file" / "state")),
+                             f"HP_STATE_DIR: cannot create {tmp_path}/file/state: Not a directory"),
+        "state_is_file": (dict(HP_STATE_DIR=str(tmp_path / "file")),
+                          f"HP_STATE_DIR: cannot open {tmp_path}/file/harp.lock: Not a directory"),
+        "state_immutable": (dict(HP_STATE_DIR=str(tmp_path / "ro")),
+                            f"HP_STATE_DIR: cannot open {tmp_path}/ro/harp.lock: Operation not "
+                            "permitted"),
+        "certs_under_file": (dict(HP_CERTS_DIR=str(tmp_path / "file" / "certs")),
+                             f"HP_CERTS_DIR: cannot write {tmp_path}/file/certs/frp: Not a "
+                             "directory"),
+        "certs_immutable": (dict(HP_CERTS_DIR=str(tmp_path / "ro")),
+                            f"HP_CERTS_DIR: cannot write {tmp_path}/ro/frp: Operation not "
+                            "permitted"),
+    }[case]
+    env = env_for(tmp_path, **dict(dict(HP_CERTS_DIR=str(tmp_path / "certs")), **kw))
+    try:
+        check = run_ctl(["config", "check"], env, timeout=30)
+        serve = run_ctl(["serve"], env, timeout=30)
+    finally:
+        if ro is not None:
+            subprocess.run(["chattr", "-i", str(ro)])
+    assert check.returncode == 2, check.stderr
+    assert check.stderr.startswith(f"harp-ctl: configuration error: {want}"), check.stderr
+    assert len(check.stderr.strip().splitlines()) == 1, check.stderr
+    assert check.stdout == "", "no settings after an error"
+    assert serve.returncode != 0, serve.stderr
+    lines = serve.stderr.strip().splitlines()
+    # The error comes alone: one error line, no settings, no warning.
+    assert len(lines) == 1 and " error " in lines[0] and want in lines[0], serve.stderr
+    assert "config:" not in serve.stderr and "warning" not in serve.stderr
+
+
+def test_config_check_creates_nothing_and_serve_logs_settings_once_started(tmp_path):
+    env = env_for(tmp_path, HP_CERTS_DIR=str(tmp_path / "certs"))
+    r = run_ctl(["config", "check"], env)
+    assert r.returncode == 0 and "configuration OK" in r.stdout, r.stderr
+    assert not os.path.exists(tmp_path / "state") and not os.path.exists(tmp_path / "certs")

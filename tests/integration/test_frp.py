@@ -300,7 +300,8 @@ def test_docker_engine_through_a_tunnel(frp, docker_engine):
 def test_engine_add_writes_a_ready_frpc_folder_and_rm_refuses_the_tunnel(frp, tmp_path):
     gw = frp(tls=True, register=False)
     out = tmp_path / "remote1"
-    r = gw.ctl.cli("engine", "add", "remote1", "--frpc-dir", str(out))
+    r = gw.ctl.cli("engine", "add", "remote1", "--frpc-dir", str(out), "--server",
+                   f"127.0.0.1:{gw.frp_port}")
     assert r.returncode == 0, r.stderr
     assert sorted(os.listdir(out)) == ["ca.crt", "client.crt", "client.key", "frpc.toml"]
     assert oct(os.stat(out / "frpc.toml").st_mode & 0o777) == "0o600"
@@ -503,7 +504,8 @@ def test_clean_tls_close_is_a_normal_close(frp):
 def write_real_frpc_dir(gw, name, out, docker_sock):
     """`harp-ctl engine add --frpc-dir` as users run it; the one change: the Docker socket of
     the test engine in place of /var/run/docker.sock."""
-    r = gw.ctl.cli("engine", "add", name, "--frpc-dir", str(out))
+    r = gw.ctl.cli("engine", "add", name, "--frpc-dir", str(out), "--server",
+                   f"127.0.0.1:{gw.frp_port}")
     assert r.returncode == 0, r.stderr
     toml = (out / "frpc.toml").read_text()
     assert 'unixPath = "/var/run/docker.sock"' in toml
@@ -669,7 +671,8 @@ def test_real_frpc_certificate_rotation(frp, docker_engine, tmp_path):
         wait_for(lambda: docker_through(gw, 24001), timeout=60, what="Docker through the tunnel")
         assert gw.ctl.cli("certs", "rotate").returncode == 0
         again = tmp_path / "again"
-        assert gw.ctl.cli("engine", "frpc", "remote1", str(again)).returncode == 0
+        assert gw.ctl.cli("engine", "frpc", "remote1", str(again), "--server",
+                          f"127.0.0.1:{gw.frp_port}").returncode == 0
         toml = (again / "frpc.toml").read_text()
         (again / "frpc.toml").write_text(toml.replace("/var/run/docker.sock", docker_engine.sock))
         # The next connection makes the data plane load the new files and close the sessions
