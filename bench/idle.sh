@@ -34,7 +34,7 @@ gcc -O2 -o "$run/backend" "$top/bench/backend.c"
 taskset -c 1 "$run/backend" $P_BACKEND & pids+=($!)
 # Idle connections must outlive the run: HP_TIMEOUT_CLIENT well above it. HP_MAX_CONNECTIONS
 # above IDLE (its default is derived from ulimit -n).
-export HP_SHARED_KEY=$KEY NC_INSTANCE_URL=http://127.0.0.1:9 HP_STATE_DIR=$run/state \
+export HP_SHARED_KEY=$KEY NC_INSTANCE_URL=http://127.0.0.1:9 HP_STATE_DIR=$run/state HP_CERTS_DIR=$run/certs \
        HP_CONTROL_ADDRESS=127.0.0.1:$P_CTL HP_EXAPPS_ADDRESS=127.0.0.1:$P_HARP HP_LOG_LEVEL=warning \
        HP_TIMEOUT_CLIENT=3600s HP_MAX_CONNECTIONS=$((IDLE + 1000))
 taskset -c 1 "$build/harp-ctl/harp-ctl" serve 2>"$run/ctl.log" & pids+=($!)

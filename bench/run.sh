@@ -29,7 +29,7 @@ gcc -O2 -o "$run/backend" "$top/bench/backend.c"
 taskset -c 1 "$run/backend" $P_BACKEND & pids+=($!)
 
 taskset -c 1 /usr/bin/python3 "$top/bench/nextcloud.py" $P_NC & pids+=($!)
-export HP_SHARED_KEY=$KEY NC_INSTANCE_URL=http://127.0.0.1:$P_NC HP_STATE_DIR=$run/state \
+export HP_SHARED_KEY=$KEY NC_INSTANCE_URL=http://127.0.0.1:$P_NC HP_STATE_DIR=$run/state HP_CERTS_DIR=$run/certs \
        HP_CONTROL_ADDRESS=127.0.0.1:$P_CTL HP_EXAPPS_ADDRESS=127.0.0.1:$P_HARP HP_LOG_LEVEL=warning \
        HP_SESSION_LIFETIME=10
 taskset -c 1 "$build/harp-ctl/harp-ctl" serve 2>"$run/ctl.log" & pids+=($!)
