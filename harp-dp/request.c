@@ -289,6 +289,13 @@ send_request(struct conn *c, const struct decision *d, const char *host, unsigne
 
 /* --- client input ------------------------------------------------------------------------ */
 
+/* The status of each refusing verdict (0: dropped without an answer). */
+static const int verdict_status[] = {
+    [VERDICT_DROP] = 0,          [VERDICT_BAD_REQUEST] = 400, [VERDICT_UNAUTHORIZED] = 401,
+    [VERDICT_FORBIDDEN] = 403,   [VERDICT_DENIED] = 403,      [VERDICT_NOT_FOUND] = 404,
+    [VERDICT_UNAVAILABLE] = 503,
+};
+
 static void
 decide(struct conn *c)
 {
@@ -322,25 +329,6 @@ again:
         c->state = ST_AUTH;
         conn_flow(c);
         return;
-    case VERDICT_DROP:
-        request_fail(c, 0, d.reason, d.why);
-        return;
-    case VERDICT_BAD_REQUEST:
-        request_fail(c, 400, d.reason, d.why);
-        return;
-    case VERDICT_UNAUTHORIZED:
-        request_fail(c, 401, d.reason, d.why);
-        return;
-    case VERDICT_FORBIDDEN:
-    case VERDICT_DENIED:
-        request_fail(c, 403, d.reason, d.why);
-        return;
-    case VERDICT_NOT_FOUND:
-        request_fail(c, 404, d.reason, d.why);
-        return;
-    case VERDICT_UNAVAILABLE:
-        request_fail(c, 503, d.reason, d.why);
-        return;
     case VERDICT_LOOKUP:
         if (ctl_link_lookup(dp->link, d.app_id_lc, c) == -1) {
             request_fail(c, 503, REFUSAL_CTL_UNAVAILABLE, "look-up impossible: control plane down");
@@ -349,8 +337,13 @@ again:
         c->state = ST_LOOKUP;
         conn_flow(c);
         return;
-    default:
+    case VERDICT_TO_EXAPP:
+    case VERDICT_TO_CONTROL:
+    case VERDICT_TO_DOCKER:
         forward(c, &d);
+        return;
+    default:
+        request_fail(c, verdict_status[d.verdict], d.reason, d.why);
         return;
     }
 }
