@@ -28,9 +28,10 @@ TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 history_size=4
 export TSAN_OPTIONS
 make -s -j"$jobs" -C tests check TESTS='unit/test_store' >/dev/null || {
     cat tests/unit/test_store.log; exit 1; }
+# Debian's python3 sees python3-pytest; the python3 first on PATH may be another build.
 # TSan slows harp-ctl's start (key generation) several times: the harness's waits scale.
 HP_TEST_TIMEOUT_MULTIPLIER=4 HARP_BUILDDIR="$top/build-tsan-test" HARP_DP_BUILDDIR="$top/build-test" HARP_SRCDIR="$top" \
-    python3 -m pytest -p no:cacheprovider -q -r fEs \
+    /usr/bin/python3 -m pytest -p no:cacheprovider -q -r fEs \
     $(for t in control_api outbound publish users bans attacks_ctl_api attacks_ctl_link; do
         echo "$top/tests/integration/test_$t.py"; done)
 unset TSAN_OPTIONS
