@@ -9,7 +9,7 @@ PKGS="build-essential autoconf automake autoconf-archive pkg-config
       libjansson-dev libpcre2-dev python3 curl openssl"
 if [ "${1:-}" = test ]; then
     PKGS="$PKGS python3-pytest python3-websockets python3-cryptography sqlite3 clang
-          clang-format cppcheck mandoc"
+          clang-format cppcheck mandoc iproute2"
     # The tests run a real Docker engine and build their images from busybox; an engine or a
     # busybox already installed (docker-ce, say) is used as it is.
     command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] || PKGS="$PKGS docker.io"

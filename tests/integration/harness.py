@@ -27,7 +27,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_for(pred, timeout=10.0, what="condition"):
+def wait_for(pred, timeout=60.0, what="condition"):
     deadline = time.monotonic() + timeout * MULT
     while time.monotonic() < deadline:
         if pred():
@@ -125,14 +125,14 @@ class Process:
                 self.check_sanitizers()
             return self.proc.returncode if self.proc else 0
         self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout=10 * MULT)
+        rc = self.proc.wait(timeout=30 * MULT)
         self.check_sanitizers()
         assert rc == 0, f"{self.name} exited with {rc} after SIGTERM:\n{self.log()}"
         return rc
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10 * MULT)
+        self.proc.wait(timeout=30 * MULT)
         self.check_sanitizers()
 
     def log(self):

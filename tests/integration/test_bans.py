@@ -25,7 +25,7 @@ def bans(gw):
 
 
 def wait_banned(gw, ip="127.0.0.1"):
-    wait_for(lambda: any(b["ip"] == ip for b in bans(gw)), timeout=5, what=f"{ip} banned")
+    wait_for(lambda: any(b["ip"] == ip for b in bans(gw)), what=f"{ip} banned")
     # every data plane has the list once the control plane has it and pushed it
     time.sleep(0.1)
 
@@ -46,8 +46,8 @@ def test_failures_ban_the_client_and_the_ban_expires(banning):
     assert dropped(gw, "/exapps/app_api/heartbeat"), "control traffic without the key too"
     r = gw.get("/exapps/app_api/heartbeat", {"harp-shared-key": KEY})
     assert r.status == 200, "the shared key is never locked out"
-    wait_for(lambda: not bans(gw), timeout=5, what="the ban to expire")
-    wait_for(lambda: gw.get("/exapps/testapp/public/x").status == 200, timeout=3,
+    wait_for(lambda: not bans(gw), what="the ban to expire")
+    wait_for(lambda: gw.get("/exapps/testapp/public/x").status == 200,
              what="the client served again")
 
 
@@ -159,9 +159,9 @@ def test_operators_manage_bans(make_gateway):
     r = c.cli("ban", "rm", "203.0.113.9")
     assert r.returncode == 1 and "no ban" in r.stderr
     c.cli("ban", "add", "127.0.0.1", "--for", "60")
-    wait_for(lambda: dropped(gw), timeout=3, what="an operator's ban reaching the data plane")
+    wait_for(lambda: dropped(gw), what="an operator's ban reaching the data plane")
     c.cli("ban", "rm", "127.0.0.1")
-    wait_for(lambda: gw.get("/exapps/testapp/public/x").status == 200, timeout=3,
+    wait_for(lambda: gw.get("/exapps/testapp/public/x").status == 200,
              what="the lifted ban reaching the data plane")
 
 

@@ -145,7 +145,7 @@ def test_an_incomplete_set_stops_the_start(ctl_factory, tmp_path):
     ctl = ctl_factory()
     with pytest.raises(AssertionError):
         ctl.start()
-    assert ctl.proc.wait(timeout=10) == 1
+    assert ctl.proc.wait(timeout=60) == 1
     assert "holds only some of" in ctl.log()
     assert os.listdir(d) == ["ca.crt"]  # nothing written over or beside it
 

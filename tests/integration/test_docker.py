@@ -12,6 +12,8 @@ import pytest
 from harness import free_port, http_request, wait_for
 from helpers.docker_engine import IMAGE
 
+RUN = os.urandom(3).hex()
+
 KEY = "docker-test-key-0123"
 
 
@@ -50,6 +52,8 @@ def proxy(gw, method, path, port="24000", body=None, headers=None):
 
 
 def name_of(gw, app):
+    """An app name with this run's suffix: the engine may be the machine's own."""
+    app = f"{app}-{RUN}"
     gw.created.append(f"nc_app_{app}")
     return app
 
@@ -117,24 +121,25 @@ def test_lifecycle_with_exact_answers(dgw):
 
 def test_names_with_instance_and_role(dgw):
     api = dgw.engine.api
-    body = {"name": "multi", "instance_id": "inst1", "role_suffix": "worker", "image_id": IMAGE}
-    dgw.created.append("nc_app_inst1_multi_worker")
-    dgw.created.append("nc_app_inst1_multi")  # volume nc_app_inst1_multi_data
+    inst = f"inst{RUN}"
+    body = {"name": "multi", "instance_id": inst, "role_suffix": "worker", "image_id": IMAGE}
+    dgw.created.append(f"nc_app_{inst}_multi_worker")
+    dgw.created.append(f"nc_app_{inst}_multi")  # volume nc_app_<inst>_multi_data
     r = call(dgw, "create", body)
-    assert r.status == 201 and r.json()["name"] == "nc_app_inst1_multi_worker"
-    st, info = api.json("GET", "/containers/nc_app_inst1_multi_worker/json")
+    assert r.status == 201 and r.json()["name"] == f"nc_app_{inst}_multi_worker"
+    st, info = api.json("GET", f"/containers/nc_app_{inst}_multi_worker/json")
     assert st == 200
     assert info["HostConfig"]["NetworkMode"] == "bridge"  # the default
     assert info["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
-    assert any(m["Source"] == "nc_app_inst1_multi_data" for m in info["HostConfig"]["Mounts"])
+    assert any(m["Source"] == f"nc_app_{inst}_multi_data" for m in info["HostConfig"]["Mounts"])
 
 
 def test_custom_network_alias_and_gpu_requests(dgw):
     api = dgw.engine.api
-    net = "harp-test-net"
+    net = f"harp-test-net-{RUN}"
+    app, app2 = name_of(dgw, "aliased"), name_of(dgw, "rocm-app")
     api.request("POST", "/networks/create", {"Name": net, "CheckDuplicate": True})
     try:
-        app = name_of(dgw, "aliased")
         r = call(dgw, "create", {"name": app, "image_id": IMAGE, "network_mode": net,
                                  "compute_device": "cuda"})
         assert r.status == 201, r
@@ -143,28 +148,29 @@ def test_custom_network_alias_and_gpu_requests(dgw):
         dr = info["HostConfig"]["DeviceRequests"]
         assert dr[0]["Driver"] == "nvidia" and dr[0]["Count"] == -1
         assert dr[0]["Capabilities"] == [["compute", "utility"]]
-        app2 = name_of(dgw, "rocm-app")
         r = call(dgw, "create", {"name": app2, "image_id": IMAGE, "compute_device": "rocm"})
         assert r.status == 201
         devs = api.json("GET", f"/containers/nc_app_{app2}/json")[1]["HostConfig"]["Devices"]
         assert {(d["PathOnHost"], d["PathInContainer"], d["CgroupPermissions"]) for d in devs} == \
             {("/dev/kfd", "/dev/kfd", "rwm"), ("/dev/dri", "/dev/dri", "rwm")}
     finally:
-        for c in ("nc_app_aliased", "nc_app_rocm-app"):
+        for c in (f"nc_app_{app}", f"nc_app_{app2}"):
             api.remove_container(c)
         api.request("DELETE", f"/networks/{net}")
 
 
 def test_unknown_container(dgw):
-    assert call(dgw, "start", {"name": "ghost"}).text == "Container 'nc_app_ghost' not found."
-    r = call(dgw, "stop", {"name": "ghost"})
-    assert (r.status, r.text) == (404, "Container 'nc_app_ghost' not found.")
-    r = call(dgw, "wait_for_start", {"name": "ghost"})
+    ghost = name_of(dgw, "ghost")
+    gone = f"Container 'nc_app_{ghost}' not found."
+    assert call(dgw, "start", {"name": ghost}).text == gone
+    r = call(dgw, "stop", {"name": ghost})
+    assert (r.status, r.text) == (404, gone)
+    r = call(dgw, "wait_for_start", {"name": ghost})
     assert (r.status, r.json()) == (200, {"started": False, "status": "not_found",
                                           "reason": "container not found"})
-    r = call(dgw, "install_certificates", {"name": "ghost"})
-    assert (r.status, r.text) == (404, "Container 'nc_app_ghost' not found.")
-    assert call(dgw, "remove", {"name": "ghost", "remove_data": True}).status == 204
+    r = call(dgw, "install_certificates", {"name": ghost})
+    assert (r.status, r.text) == (404, gone)
+    assert call(dgw, "remove", {"name": ghost, "remove_data": True}).status == 204
 
 
 @pytest.mark.parametrize("action,body,field", [
@@ -399,7 +405,7 @@ def test_exapp_created_here_is_routed_end_to_end(dgw):
         r = dgw.get(f"/exapps/{app}/heartbeat", headers=signed)
         return r.status == 200 and r.json() == {"status": "ok"}
 
-    wait_for(up, timeout=15, what="the ExApp container answers through harp-dp")
+    wait_for(up, what="the ExApp container answers through harp-dp")
     assert call(dgw, "stop", {"name": app}).status == 204
     r = dgw.get(f"/exapps/{app}/heartbeat", headers=signed)
     assert r.status == 503

@@ -2,7 +2,9 @@
 """AppAPI 33's Docker flows, replayed from the captures in order against harp with a real
 engine doing the work: each answer must be the one the contract gives. The images AppAPI
 names are the local test image under those names (no registry is reachable, so the pulls
-themselves fail at the engine; they must still reach it)."""
+themselves fail at the engine; they must still reach it). The engine may be the machine's own:
+every name the replay creates there (apps, containers, volumes, the network, image tags) carries
+this run's suffix, so it never touches, or removes, anything it did not make."""
 import json
 import os
 
@@ -14,8 +16,21 @@ from helpers.docker_engine import IMAGE
 pytestmark = pytest.mark.skipif(not capture_available(), reason="captures not present")
 
 CAPTURE_PORT = "23000"
-IMAGES = ["ghcr.io/nextcloud/test-deploy:release-cpu", "ghcr.io/nextcloud/test-deploy:release-cuda",
-          "registry.local:5000/nextcloud/test-deploy:release-cpu", "ghcr.io/example/harp-probe:1.0-cpu"]
+RUN = os.urandom(3).hex()
+DEPLOY, PROBE, NETWORK = f"test-deploy-{RUN}", f"harp-probe-{RUN}", f"nextcloud-{RUN}"
+RENAMES = (("test-deploy", DEPLOY), ("harp-probe", PROBE), ('"nextcloud"', f'"{NETWORK}"'))
+
+
+def renamed(text):
+    """The captured text with this run's app, image and network names."""
+    for old, new in RENAMES:
+        text = text.replace(old, new)
+    return text
+
+
+IMAGES = [renamed(r) for r in (
+    "ghcr.io/nextcloud/test-deploy:release-cpu", "ghcr.io/nextcloud/test-deploy:release-cuda",
+    "registry.local:5000/nextcloud/test-deploy:release-cpu", "ghcr.io/example/harp-probe:1.0-cpu")]
 
 
 def ca_bundle():
@@ -33,7 +48,7 @@ def rgw(make_gateway, docker_engine, tmp_path):
         repo, tag = ref.rsplit(":", 1)
         st, _ = api.request("POST", f"/images/{IMAGE}/tag?repo={repo}&tag={tag}")
         assert st == 201
-    api.request("POST", "/networks/create", {"Name": "nextcloud", "CheckDuplicate": True})
+    api.request("POST", "/networks/create", {"Name": NETWORK, "CheckDuplicate": True})
 
     def make(capture):
         key = parse_capture(capture)[0][2]["harp-shared-key"]  # the captured AppAPI's key
@@ -46,10 +61,10 @@ def rgw(make_gateway, docker_engine, tmp_path):
         return gw
 
     yield make
-    for c in ("nc_app_test-deploy", "nc_app_harp-probe"):
+    for c in (f"nc_app_{DEPLOY}", f"nc_app_{PROBE}"):
         api.remove_container(c)
         api.remove_volume(c + "_data")
-    api.request("DELETE", "/networks/nextcloud")
+    api.request("DELETE", f"/networks/{NETWORK}")
     for ref in IMAGES:
         api.request("DELETE", f"/images/{ref}")
 
@@ -57,14 +72,15 @@ def rgw(make_gateway, docker_engine, tmp_path):
 def send(gw, method, target, headers, body):
     """One captured request, with the ExApp port moved to a free one and the CA bundle, which
     the capture summarises, replaced by a real one."""
-    headers = {k: v.replace(CAPTURE_PORT, gw.app_port) for k, v in headers.items()}
+    target = renamed(target)
+    headers = {k: renamed(v.replace(CAPTURE_PORT, gw.app_port)) for k, v in headers.items()}
     headers.pop("Host", None)
     data = None
     if body is not None:
         obj = json.loads(body)
         if "system_certs_bundle" in obj:
             obj["system_certs_bundle"] = ca_bundle()
-        data = json.dumps(obj).replace(CAPTURE_PORT, gw.app_port).encode()
+        data = renamed(json.dumps(obj).replace(CAPTURE_PORT, gw.app_port)).encode()
     return http_request(("127.0.0.1", gw.port), method, target, data, headers, timeout=150)
 
 
@@ -121,7 +137,7 @@ def expect(gw, method, target, r, state):
 
 def replay(gw, files, gpu=False):
     for name in files:
-        app = "harp-probe" if "11-" in name or "14-" in name else "test-deploy"
+        app = PROBE if "11-" in name or "14-" in name else DEPLOY
         state = {"container": f"nc_app_{app}", "gpu": gpu,
                  "exists": gw.api.json("GET", f"/containers/nc_app_{app}/json")[0] == 200}
         for method, target, headers, body in parse_capture(name):
@@ -133,20 +149,20 @@ def replay(gw, files, gpu=False):
 def test_test_deploy_register_then_unregister(rgw):
     rgw = rgw("03-test-deploy-register.txt")
     replay(rgw, ["03-test-deploy-register.txt"])
-    assert rgw.api.json("GET", "/containers/nc_app_test-deploy/json")[1]["State"]["Running"]
+    assert rgw.api.json("GET", f"/containers/nc_app_{DEPLOY}/json")[1]["State"]["Running"]
     replay(rgw, ["04-test-deploy-unregister.txt"])
-    assert rgw.api.json("GET", "/containers/nc_app_test-deploy/json")[0] == 404
-    assert rgw.api.json("GET", "/volumes/nc_app_test-deploy_data")[0] == 200  # data kept
+    assert rgw.api.json("GET", f"/containers/nc_app_{DEPLOY}/json")[0] == 404
+    assert rgw.api.json("GET", f"/volumes/nc_app_{DEPLOY}_data")[0] == 200  # data kept
 
 
 def test_exapp_register_then_unregister_removing_data(rgw):
     rgw = rgw("11-docker-exapp-register-init-200.txt")
     replay(rgw, ["11-docker-exapp-register-init-200.txt"])
-    c = rgw.api.json("GET", "/containers/nc_app_harp-probe/json")[1]
-    assert c["Config"]["Image"] == "ghcr.io/example/harp-probe:1.0-cpu"
+    c = rgw.api.json("GET", f"/containers/nc_app_{PROBE}/json")[1]
+    assert c["Config"]["Image"] == IMAGES[3]
     replay(rgw, ["14-docker-exapp-unregister-rm-data.txt"])
-    assert rgw.api.json("GET", "/containers/nc_app_harp-probe/json")[0] == 404
-    assert rgw.api.json("GET", "/volumes/nc_app_harp-probe_data")[0] == 404
+    assert rgw.api.json("GET", f"/containers/nc_app_{PROBE}/json")[0] == 404
+    assert rgw.api.json("GET", f"/volumes/nc_app_{PROBE}_data")[0] == 404
 
 
 @pytest.mark.parametrize("capture", ["16-registry-local-test-deploy.txt",
@@ -154,7 +170,7 @@ def test_exapp_register_then_unregister_removing_data(rgw):
 def test_registry_mapping(rgw, capture):
     rgw = rgw(capture)
     replay(rgw, [capture])
-    assert rgw.api.json("GET", "/containers/nc_app_test-deploy/json")[0] == 404
+    assert rgw.api.json("GET", f"/containers/nc_app_{DEPLOY}/json")[0] == 404
 
 
 def test_direct_connect_cuda(rgw):
@@ -162,6 +178,6 @@ def test_direct_connect_cuda(rgw):
     # so the engine refuses to start it and AppAPI gets the contract's 503s.
     rgw = rgw("18-exapp-direct-cuda-test-deploy.txt")
     replay(rgw, ["18-exapp-direct-cuda-test-deploy.txt"], gpu=True)
-    c = rgw.api.json("GET", "/containers/nc_app_test-deploy/json")[1]
+    c = rgw.api.json("GET", f"/containers/nc_app_{DEPLOY}/json")[1]
     assert c["HostConfig"]["DeviceRequests"][0]["Driver"] == "nvidia"
-    assert "test-deploy" in c["NetworkSettings"]["Networks"]["nextcloud"]["Aliases"]
+    assert DEPLOY in c["NetworkSettings"]["Networks"][NETWORK]["Aliases"]

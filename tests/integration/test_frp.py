@@ -149,7 +149,7 @@ def test_plain_mode_with_minifrpc(frp):
     port = tunnel_port()
     # -u: the helper is killed at the end, and what it printed must not die in its buffer.
     p = subprocess.Popen(["/usr/bin/python3", "-u", MINIFRPC, "--port",
-                          str(gw.frp_port), "--proxy", f"test-exapp:{port}", "--seconds", "6"],
+                          str(gw.frp_port), "--proxy", f"test-exapp:{port}", "--seconds", "600"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for(lambda: not port_free(port), what="minifrpc's proxy bound")
