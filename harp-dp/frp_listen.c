@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "frp_int.h"
 #include "listen.h"
@@ -159,7 +160,8 @@ session_rx(struct session *s, const uint8_t *p, size_t len, const char **why)
     if (s->stage == SS_SNIFF) {
         if (p[0] == 0x16 || p[0] == 0x17) {
             if (tls_ctx == NULL) {
-                log_info("frp: TLS from %s but TLS is disabled; closed", s->ip);
+                log_info("frp: TLS from %s but %s; closed", s->ip,
+                         tls_required ? "the certificates are not there yet" : "TLS is disabled");
                 return -1;
             }
             if (p[0] == 0x17) {
@@ -488,7 +490,8 @@ load_tls(struct hp_err *err)
 }
 
 /* After `harp-ctl certs rotate`: new files are loaded and every TLS session is closed, so
- * clients reconnect and must present a certificate of the new CA. */
+ * clients reconnect and must present a certificate of the new CA. Before the first `harp-ctl
+ * serve` wrote them, each connection tries to load them. */
 static void
 maybe_reload(void)
 {
@@ -496,8 +499,12 @@ maybe_reload(void)
     struct stat sb;
     struct hp_err err;
 
-    if (tls_ctx != NULL && stat(crt, &sb) == 0 &&
-        (sb.st_mtim.tv_sec != tls_mtime.tv_sec || sb.st_mtim.tv_nsec != tls_mtime.tv_nsec)) {
+    if (tls_required && tls_ctx == NULL) {
+        if (load_tls(&err) == 0) {
+            log_notice("frp: certificates in %s/frp loaded", setup.cfg->certs_dir);
+        }
+    } else if (tls_ctx != NULL && stat(crt, &sb) == 0 &&
+               (sb.st_mtim.tv_sec != tls_mtime.tv_sec || sb.st_mtim.tv_nsec != tls_mtime.tv_nsec)) {
         if (load_tls(&err) == 0) {
             log_notice("frp: new certificates in %s/frp loaded", setup.cfg->certs_dir);
             session_close_tls();
@@ -528,10 +535,19 @@ frp_start(const struct frp_setup *su, struct hp_err *err)
         return -1;
     }
     if (!su->cfg->frp_disable_tls) {
-        if (load_tls(err) == -1) {
-            return -1;
-        }
         tls_required = true;
+        if (load_tls(err) == -1) {
+            /* A data plane started before the first `harp-ctl serve`: it serves, and loads
+             * them when they appear. Files present but unusable stop the start. */
+            char *crt = xasprintf("%s/frp/server.crt", su->cfg->certs_dir);
+            bool absent = access(crt, F_OK) == -1 && errno == ENOENT;
+
+            free(crt);
+            if (!absent) {
+                return -1;
+            }
+            log_warnx("frp: %s; TLS connections are closed until they are there", err->msg);
+        }
     }
     if ((fd = listen_fd(su->cfg->frp_address, false, err)) == -1) {
         return -1;

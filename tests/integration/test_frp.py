@@ -6,13 +6,14 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import time
 
 import pytest
 
-from harness import SRCDIR, free_port, http_request, wait_for
+from harness import SRCDIR, Dp, free_port, http_request, wait_for
 from helpers.backends import pattern_sha256
 
 pytest.importorskip("cryptography")
@@ -107,6 +108,27 @@ def test_mutual_tls_login_proxy_and_requests(frp):
     wait_for(lambda: port_free(port), what="the port released when the client goes")
     wait_for(lambda: json.loads(gw.ctl.cli("tunnel", "list", "--json").stdout)["tunnels"] == [],
              what="the tunnel reported down")
+
+
+def test_data_plane_started_before_the_certificates_serves_and_loads_them_later(frp, tmp_path):
+    """A data plane whose certificates directory is still empty (harp-ctl has not written it
+    yet) starts and takes its table, closes TLS logins, and takes the certificates when they appear."""
+    gw = frp(tls=True)
+    empty, port = tmp_path / "later", free_port()
+    dp = Dp(gw.ctl, free_port(), "early", args=["--frp"],
+            env={"HP_CERTS_DIR": str(empty), "HP_FRP_ADDRESS": f"127.0.0.1:{port}"}).start()
+    try:
+        assert "TLS connections are closed until they are there" in dp.log()
+        with pytest.raises((ssl_error(), OSError, EOFError, AssertionError)):
+            Frpc(port, tls=gw.tls).login()
+        shutil.copytree(tmp_path / "certs", empty)
+        c = Frpc(port, tls=gw.tls)
+        assert c.login().get("run_id")
+        c.close()
+        assert "frp: certificates in" in dp.log()
+        dp.check_alive()
+    finally:
+        dp.stop()
 
 
 def test_first_byte_0x17(frp):
