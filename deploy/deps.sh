@@ -14,6 +14,8 @@ if [ "${1:-}" = test ]; then
     # busybox already installed (docker-ce, say) is used as it is.
     command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] || PKGS="$PKGS docker.io"
     command -v busybox >/dev/null 2>&1 || PKGS="$PKGS busybox-static"
+    # deploy/compose.yaml is brought up with it (and python3-yaml, its dependency).
+    command -v docker-compose >/dev/null 2>&1 || PKGS="$PKGS docker-compose"
     # The container image test makes debian:bookworm-slim with it when the engine lacks it.
     PKGS="$PKGS debootstrap"
 fi

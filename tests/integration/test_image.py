@@ -323,6 +323,63 @@ def test_readme_line_with_published_ports(docker, image, request):
     assert r.body == b"OK"
 
 
+def test_compose_service(docker, image, tmp_path, request):
+    """deploy/compose.yaml's appapi-harp service as written (environment, hostname, volumes,
+    restart policy, the nextcloud network), brought up with docker-compose. Changed for this
+    engine only: the image is the one built here (not built again), the ports are picked by
+    the engine, the socket is the tests' engine's, the network and volumes carry this run's
+    name, and Nextcloud's own services (their images cannot be pulled here) are left out."""
+    compose = shutil.which("docker-compose")
+    if compose is None:
+        pytest.skip("docker-compose is not installed (Debian package docker-compose)")
+    import yaml  # python3-yaml, a dependency of docker-compose
+    with open(os.path.join(SRCDIR, "deploy", "compose.yaml")) as f:
+        spec = yaml.safe_load(f)
+    svc = spec["services"]["appapi-harp"]
+    assert svc["environment"] == ["HP_SHARED_KEY=${HP_SHARED_KEY:?set it in .env}",
+                                  "NC_INSTANCE_URL=http://app"]
+    assert svc["volumes"] == ["/var/run/docker.sock:/var/run/docker.sock", "certs:/certs",
+                              "harp:/var/lib/harp"]
+    assert [p.split("#")[0].strip() for p in svc["ports"]] == ["127.0.0.1:8780:8780", "8782:8782"]
+    assert spec["networks"]["default"]["name"] == "nextcloud"
+    svc.update(image=TAG, ports=["127.0.0.1::8780", "127.0.0.1::8782"])
+    svc["volumes"][0] = f"{docker.engine.sock}:/var/run/docker.sock"
+    for k in ("build", "depends_on"):
+        svc.pop(k)
+    spec["services"] = {"appapi-harp": svc}
+    spec["networks"]["default"]["name"] = f"{RUN}-nextcloud"
+    (tmp_path / "compose.yaml").write_text(yaml.safe_dump(spec))
+    env = dict(os.environ, DOCKER_HOST=f"unix://{docker.engine.sock}")
+    argv = [compose, "-p", f"{RUN}-compose", "-f", str(tmp_path / "compose.yaml")]
+
+    def run(*args, extra=None):
+        r = subprocess.run(argv + list(args), capture_output=True, text=True, timeout=300 * MULT,
+                           env=dict(env, **(extra or {})))
+        return r
+    r = run("config")
+    assert r.returncode != 0 and "set it in .env" in r.stderr, r  # the key is required
+    key = captured_key()
+    request.addfinalizer(lambda: run("down", "-v", extra={"HP_SHARED_KEY": key}))
+    r = run("up", "-d", extra={"HP_SHARED_KEY": key})
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run("port", "appapi-harp", "8780", extra={"HP_SHARED_KEY": key})
+    port = int(r.stdout.strip().rsplit(":", 1)[1])
+    method, target, headers, body = parse_capture("01-daemon-check.txt")[0]
+    headers = {k: v for k, v in headers.items() if k != "Host"}
+
+    def ping():
+        try:
+            r = http_request(("127.0.0.1", port), method, target, body, headers, timeout=10)
+        except OSError:
+            return None
+        return r if r.status == 200 else None
+    assert until(ping, 120, "AppAPI's ping through the compose service").body == b"OK"
+    c = docker.inspect(f"{RUN}-compose_appapi-harp_1")
+    assert c["Config"]["Hostname"] == "appapi-harp"
+    assert c["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    assert f"{RUN}-nextcloud" in c["NetworkSettings"]["Networks"]
+
+
 @pytest.fixture(scope="module", autouse=True)
 def report(request):
     yield
