@@ -48,6 +48,8 @@ static const char usage_main[] =
     "  certs export DIR      write ca.crt, client.crt, client.key for a remote frpc\n"
     "  certs rotate          replace every FRP certificate\n"
     "  config check          validate the configuration and print the effective settings\n"
+    "  doctor                check the whole chain and name the fix for each failure\n"
+    "                        ([--public-url URL] [--read-timeout S]: through the front proxy)\n"
     "  help [COMMAND]        this help, or the help of a command (also COMMAND --help)\n"
     "\n"
     "options (each overrides its environment variable):\n"
@@ -111,9 +113,8 @@ cli_lookup(const char *name, void *arg)
     return v != NULL ? v : getenv(name);
 }
 
-/* The client configuration; the key falls back to $HP_STATE_DIR/shared_key. */
-static int
-client_config(struct cli_opts *opts, struct hp_config *cfg)
+int
+cli_config(struct cli_opts *opts, struct hp_config *cfg)
 {
     struct hp_err err;
     char *keyfile;
@@ -183,7 +184,7 @@ cli_call(struct cli_opts *opts, const char *method, const char *path, const char
 
     *out = NULL;
     *text = NULL;
-    if (client_config(opts, &cfg) == -1) {
+    if (cli_config(opts, &cfg) == -1) {
         return -2;
     }
     env_parse_hostport(cfg.control_address, host, sizeof(host), &port, NULL);
@@ -199,7 +200,7 @@ cli_call(struct cli_opts *opts, const char *method, const char *path, const char
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, opts->timeout_s > 0 ? opts->timeout_s : 30L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_body_write);
@@ -367,6 +368,8 @@ parse_args(int argc, char **argv, struct cli_opts *o)
         {"--address", offsetof(struct cli_opts, address)},
         {"--frpc-dir", offsetof(struct cli_opts, frpc_dir)},
         {"--server", offsetof(struct cli_opts, server)},
+        {"--public-url", offsetof(struct cli_opts, public_url)},
+        {"--read-timeout", offsetof(struct cli_opts, read_timeout)},
     };
     size_t j, flen;
     int i;
@@ -470,6 +473,8 @@ cli_main(int argc, char **argv)
         rc = cli_certs(&opts);
     } else if (strcmp(cmd, "tunnel") == 0) {
         rc = cli_tunnel(&opts);
+    } else if (strcmp(cmd, "doctor") == 0) {
+        rc = cli_doctor(&opts);
     } else {
         fprintf(stderr, "harp-ctl: unknown command '%s' (see harp-ctl --help)\n", cmd);
         rc = CLI_USAGE;

@@ -28,12 +28,20 @@ struct cli_opts {
     const char *address;         /* engine add --address */
     const char *frpc_dir;        /* engine add --frpc-dir */
     const char *server;          /* engine add/frpc --server */
+    const char *public_url;      /* doctor --public-url */
+    const char *read_timeout;    /* doctor --read-timeout */
+    long timeout_s;              /* cli_call's timeout; 0: 30 s */
     bool json;
     bool help;
     bool allow_empty; /* serve --allow-empty */
     const char *args[CLI_MAX_ARGS];
     int nargs;
 };
+
+struct hp_config;
+/* The client configuration; the key falls back to $HP_STATE_DIR/shared_key. -1 after printing
+ * why. */
+int cli_config(struct cli_opts *opts, struct hp_config *cfg);
 
 /* An env_lookup_cb: flags in <arg> (struct cli_opts) first, then the environment. */
 const char *cli_lookup(const char *name, void *arg);
@@ -61,5 +69,6 @@ int cli_ban(struct cli_opts *opts);
 int cli_engine(struct cli_opts *opts);
 int cli_certs(struct cli_opts *opts);
 int cli_tunnel(struct cli_opts *opts);
+int cli_doctor(struct cli_opts *opts);
 
 #endif

@@ -204,26 +204,6 @@ perform(const struct docker_engine *e, const char *method, const char *path, con
 
 /* --- API versions ------------------------------------------------------------------------ */
 
-int
-docker_api_cmp(const char *a, const char *b)
-{
-    unsigned long amaj = 0, amin = 0, bmaj = 0, bmin = 0;
-    char *end;
-
-    amaj = strtoul(a, &end, 10);
-    if (*end == '.') {
-        amin = strtoul(end + 1, NULL, 10);
-    }
-    bmaj = strtoul(b, &end, 10);
-    if (*end == '.') {
-        bmin = strtoul(end + 1, NULL, 10);
-    }
-    if (amaj != bmaj) {
-        return amaj < bmaj ? -1 : 1;
-    }
-    return amin < bmin ? -1 : amin > bmin ? 1 : 0;
-}
-
 static bool
 api_version_ok(const char *v)
 {

@@ -75,7 +75,4 @@ int64_t docker_remaining_ms(const struct docker_session *s);
 enum docker_rc docker_probe(const struct docker_engine *e, long timeout_ms,
                             struct docker_version *v, char *why, size_t why_len);
 
-/* Compares "1.41"-style versions: <0, 0, >0. Unparseable ones compare as 0.0. */
-int docker_api_cmp(const char *a, const char *b);
-
 #endif

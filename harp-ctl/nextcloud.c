@@ -160,6 +160,48 @@ out:
     return ret;
 }
 
+void
+nextcloud_probe(const struct hp_config *cfg, const char *app_id, struct nc_probe *p)
+{
+    struct curl_slist *hdrs = NULL;
+    struct http_body a = {.max = MAX_ANSWER};
+    char *url, *key, *esc;
+    const char *ctype = NULL, *m;
+    struct hp_err err;
+    json_t *j;
+
+    memset(p, 0, sizeof(*p));
+    esc = curl_easy_escape(NULL, app_id, 0);
+    url = xasprintf("%s/index.php/apps/app_api/harp/exapp-meta?appId=%s", cfg->nc_req_url, esc);
+    curl_free(esc);
+    key = xasprintf("harp-shared-key: %s", cfg->shared_key);
+    hdrs = curl_slist_append(hdrs, key);
+    if (nc_perform(url, hdrs, &a, &p->status, &ctype, &err) == NULL) {
+        snprintf(p->neterr, sizeof(p->neterr), "%s", err.msg);
+    } else {
+        snprintf(p->content_type, sizeof(p->content_type), "%s", ctype != NULL ? ctype : "");
+        p->json = ctype != NULL && strncasecmp(ctype, "application/json", 16) == 0;
+        j = p->json ? json_loadb(a.data ? a.data : "", a.len, 0, NULL) : NULL;
+        if ((m = json_string_value(json_object_get(j, "message"))) != NULL) {
+            snprintf(p->message, sizeof(p->message), "%s", m);
+        }
+        if (j != NULL && p->status == 200) {
+            struct exapp app;
+
+            memset(&app, 0, sizeof(app));
+            p->meta = exapp_from_json(j, &app, &err) == 0;
+            if (p->meta) {
+                exapp_free(&app);
+            }
+        }
+        json_decref(j);
+    }
+    http_body_free(&a);
+    curl_slist_free_all(hdrs);
+    secret_free(key);
+    free(url);
+}
+
 int
 nextcloud_exapp_enabled(const struct hp_config *cfg, const struct exapp *app, struct hp_err *err)
 {

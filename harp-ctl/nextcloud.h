@@ -3,6 +3,8 @@
 #ifndef HARP_CTL_NEXTCLOUD_H
 #define HARP_CTL_NEXTCLOUD_H
 
+#include <stdbool.h>
+
 #include "env.h"
 #include "err.h"
 #include "exapp.h"
@@ -23,6 +25,19 @@ int nextcloud_exapp_meta(const struct hp_config *cfg, const char *app_id, struct
  * up to 25 s. */
 int nextcloud_exapp_enabled(const struct hp_config *cfg, const struct exapp *app,
                             struct hp_err *err);
+
+/* What one exapp-meta call for <app_id> got, for `harp-ctl doctor`: <status> (0 when no
+ * answer came, then <neterr> says why), whether the answer was JSON, whether it was an ExApp's
+ * metadata, and its "message". */
+struct nc_probe {
+    long status;
+    bool json;
+    bool meta;
+    char content_type[64];
+    char message[128];
+    char neterr[512];
+};
+void nextcloud_probe(const struct hp_config *cfg, const char *app_id, struct nc_probe *p);
 
 enum nc_user_result { NC_USER = 1, NC_ANONYMOUS = 0, NC_USER_ERROR = -1 };
 
