@@ -87,6 +87,45 @@ is_canary(const struct answer *an, const char *nonce)
     return an->status == 200 && n != NULL && strcmp(n, nonce) == 0;
 }
 
+/* Whether X-Forwarded-For names the client the data plane took: when it holds the address the
+ * request came from, HP_TRUSTED_PROXY_IPS lacks the front proxy (bans and logs see the proxy). */
+static void
+trusted_proxies(json_t *checks, const json_t *canary)
+{
+    const char *xff = json_string_value(json_object_get(canary, "x_forwarded_for"));
+    const char *client = json_string_value(json_object_get(canary, "client"));
+    char detail[600], fix[300], *list, *tok, *save = NULL;
+    bool named = false;
+
+    if (xff == NULL || client == NULL) {
+        json_array_append_new(
+            checks, doctor_check("trusted proxies", false,
+                                 "the front proxy sends no X-Forwarded-For: harp takes the proxy "
+                                 "for every client (one client's failures ban them all)",
+                                 "nginx: proxy_set_header X-Forwarded-For "
+                                 "$proxy_add_x_forwarded_for; then add the proxy's address to "
+                                 "HP_TRUSTED_PROXY_IPS"));
+        return;
+    }
+    list = xstrdup(xff);
+    for (tok = strtok_r(list, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
+        named = named || strcmp(tok, client) == 0;
+    }
+    free(list);
+    if (!named) {
+        snprintf(detail, sizeof(detail),
+                 "requests arrive from %s, which is not in HP_TRUSTED_PROXY_IPS: harp takes the "
+                 "front proxy for the client (X-Forwarded-For: %s)",
+                 client, xff);
+        snprintf(fix, sizeof(fix), "add %s to HP_TRUSTED_PROXY_IPS", client);
+        json_array_append_new(checks, doctor_check("trusted proxies", false, detail, fix));
+        return;
+    }
+    snprintf(detail, sizeof(detail), "harp sees the client as %s (X-Forwarded-For: %s)", client,
+             xff);
+    json_array_append_new(checks, doctor_check("trusted proxies", true, detail, NULL));
+}
+
 /* The probes through the front proxy at <base>; <direct> is the local data plane. */
 static void
 front_proxy(json_t *checks, const char *base, const char *direct, const char *key,
@@ -117,6 +156,7 @@ front_proxy(json_t *checks, const char *base, const char *direct, const char *ke
                              "proxy_set_header Upgrade $http_upgrade; proxy_set_header "
                              "Connection \"upgrade\";)"));
         }
+        trusted_proxies(checks, pub.json);
     } else if (pub.status == 0) {
         snprintf(detail, sizeof(detail), "no answer from %s: %s", base, pub.err);
         json_array_append_new(checks,

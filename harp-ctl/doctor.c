@@ -225,14 +225,16 @@ on_doctor(struct api_req *req, struct api_resp *resp)
     api_json(resp, 200, json_pack("{s:b,s:o}", "ok", ok, "checks", checks));
 }
 
-/* What arrived, for the CLI's probes through a front proxy: the nonce it sent, the path
- * and the upgrade headers as the data plane passed them on. ?delay=S answers after S
+/* What arrived, for the CLI's probes through a front proxy: the nonce it sent, the path, the
+ * Upgrade and X-Forwarded-For headers as the data plane passed them on, and the client's
+ * address as the data plane decided it (HP_TRUSTED_PROXY_IPS). ?delay=S answers after S
  * seconds (at most CANARY_MAX_DELAY_S), to find a front proxy's read timeout. */
 static void
 on_canary(struct api_req *req, struct api_resp *resp)
 {
     const char *nonce = api_query(req, "nonce"), *delay = api_query(req, "delay");
-    const char *up = api_header(req, "Upgrade");
+    const char *up = api_header(req, "Upgrade"), *xff = api_header(req, "X-Forwarded-For");
+    const char *via = api_header(req, API_VIA_DATAPLANE);
     unsigned long s = 0;
     char *end = NULL;
 
@@ -249,9 +251,10 @@ on_canary(struct api_req *req, struct api_resp *resp)
         sleep((unsigned)s);
     }
     api_json(resp, 200,
-             json_pack("{s:s,s:s,s:o,s:b}", "harp_canary", nonce, "path", req->path, "upgrade",
-                       up != NULL ? json_string(up) : json_null(), "via_dataplane",
-                       api_header(req, API_VIA_DATAPLANE) != NULL));
+             json_pack("{s:s,s:s,s:o,s:o,s:o}", "harp_canary", nonce, "path", req->path, "upgrade",
+                       up != NULL ? json_string(up) : json_null(), "client",
+                       via != NULL ? json_string(via) : json_null(), "x_forwarded_for",
+                       xff != NULL ? json_string(xff) : json_null()));
 }
 
 const struct api_route api_doctor_routes[] = {

@@ -65,10 +65,11 @@ headers_dropped(enum headers_dest dest, struct span name, const struct span *con
     if (headers_hop_by_hop(name, connection) && !(upgrade && span_ieq(name, "upgrade"))) {
         return true;
     }
-    /* The control API checks the key itself; nothing else ever gets it. */
-    return dest == HEADERS_TO_EXAPP
-               ? headers_injected(name)
-               : (dest == HEADERS_TO_DOCKER && spelled_as(name, "harp-shared-key"));
+    /* The control API checks the key itself; nothing else ever gets it. It learns that a
+     * request came through a data plane, and from whom, from harp-via-dataplane alone. */
+    return dest == HEADERS_TO_EXAPP     ? headers_injected(name)
+           : dest == HEADERS_TO_CONTROL ? spelled_as(name, "harp-via-dataplane")
+                                        : spelled_as(name, "harp-shared-key");
 }
 
 struct out {
@@ -142,7 +143,10 @@ headers_request(const struct http1_head *h, const struct headers_inject *in, cha
         puts_(&o, in->auth);
         puts_(&o, "\r\nAA-VERSION: 32\r\n");
     } else if (in->dest == HEADERS_TO_CONTROL) {
-        puts_(&o, "harp-via-dataplane: 1\r\n"); /* harp-ctl serves it no operator API */
+        /* harp-ctl serves it no operator API; the value is the client's address */
+        puts_(&o, "harp-via-dataplane: ");
+        puts_(&o, in->client != NULL && in->client[0] != '\0' ? in->client : "1");
+        puts_(&o, "\r\n");
     }
     puts_(&o, "\r\n");
     return o.len;

@@ -23,6 +23,7 @@ struct headers_inject {
     struct span app_id; /* HEADERS_TO_EXAPP: EX-APP-ID, EX-APP-VERSION, AUTHORIZATION-APP-API */
     struct span version;
     const char *auth;
+    const char *client; /* HEADERS_TO_CONTROL: the client's address as harp decided it */
 };
 
 /* The rewritten head adds less than this to the client's head. */

@@ -194,6 +194,7 @@ queue_head(struct conn *c, const struct decision *d)
     in.app_id = d->app_id;
     in.version = d->version;
     in.auth = d->auth;
+    in.client = c->client;
     n = headers_request(&c->work->req, &in, head, sizeof(head));
     assert(n <= sizeof(head));
     conn_queue_push(&c->to_up, head, n);

@@ -2,8 +2,8 @@
 """`harp-ctl doctor`: every check passes on a healthy gateway (control plane, a data plane with
 the FRP frontend, the real Docker engine, Nextcloud knowing the app, a front proxy that does
 its job), and each fault injected alone is found and named with its fix: a wrong shared key on
-Nextcloud's side, a wrong NC URL, a front proxy stripping /exapps/, dropping Upgrade or the
-key, or cutting slow requests, an unreachable engine, a certificate expiring in 10 days, a
+Nextcloud's side, a wrong NC URL, a front proxy stripping /exapps/, dropping Upgrade, the key
+or X-Forwarded-For, not among HP_TRUSTED_PROXY_IPS, or cutting slow requests, an unreachable engine, a certificate expiring in 10 days, a
 data plane on a stale table. Exit status 0 when all pass, else 1."""
 import json
 import os
@@ -19,7 +19,8 @@ from helpers.front_proxy import FrontProxy
 def doc_gw(make_gateway, docker_engine, tmp_path):
     def make(env=None):
         e = {"HP_FRP_ADDRESS": f"127.0.0.1:{free_port()}", "HP_CERTS_DIR": str(tmp_path / "certs"),
-             "HP_DOCKER_SOCKET": docker_engine.sock}
+             "HP_DOCKER_SOCKET": docker_engine.sock,
+             "HP_TRUSTED_PROXY_IPS": FrontProxy.SOURCE}
         e.update(env or {})
         gw = make_gateway(env=e, dp_args=["--frp"])
         gw.nc.add_app("testapp", gw.backend.port)
@@ -50,10 +51,12 @@ def test_healthy_gateway_passes_every_check(doc_gw):
     assert rc == 0, failing(checks)
     for name in ("state_dir", "nextcloud", "dataplanes", "engine local", "frp",
                  "certificate frp ca", "certificate frp server", "certificate frp client",
-                 "front proxy", "front proxy upgrade", "front proxy read timeout"):
+                 "front proxy", "front proxy upgrade", "front proxy read timeout",
+                 "trusted proxies"):
         assert checks[name]["ok"], (name, checks.get(name), sorted(checks))
     assert "testapp with this shared key" in checks["nextcloud"]["detail"]
     assert "1 connected" in checks["dataplanes"]["detail"]
+    assert "client as 127.0.0.1" in checks["trusted proxies"]["detail"]
     # The text output says the same.
     r = gw.ctl.cli("doctor", env={"HP_EXAPPS_ADDRESS": f"127.0.0.1:{gw.port}"}, timeout=300)
     assert r.returncode == 0 and r.stdout.rstrip().endswith("all checks passed"), r.stdout
@@ -98,6 +101,7 @@ def test_wrong_nextcloud_url(doc_gw, where):
     (dict(strip_prefix=True), "strips /exapps/"),
     (dict(drop=["harp-shared-key"]), "drops or changes the harp-shared-key header"),
     (dict(drop=["upgrade"]), "drops the Upgrade header"),
+    (dict(xff=False), "sends no X-Forwarded-For"),
 ])
 def test_front_proxy_faults(doc_gw, fault, expect):
     gw = doc_gw()
@@ -111,6 +115,17 @@ def test_front_proxy_faults(doc_gw, fault, expect):
     (c,) = bad.values()
     assert expect in c["detail"], c
     assert c["fix"]
+
+
+def test_front_proxy_not_among_the_trusted_proxies(doc_gw):
+    gw = doc_gw(env={"HP_TRUSTED_PROXY_IPS": "10.9.9.9"})
+    proxy = FrontProxy(gw.port)
+    try:
+        rc, checks = doctor(gw, "--public-url", proxy.url)
+    finally:
+        proxy.stop()
+    assert rc == 1 and list(failing(checks)) == ["trusted proxies"]
+    assert checks["trusted proxies"]["fix"] == f"add {FrontProxy.SOURCE} to HP_TRUSTED_PROXY_IPS"
 
 
 def test_front_proxy_read_timeout_shorter_than_asked(doc_gw):

@@ -38,6 +38,7 @@ forwarded(const char *raw, enum headers_dest dest, bool upgrade)
     in.app_id = sp("app");
     in.version = sp("1.0");
     in.auth = "QUJD";
+    in.client = "192.0.2.9";
     n = headers_request(&h, &in, out, sizeof(out) - 1);
     out[n < sizeof(out) ? n : sizeof(out) - 1] = '\0';
     return out;
@@ -83,11 +84,13 @@ test_request(void)
            "GET /t?q=1 HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nEX-APP-ID: app\r\nEX-APP-VERSION: "
            "1.0\r\nAUTHORIZATION-APP-API: QUJD\r\nAA-VERSION: 32\r\n\r\n",
            "to an ExApp: spoofed and hop-by-hop headers go, harp's are added");
-    IS_STR(forwarded("POST /x HTTP/1.0\r\nharp-shared-key: k\r\nContent-Length: 0\r\n\r\n",
+    IS_STR(forwarded("POST /x HTTP/1.0\r\nharp-shared-key: k\r\nContent-Length: 0\r\n"
+                     "Harp_Via.Dataplane: 6.6.6.6\r\nharp-via-dataplane: 6.6.6.6\r\n\r\n",
                      HEADERS_TO_CONTROL, false),
            "POST /t HTTP/1.1\r\nharp-shared-key: k\r\nContent-Length: 0\r\nHost: "
-           "10.0.0.7:23000\r\nharp-via-dataplane: 1\r\n\r\n",
-           "to the control API: the key stays, a missing Host is the upstream's");
+           "10.0.0.7:23000\r\nharp-via-dataplane: 192.0.2.9\r\n\r\n",
+           "to the control API: the key stays, a missing Host is the upstream's, the client's "
+           "copies of harp-via-dataplane go and harp's names the client");
     IS_STR(forwarded("GET /x HTTP/1.1\r\nHost: h\r\nHarp-Shared-Key: k\r\n\r\n", HEADERS_TO_DOCKER,
                      false),
            "GET /t HTTP/1.1\r\nHost: h\r\n\r\n", "to a Docker engine: no key");
