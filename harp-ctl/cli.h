@@ -28,6 +28,8 @@ struct cli_opts {
     const char *address;         /* engine add --address */
     const char *frpc_dir;        /* engine add --frpc-dir */
     const char *server;          /* engine add/frpc --server */
+    const char *route;           /* exapp set --route */
+    const char *timeouts[5];     /* exapp set --<kind>-timeout, in enum exapp_timeout order */
     bool json;
     bool help;
     bool allow_empty; /* serve --allow-empty */

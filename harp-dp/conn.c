@@ -319,6 +319,11 @@ conn_connect_up(struct conn *c)
         c->up = NULL;
         return -1;
     }
+    if (c->up != NULL && !c->up_connected) {
+        /* the request's connect timeout, not the context's (lws enforces it while connecting) */
+        lws_set_timeout(c->up, PENDING_TIMEOUT_AWAITING_CONNECT_RESPONSE,
+                        (int)c->to_s[EXAPP_TO_CONNECT] + 1);
+    }
     return 0;
 }
 
@@ -364,13 +369,17 @@ conn_check(struct conn *c, lws_usec_t now)
         return;
     }
     if (c->state == ST_TUNNEL) {
-        limit = secs_us(dp->timeout_tunnel_s);
+        limit = secs_us(c->to_s[EXAPP_TO_WS_IDLE]);
         last = c->last_cli > c->last_up ? c->last_cli : c->last_up;
+    } else if ((c->state == ST_WAIT || c->state == ST_BODY) && c->up != NULL && !c->up_connected) {
+        limit = secs_us(c->to_s[EXAPP_TO_CONNECT]); /* last_up: when the connect began */
+        last = c->last_up;
     } else if (c->state == ST_WAIT && c->rstate != RS_IDLE) {
-        limit = secs_us(dp->timeout_server_s);
+        /* until the response begins, then between its bytes */
+        limit = secs_us(c->resp_started ? c->to_s[EXAPP_TO_IDLE] : c->to_s[EXAPP_TO_FIRST_BYTE]);
         last = c->last_up;
     } else if (c->state == ST_BODY) {
-        limit = secs_us(dp->timeout_client_s);
+        limit = secs_us(c->to_s[EXAPP_TO_REQUEST]);
         last = c->last_cli > c->last_up ? c->last_cli : c->last_up;
     } else {
         limit = secs_us(dp->timeout_client_s);
@@ -385,6 +394,19 @@ conn_check(struct conn *c, lws_usec_t now)
         return;
     }
     conn_arm(c, now, last + limit);
+}
+
+void
+conn_timeouts_changed(struct conn *c)
+{
+    lws_usec_t now = lws_now_usecs();
+    unsigned s = c->to_s[0];
+    int k;
+
+    for (k = 1; k < EXAPP_NTIMEOUTS; k++) {
+        s = c->to_s[k] < s ? c->to_s[k] : s;
+    }
+    conn_arm(c, now, now + secs_us(s < 1 ? 1 : s));
 }
 
 static void
@@ -681,6 +703,7 @@ conn_upstream_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             return -1;
         }
         c->up_connected = true;
+        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
         c->last_up = lws_now_usecs();
         conn_kick_up(c);
         return 0;

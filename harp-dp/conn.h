@@ -75,6 +75,7 @@ struct conn {
     size_t npath_cap;
     char up_name[256];        /* the ExApp's host as registered, for re-resolving after failures */
     struct wheel_entry timer; /* when its timeouts are next looked at (design note 7) */
+    unsigned to_s[EXAPP_NTIMEOUTS]; /* the current request's timeouts, seconds (timeouts.h) */
     lws_usec_t last_cli, last_up;
     bool closing_seen; /* the timer already found it closing */
     /* an unfinished request head: on the heads list, oldest first (design note 8) */
@@ -103,7 +104,7 @@ struct conn_handlers {
     void (*on_upstream_failed)(struct conn *c);
     /* The connected upstream closed (c->up is already NULL). */
     void (*on_upstream_closed)(struct conn *c);
-    /* A timeout of the request in progress expired (body, response or tunnel). */
+    /* A timeout of the request in progress expired (connect, body, response or tunnel). */
     void (*on_timeout)(struct conn *c);
     /* An unfinished head is refused (HP_TIMEOUT_HEAD, or HP_MAX_HEAD_MEMORY: <memory>). */
     void (*on_head_refused)(struct conn *c, bool memory);
@@ -138,6 +139,8 @@ int conn_connect_up(struct conn *c);
 void conn_close_up(struct conn *c);
 /* Closes the client connection (asynchronously) and its upstream. */
 void conn_close(struct conn *c);
+/* The request's timeouts (c->to_s) were set: looks at <c> again by the shortest of them. */
+void conn_timeouts_changed(struct conn *c);
 /* Processes <c>'s client input after this service turn (design note 6). */
 void conn_mark_ready(struct conn *c);
 
