@@ -12,22 +12,12 @@
 #include "cidr.h"
 #include "clientip.h"
 #include "headers.h"
+#include "queue.h"
 #include "route.h"
 #include "wheel.h"
 
 enum cstate { ST_HEAD, ST_LOOKUP, ST_AUTH, ST_RESOLVE, ST_BODY, ST_WAIT, ST_TUNNEL, ST_CLOSING };
 enum rstate { RS_IDLE, RS_HEAD, RS_BODY };
-
-struct seg {
-    struct seg *next;
-    size_t len, off;
-    char data[];
-};
-
-struct queue {
-    struct seg *head, *tail;
-    size_t bytes;
-};
 
 struct world;
 
@@ -70,6 +60,9 @@ struct conn {
     struct queue to_up, to_cli;
     bool cli_paused, up_paused;
     bool close_after_flush;
+    bool cli_eof;        /* the client shut its sending side (conn.c design note 9) */
+    bool up_shut;        /* ... and the tunnel's upstream was told so */
+    bool lingering;      /* answered, shut for writing: reading the client's rest, then closing */
     struct world *world; /* the snapshot the current request is decided with (world.h) */
     char *npath;         /* the normalised path of the current request (route_decide) */
     size_t npath_cap;
@@ -123,9 +116,6 @@ int conn_client_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 int conn_upstream_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                            size_t len);
 
-void conn_queue_push(struct queue *q, const void *p, size_t n);
-void conn_queue_puts(struct queue *q, const char *s);
-void conn_queue_clear(struct queue *q);
 /* Drops the first <n> of the <len> bytes in <buf>. */
 void conn_consume(char *buf, size_t *len, size_t n);
 /* Sends what is queued for the client / the upstream, then updates the flow (conn_flow). */
