@@ -9,6 +9,7 @@
 
 #include "api.h"
 #include "api_exapp.h"
+#include "api_timeouts.h"
 #include "cidr.h"
 #include "log.h"
 #include "outbound.h"
@@ -76,7 +77,10 @@ on_exapp_show(struct api_req *req, struct api_resp *resp)
     } else if (rc == 0) {
         api_error(resp, 404, "no such ExApp");
     } else {
-        api_json(resp, 200, exapp_to_json(&app, false));
+        json_t *o = exapp_to_json(&app, false);
+
+        json_object_set_new(o, "effective_timeouts", api_timeouts_effective(req->ctl, &app));
+        api_json(resp, 200, o);
         exapp_free(&app);
     }
 }
@@ -204,5 +208,6 @@ const struct api_route api_ops_routes[] = {
     {"GET", "/api/v1/exapps", false, false, on_exapp_list},
     {"GET", "/api/v1/exapps/", true, false, on_exapp_show},
     {"DELETE", "/api/v1/exapps/", true, false, api_exapp_delete},
+    {"PUT", "/api/v1/timeouts/", true, false, api_timeouts_put},
     {NULL, NULL, false, false, NULL},
 };

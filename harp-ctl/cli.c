@@ -33,6 +33,8 @@ static const char usage_main[] =
     "  exapp list            list registered ExApps\n"
     "  exapp show ID         show one ExApp and its routes (never its token)\n"
     "  exapp rm ID           remove an ExApp\n"
+    "  exapp set ID --idle-timeout 30m ...\n"
+    "                        set an ExApp's (or --route URL's) timeouts\n"
     "  dp list               list connected data planes and their table versions\n"
     "  ban list              client IPs banned, with failures and expiry\n"
     "  ban add IP [--for S]  ban an IP (default: HP_BLACKLIST_WINDOW seconds)\n"
@@ -370,6 +372,12 @@ parse_args(int argc, char **argv, struct cli_opts *o)
         {"--server", offsetof(struct cli_opts, server)},
         {"--public-url", offsetof(struct cli_opts, public_url)},
         {"--read-timeout", offsetof(struct cli_opts, read_timeout)},
+        {"--route", offsetof(struct cli_opts, route)},
+        {"--connect-timeout", offsetof(struct cli_opts, timeouts[0])},
+        {"--request-timeout", offsetof(struct cli_opts, timeouts[1])},
+        {"--first-byte-timeout", offsetof(struct cli_opts, timeouts[2])},
+        {"--idle-timeout", offsetof(struct cli_opts, timeouts[3])},
+        {"--ws-idle-timeout", offsetof(struct cli_opts, timeouts[4])},
     };
     size_t j, flen;
     int i;

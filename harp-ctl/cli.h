@@ -31,6 +31,8 @@ struct cli_opts {
     const char *public_url;      /* doctor --public-url */
     const char *read_timeout;    /* doctor --read-timeout */
     long timeout_s;              /* cli_call's timeout; 0: 30 s */
+    const char *route;           /* exapp set --route */
+    const char *timeouts[5];     /* exapp set --<kind>-timeout, in enum exapp_timeout order */
     bool json;
     bool help;
     bool allow_empty; /* serve --allow-empty */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
-/* harp-ctl exapp list | show ID | rm ID */
+/* harp-ctl exapp list | show ID | rm ID | set ID --<kind>-timeout D ... */
 #include "config.h"
 
 #include <curl/curl.h>
@@ -15,9 +15,44 @@ static const char usage_exapp[] =
     "usage: harp-ctl exapp list [--json]\n"
     "       harp-ctl exapp show ID [--json]\n"
     "       harp-ctl exapp rm ID\n"
+    "       harp-ctl exapp set ID [--route URL] [--connect-timeout D] [--request-timeout D]\n"
+    "                [--first-byte-timeout D] [--idle-timeout D] [--ws-idle-timeout D]\n"
     "\n"
     "ExApps registered by AppAPI (POST /exapp_storage). 'show' prints the routes with their\n"
-    "access levels; tokens are never shown. 'rm' removes the ExApp as AppAPI's DELETE does.\n";
+    "access levels and the timeouts each gets, with where each comes from (default, app,\n"
+    "route); tokens are never shown. 'rm' removes the ExApp as AppAPI's DELETE does.\n"
+    "'set' sets timeouts of the ExApp, or of its route whose url pattern is URL; they survive\n"
+    "AppAPI registering the app again. D is a duration from 1s to 24d (30s, 30m, 2h; digits\n"
+    "alone are ms) or 'default'. connect: to the ExApp; request: client silence while it sends\n"
+    "the body; first-byte: until the response begins; idle: silence between bytes of a\n"
+    "(streaming) response; ws-idle: silence of a WebSocket or other upgraded connection.\n";
+
+static const char *const kinds[] = {"connect", "request", "first_byte", "idle", "ws_idle"};
+
+static void
+print_timeouts(const char *indent, const json_t *eff)
+{
+    const json_t *t;
+    char buf[32];
+    size_t i;
+    long long ms;
+
+    for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        t = json_object_get(eff, kinds[i]);
+        ms = (long long)json_integer_value(json_object_get(t, "ms"));
+        if (ms % 1000 != 0) {
+            snprintf(buf, sizeof(buf), "%lldms", ms);
+        } else if (ms % 3600000 == 0) {
+            snprintf(buf, sizeof(buf), "%lldh", ms / 3600000);
+        } else if (ms % 60000 == 0) {
+            snprintf(buf, sizeof(buf), "%lldm", ms / 60000);
+        } else {
+            snprintf(buf, sizeof(buf), "%llds", ms / 1000);
+        }
+        printf("%s%-11s %-8s (%s)\n", indent, kinds[i], buf,
+               json_string_value(json_object_get(t, "source")));
+    }
+}
 
 static char *
 bruteforce_text(const json_t *a)
@@ -78,7 +113,7 @@ print_list(const json_t *j)
 static int
 print_one(const json_t *a)
 {
-    const json_t *routes = json_object_get(a, "routes"), *r;
+    const json_t *routes = json_object_get(a, "routes"), *r, *eff;
     char tbuf[32];
     size_t i;
 
@@ -106,7 +141,70 @@ print_one(const json_t *a)
                bf[0] ? bf : "-", json_string_value(json_object_get(r, "url")));
         free(bf);
     }
+    eff = json_object_get(a, "effective_timeouts");
+    if (eff != NULL) {
+        printf("timeouts:\n");
+        print_timeouts("  ", json_object_get(eff, "app"));
+        json_array_foreach(json_object_get(eff, "routes"), i, r)
+        {
+            size_t k;
+            bool own = false;
+
+            for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+                own = own || strcmp(json_string_value(
+                                        json_object_get(json_object_get(r, kinds[k]), "source")),
+                                    "route") == 0;
+            }
+            if (own) {
+                printf("  route %zu (%s):\n", i, json_string_value(json_object_get(r, "url")));
+                print_timeouts("    ", r);
+            }
+        }
+    }
     return CLI_OK;
+}
+
+/* exapp set ID --<kind>-timeout D ...: one PUT with every value given. */
+static int
+set_timeouts(struct cli_opts *opts)
+{
+    json_t *to = json_object(), *body, *j;
+    char *path, *text, *enc;
+    long st;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (opts->timeouts[i] != NULL) {
+            json_object_set_new(to, kinds[i], json_string(opts->timeouts[i]));
+        }
+    }
+    if (json_object_size(to) == 0) {
+        json_decref(to);
+        fputs(usage_exapp, stderr);
+        return CLI_USAGE;
+    }
+    body = json_pack("{s:o}", "timeouts", to);
+    if (opts->route != NULL) {
+        json_object_set_new(body, "route", json_string(opts->route));
+    }
+    enc = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    path = cli_path("timeouts", opts->args[2]);
+    st = cli_call(opts, "PUT", path, enc, &j, &text);
+    free(path);
+    free(enc);
+    if (st < 0) {
+        return cli_failed(st);
+    }
+    if (st == 200 && j != NULL) {
+        rc = opts->json ? (cli_print_json(j), CLI_OK) : print_one(j);
+    } else {
+        rc = cli_refused(st, text, "exapp set");
+    }
+    json_decref(j);
+    free(text);
+    return rc;
 }
 
 int
@@ -120,10 +218,14 @@ cli_exapp(struct cli_opts *opts)
     bool list = strcmp(sub, "list") == 0 && opts->nargs == 2;
     bool show = strcmp(sub, "show") == 0 && opts->nargs == 3;
     bool rm = strcmp(sub, "rm") == 0 && opts->nargs == 3;
+    bool set = strcmp(sub, "set") == 0 && opts->nargs == 3;
 
-    if (opts->help || !(list || show || rm)) {
+    if (opts->help || !(list || show || rm || set)) {
         fputs(usage_exapp, opts->help ? stdout : stderr);
         return opts->help ? CLI_OK : CLI_USAGE;
+    }
+    if (set) {
+        return set_timeouts(opts);
     }
     path = cli_path("exapps", list ? NULL : opts->args[2]);
     st = cli_call(opts, rm ? "DELETE" : "GET", path, NULL, &j, &text);

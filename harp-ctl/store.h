@@ -51,6 +51,16 @@ int64_t store_exapp_removed_at(struct store *st, const char *app_id);
 int store_exapp_delete(struct store *st, const char *app_id, struct hp_err *err);
 size_t store_exapp_count(struct store *st);
 
+/* Operator timeouts of <app_id> (<route> "" for the app, else a route's url pattern): each
+ * kind with <change> set becomes <ms> (0: back to the default), in one transaction that also
+ * bumps the table version. 0, or -1 with <err>. */
+int store_timeouts_set(struct store *st, const char *app_id, const char *route,
+                       const uint32_t ms[EXAPP_NTIMEOUTS], const bool change[EXAPP_NTIMEOUTS],
+                       struct hp_err *err);
+/* Fills the timeouts of <apps> (sorted by id; only <only> when not NULL) from the table; the
+ * caller holds mtx. -1 on a database failure. */
+int store_timeouts_load(struct store *st, struct exapp *apps, size_t n, const char *only);
+
 /* Bans by client IP (canonical text). <reason> is "failures" or "operator". */
 int store_ban_put(struct store *st, const char *ip, int failures, const char *reason,
                   int64_t expires_at, struct hp_err *err);

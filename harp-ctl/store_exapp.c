@@ -326,7 +326,7 @@ get_locked(struct store *st, const char *app_id, struct exapp *app, struct hp_er
         goto out;
     }
     row_to_exapp(s, app);
-    if (load_routes(st, app, 1, app_id) == -1) {
+    if (load_routes(st, app, 1, app_id) == -1 || store_timeouts_load(st, app, 1, app_id) == -1) {
         exapp_free(app);
         fail_db(st, err, "read routes");
         goto out;
@@ -364,7 +364,8 @@ list_locked(struct store *st, struct exapp **apps, size_t *n, struct hp_err *err
         a = xrealloc(a, (cnt + 1) * sizeof(*a));
         row_to_exapp(s, &a[cnt++]);
     }
-    if (step != SQLITE_DONE || load_routes(st, a, cnt, NULL) == -1) {
+    if (step != SQLITE_DONE || load_routes(st, a, cnt, NULL) == -1 ||
+        store_timeouts_load(st, a, cnt, NULL) == -1) {
         fail_db(st, err, "list exapps");
         store_exapp_list_free(a, cnt);
         goto out;

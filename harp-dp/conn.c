@@ -31,6 +31,12 @@
  *    (on_head_refused: 408), and while the memory of all unfinished heads (input buffer and
  *    conn_work) exceeds HP_MAX_HEAD_MEMORY the oldest are refused too. Idle connections hold
  *    no input buffers and no conn_work: an idle connection costs about 2 KiB here.
+ * 9. Half-close (RFC 9112 9.6): plain client sockets are adopted as lws RAW_FILE, so conn.c
+ *    reads them itself and sees the end of the client's input (lws's raw sockets take it
+ *    for a close). After it no more is read; the request in progress (and those pipelined
+ *    before the end) is answered whole, then the connection closes. In a tunnel the end is
+ *    passed on: the upstream socket is shut for writing once what was queued for it went.
+ *    TLS client sockets stay lws raw sockets: for them the end of input is a close.
  */
 #include "config.h"
 
@@ -46,160 +52,18 @@
 
 #define QUEUE_HIGH (256u * 1024)
 #define QUEUE_LOW (64u * 1024)
-#define IO_CHUNK (64u * 1024)
 
 static const struct conn_handlers *up_h; /* the request layer */
-static unsigned char wbuf[LWS_PRE + IO_CHUNK];
 static struct conn *ready_list;
 static struct wheel wheel;
 static lws_sorted_usec_list_t tick_sul;
 static lws_usec_t horizon_us; /* the shortest timeout: how far ahead a connection is put */
+static char rbuf[64 * 1024];  /* what one read of a plain client socket takes */
 static unsigned nconns;
 static struct {
     struct conn *first, *last;
     size_t bytes;
 } heads;
-
-/* --- queues ------------------------------------------------------------------------------ */
-
-void
-conn_queue_push(struct queue *q, const void *p, size_t n)
-{
-    struct seg *s;
-
-    if (n == 0) {
-        return;
-    }
-    s = xmalloc(sizeof(*s) + n);
-    s->next = NULL;
-    s->len = n;
-    s->off = 0;
-    memcpy(s->data, p, n);
-    if (q->tail != NULL) {
-        q->tail->next = s;
-    } else {
-        q->head = s;
-    }
-    q->tail = s;
-    q->bytes += n;
-}
-
-void
-conn_queue_clear(struct queue *q)
-{
-    struct seg *s;
-
-    while ((s = q->head) != NULL) {
-        q->head = s->next;
-        free(s);
-    }
-    q->tail = NULL;
-    q->bytes = 0;
-}
-
-/* Hands up to IO_CHUNK bytes of <q> to lws for <wsi>. -1 when the socket failed. */
-static int
-q_write(struct queue *q, struct lws *wsi)
-{
-    size_t n = 0, take;
-    struct seg *s;
-
-    while ((s = q->head) != NULL && n < IO_CHUNK) {
-        take = s->len - s->off;
-        if (take > IO_CHUNK - n) {
-            take = IO_CHUNK - n;
-        }
-        memcpy(wbuf + LWS_PRE + n, s->data + s->off, take);
-        n += take;
-        s->off += take;
-        if (s->off == s->len) {
-            q->head = s->next;
-            if (q->head == NULL) {
-                q->tail = NULL;
-            }
-            free(s);
-        }
-    }
-    q->bytes -= n;
-    if (n > 0 && lws_write(wsi, wbuf + LWS_PRE, n, LWS_WRITE_RAW) < (int)n) {
-        return -1;
-    }
-    return 0;
-}
-
-/* Writes <q> straight to a plain socket's descriptor until it is empty or the socket is full,
- * bypassing lws: 0 when all went out, 1 when the rest must wait for POLLOUT, -1 on error. */
-static int
-q_send(struct queue *q, struct lws *wsi)
-{
-    struct iovec iov[16];
-    struct msghdr mh;
-    struct seg *s;
-    ssize_t n;
-    size_t k;
-    int fd = lws_get_socket_fd(wsi);
-
-    while (q->head != NULL) {
-        memset(&mh, 0, sizeof(mh));
-        for (k = 0, s = q->head; s != NULL && k < 16; s = s->next, k++) {
-            iov[k].iov_base = s->data + s->off;
-            iov[k].iov_len = s->len - s->off;
-        }
-        mh.msg_iov = iov;
-        mh.msg_iovlen = k;
-        n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return errno == EAGAIN || errno == EWOULDBLOCK ? 1 : -1;
-        }
-        q->bytes -= (size_t)n;
-        while ((s = q->head) != NULL && (size_t)n >= s->len - s->off) {
-            n -= (ssize_t)(s->len - s->off);
-            q->head = s->next;
-            free(s);
-        }
-        if (q->head == NULL) {
-            q->tail = NULL;
-        } else {
-            q->head->off += (size_t)n;
-        }
-    }
-    return 0;
-}
-
-/* Flushes <q> to <wsi> from its writable callback: TLS through lws, plain sockets directly.
- * -1 when the socket failed; otherwise asks for the next POLLOUT while bytes remain. */
-static int
-q_flush(struct queue *q, struct lws *wsi)
-{
-    if (lws_is_ssl(wsi)) {
-        if (q_write(q, wsi) == -1) {
-            return -1;
-        }
-    } else if (q_send(q, wsi) == -1) {
-        return -1;
-    }
-    if (q->bytes > 0) {
-        lws_callback_on_writable(wsi);
-    }
-    return 0;
-}
-
-/* New bytes in <q>: a plain socket takes them at once when it can (no loop turn, no POLLOUT);
- * the rest, and everything for TLS, waits for the writable callback. */
-static void
-q_kick(struct queue *q, struct lws *wsi)
-{
-    if (q->bytes == 0) {
-        return;
-    }
-    if (!lws_is_ssl(wsi) && q_send(q, wsi) == 0) {
-        return;
-    }
-    lws_callback_on_writable(wsi); /* full, TLS, or failed: the callback finds out */
-}
 
 /* --- helpers ----------------------------------------------------------------------------- */
 
@@ -222,21 +86,26 @@ conn_consume(char *buf, size_t *len, size_t n)
 }
 
 void
-conn_queue_puts(struct queue *q, const char *s)
-{
-    conn_queue_push(q, s, strlen(s));
-}
-
-void
 conn_kick_cli(struct conn *c)
 {
     if (c->cli != NULL && c->close_after_flush) {
         lws_callback_on_writable(c->cli); /* the writable callback closes once all is out */
     } else if (c->cli != NULL && c->to_cli.bytes > 0) {
         c->sent_cli = lws_now_usecs();
-        q_kick(&c->to_cli, c->cli);
+        queue_kick(&c->to_cli, c->cli);
     }
     conn_flow(c);
+}
+
+/* The client's end of input, passed on to a tunnel's upstream once its queue is empty. */
+static void
+up_shut_maybe(struct conn *c)
+{
+    if (c->cli_eof && c->state == ST_TUNNEL && !c->up_shut && c->up != NULL && c->up_connected &&
+        c->to_up.bytes == 0) {
+        c->up_shut = true;
+        shutdown(lws_get_socket_fd(c->up), SHUT_WR);
+    }
 }
 
 void
@@ -244,9 +113,28 @@ conn_kick_up(struct conn *c)
 {
     if (c->up != NULL && c->up_connected && c->to_up.bytes > 0) {
         c->sent_up = lws_now_usecs();
-        q_kick(&c->to_up, c->up);
+        queue_kick(&c->to_up, c->up);
     }
+    up_shut_maybe(c);
     conn_flow(c);
+}
+
+/* After the client's end of input: nothing more comes, so a connection back to reading heads
+ * is done (design note 9). */
+static void
+eof_check(struct conn *c)
+{
+    if (!c->cli_eof || c->state != ST_HEAD || c->cli == NULL) {
+        up_shut_maybe(c);
+        return;
+    }
+    c->close_after_flush = true;
+    c->state = ST_CLOSING;
+    c->in_len = 0;
+    conn_kick_cli(c);
+    if (c->to_cli.bytes == 0) {
+        conn_close(c);
+    }
 }
 
 void
@@ -254,9 +142,11 @@ conn_flow(struct conn *c)
 {
     bool pause_cli = c->to_up.bytes > QUEUE_HIGH || c->state == ST_LOOKUP || c->state == ST_AUTH ||
                      c->state == ST_RESOLVE || c->state == ST_CLOSING ||
-                     ((c->state == ST_WAIT || c->state == ST_HEAD) && c->in_len > HTTP1_MAX_HEAD);
+                     ((c->state == ST_WAIT || c->state == ST_HEAD) && c->in_len > HTTP1_MAX_HEAD) ||
+                     c->cli_eof;
     bool pause_up = c->to_cli.bytes > QUEUE_HIGH;
 
+    pause_cli = pause_cli && !c->lingering;
     if (c->cli != NULL && pause_cli != c->cli_paused &&
         (pause_cli || c->to_up.bytes < QUEUE_LOW || c->state != ST_BODY)) {
         c->cli_paused = pause_cli;
@@ -319,6 +209,11 @@ conn_connect_up(struct conn *c)
         c->up = NULL;
         return -1;
     }
+    if (c->up != NULL && !c->up_connected) {
+        /* the request's connect timeout, not the context's (lws enforces it while connecting) */
+        lws_set_timeout(c->up, PENDING_TIMEOUT_AWAITING_CONNECT_RESPONSE,
+                        (int)c->to_s[EXAPP_TO_CONNECT] + 1);
+    }
     return 0;
 }
 
@@ -364,13 +259,17 @@ conn_check(struct conn *c, lws_usec_t now)
         return;
     }
     if (c->state == ST_TUNNEL) {
-        limit = secs_us(dp->timeout_tunnel_s);
+        limit = secs_us(c->to_s[EXAPP_TO_WS_IDLE]);
         last = c->last_cli > c->last_up ? c->last_cli : c->last_up;
+    } else if ((c->state == ST_WAIT || c->state == ST_BODY) && c->up != NULL && !c->up_connected) {
+        limit = secs_us(c->to_s[EXAPP_TO_CONNECT]); /* last_up: when the connect began */
+        last = c->last_up;
     } else if (c->state == ST_WAIT && c->rstate != RS_IDLE) {
-        limit = secs_us(dp->timeout_server_s);
+        /* until the response begins, then between its bytes */
+        limit = secs_us(c->resp_started ? c->to_s[EXAPP_TO_IDLE] : c->to_s[EXAPP_TO_FIRST_BYTE]);
         last = c->last_up;
     } else if (c->state == ST_BODY) {
-        limit = secs_us(dp->timeout_client_s);
+        limit = secs_us(c->to_s[EXAPP_TO_REQUEST]);
         last = c->last_cli > c->last_up ? c->last_cli : c->last_up;
     } else {
         limit = secs_us(dp->timeout_client_s);
@@ -385,6 +284,19 @@ conn_check(struct conn *c, lws_usec_t now)
         return;
     }
     conn_arm(c, now, last + limit);
+}
+
+void
+conn_timeouts_changed(struct conn *c)
+{
+    lws_usec_t now = lws_now_usecs();
+    unsigned s = c->to_s[0];
+    int k;
+
+    for (k = 1; k < EXAPP_NTIMEOUTS; k++) {
+        s = c->to_s[k] < s ? c->to_s[k] : s;
+    }
+    conn_arm(c, now, now + secs_us(s < 1 ? 1 : s));
 }
 
 static void
@@ -592,6 +504,10 @@ conn_run_ready(void)
                 conn_flow(c);
             }
         }
+        if (c->cli_eof && c->state == ST_BODY) {
+            up_h->on_timeout(c); /* a body that can no longer end: as one that stalled */
+        }
+        eof_check(c);
         head_account(c, now);
     }
     heads_check(now);
@@ -605,8 +521,11 @@ conn_client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
 
+    ssize_t n;
+
     switch (reason) {
     case LWS_CALLBACK_RAW_ADOPT:
+    case LWS_CALLBACK_RAW_ADOPT_FILE:
         c = xcalloc(1, sizeof(*c));
         c->cli = wsi;
         c->last_cli = c->last_up = lws_now_usecs();
@@ -642,19 +561,50 @@ conn_client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
         c->cli_rx = true;
         conn_mark_ready(c);
         return 0;
+    case LWS_CALLBACK_RAW_RX_FILE: /* a plain socket: read here (design note 9) */
+        if (c != NULL && c->lingering) {
+            n = recv(lws_get_socket_fd(wsi), rbuf, sizeof(rbuf), MSG_DONTWAIT);
+            return n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) ? -1 : 0;
+        }
+        if (c == NULL || c->state == ST_CLOSING || c->cli_eof) {
+            return 0;
+        }
+        n = recv(lws_get_socket_fd(wsi), rbuf, sizeof(rbuf), MSG_DONTWAIT);
+        if (n < 0) {
+            return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+        }
+        c->last_cli = lws_now_usecs();
+        if (n == 0) {
+            c->cli_eof = true;
+            conn_flow(c);
+        } else {
+            in_append(&c->in, &c->in_len, &c->in_cap, rbuf, (size_t)n);
+        }
+        c->cli_rx = true;
+        conn_mark_ready(c);
+        return 0;
     case LWS_CALLBACK_RAW_WRITEABLE:
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
         if (c == NULL) {
             return 0;
         }
-        if (q_flush(&c->to_cli, wsi) == -1) {
+        if (queue_flush(&c->to_cli, wsi) == -1) {
             return -1;
         }
         if (c->to_cli.bytes == 0 && c->close_after_flush) {
-            return -1; /* all sent: the close callback frees <c> (design note 5) */
+            if (reason == LWS_CALLBACK_RAW_WRITEABLE || c->lingering) {
+                return -1; /* all sent: the close callback frees <c> (design note 5) */
+            }
+            /* a plain socket: a close with unread input would reset the connection and could
+             * destroy the answer before the client read it; end our side and read to its end
+             * (the ST_CLOSING timeout bounds the wait) */
+            c->lingering = true;
+            shutdown(lws_get_socket_fd(wsi), SHUT_WR);
         }
         conn_flow(c);
         return 0;
     case LWS_CALLBACK_RAW_CLOSE:
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
         if (c != NULL) {
             lws_set_opaque_user_data(wsi, NULL);
             c->cli = NULL;
@@ -681,6 +631,7 @@ conn_upstream_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             return -1;
         }
         c->up_connected = true;
+        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
         c->last_up = lws_now_usecs();
         conn_kick_up(c);
         return 0;
@@ -711,9 +662,10 @@ conn_upstream_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             return 0;
         }
         c->last_up = lws_now_usecs();
-        if (q_flush(&c->to_up, wsi) == -1) {
+        if (queue_flush(&c->to_up, wsi) == -1) {
             return -1;
         }
+        up_shut_maybe(c);
         conn_flow(c);
         return 0;
     case LWS_CALLBACK_RAW_CLOSE:
@@ -724,6 +676,7 @@ conn_upstream_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         c->up = NULL;
         c->up_connected = false;
         up_h->on_upstream_closed(c);
+        eof_check(c);
         return 0;
     default:
         return 0;

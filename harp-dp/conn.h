@@ -12,22 +12,12 @@
 #include "cidr.h"
 #include "clientip.h"
 #include "headers.h"
+#include "queue.h"
 #include "route.h"
 #include "wheel.h"
 
 enum cstate { ST_HEAD, ST_LOOKUP, ST_AUTH, ST_RESOLVE, ST_BODY, ST_WAIT, ST_TUNNEL, ST_CLOSING };
 enum rstate { RS_IDLE, RS_HEAD, RS_BODY };
-
-struct seg {
-    struct seg *next;
-    size_t len, off;
-    char data[];
-};
-
-struct queue {
-    struct seg *head, *tail;
-    size_t bytes;
-};
 
 struct world;
 
@@ -70,11 +60,15 @@ struct conn {
     struct queue to_up, to_cli;
     bool cli_paused, up_paused;
     bool close_after_flush;
+    bool cli_eof;        /* the client shut its sending side (conn.c design note 9) */
+    bool up_shut;        /* ... and the tunnel's upstream was told so */
+    bool lingering;      /* answered, shut for writing: reading the client's rest, then closing */
     struct world *world; /* the snapshot the current request is decided with (world.h) */
     char *npath;         /* the normalised path of the current request (route_decide) */
     size_t npath_cap;
     char up_name[256];        /* the ExApp's host as registered, for re-resolving after failures */
     struct wheel_entry timer; /* when its timeouts are next looked at (design note 7) */
+    unsigned to_s[EXAPP_NTIMEOUTS]; /* the current request's timeouts, seconds (timeouts.h) */
     lws_usec_t last_cli, last_up;
     bool closing_seen; /* the timer already found it closing */
     /* an unfinished request head: on the heads list, oldest first (design note 8) */
@@ -103,7 +97,7 @@ struct conn_handlers {
     void (*on_upstream_failed)(struct conn *c);
     /* The connected upstream closed (c->up is already NULL). */
     void (*on_upstream_closed)(struct conn *c);
-    /* A timeout of the request in progress expired (body, response or tunnel). */
+    /* A timeout of the request in progress expired (connect, body, response or tunnel). */
     void (*on_timeout)(struct conn *c);
     /* An unfinished head is refused (HP_TIMEOUT_HEAD, or HP_MAX_HEAD_MEMORY: <memory>). */
     void (*on_head_refused)(struct conn *c, bool memory);
@@ -122,9 +116,6 @@ int conn_client_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 int conn_upstream_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                            size_t len);
 
-void conn_queue_push(struct queue *q, const void *p, size_t n);
-void conn_queue_puts(struct queue *q, const char *s);
-void conn_queue_clear(struct queue *q);
 /* Drops the first <n> of the <len> bytes in <buf>. */
 void conn_consume(char *buf, size_t *len, size_t n);
 /* Sends what is queued for the client / the upstream, then updates the flow (conn_flow). */
@@ -138,6 +129,8 @@ int conn_connect_up(struct conn *c);
 void conn_close_up(struct conn *c);
 /* Closes the client connection (asynchronously) and its upstream. */
 void conn_close(struct conn *c);
+/* The request's timeouts (c->to_s) were set: looks at <c> again by the shortest of them. */
+void conn_timeouts_changed(struct conn *c);
 /* Processes <c>'s client input after this service turn (design note 6). */
 void conn_mark_ready(struct conn *c);
 

@@ -20,6 +20,7 @@ struct dp {
     char ctl_host[256];
     unsigned ctl_port;
     unsigned timeout_client_s, timeout_server_s, timeout_tunnel_s, timeout_head_s;
+    unsigned timeout_connect_s;
     unsigned max_conns;    /* client connections, HP_MAX_CONNECTIONS or from the fd limit */
     size_t max_head_bytes; /* unfinished request heads together, HP_MAX_HEAD_MEMORY */
     bool stopping;

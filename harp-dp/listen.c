@@ -212,8 +212,10 @@ listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
             }
             setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
             d.sockfd = cfd;
+            /* plain: RAW_FILE, so conn.c sees a half-close (conn.c design note 9) */
             if (lws_adopt_descriptor_vhost(li->vh,
-                                           LWS_ADOPT_SOCKET | (li->tls ? LWS_ADOPT_ALLOW_SSL : 0),
+                                           li->tls ? LWS_ADOPT_SOCKET | LWS_ADOPT_ALLOW_SSL
+                                                   : LWS_ADOPT_RAW_FILE_DESC,
                                            d, "harp-client", NULL) == NULL) {
                 /* lws closed the descriptor */
                 log_warnx("listen: cannot adopt a connection");

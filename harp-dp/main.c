@@ -256,6 +256,7 @@ main(int argc, char **argv)
     dp->timeout_server_s = secs(dp->cfg.timeout_server_ms);
     dp->timeout_tunnel_s = secs(dp->cfg.timeout_tunnel_ms);
     dp->timeout_head_s = secs(dp->cfg.timeout_head_ms);
+    dp->timeout_connect_s = secs(dp->cfg.timeout_connect_ms);
     dp->max_head_bytes = (size_t)dp->cfg.max_head_memory_mb << 20;
     /* Before the event loop sizes its tables. A proxied connection may hold an upstream
      * descriptor too: half of what remains. */

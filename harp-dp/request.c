@@ -39,6 +39,7 @@
 #include "request.h"
 #include "resolve.h"
 #include "sessions.h"
+#include "timeouts.h"
 #include "world.h"
 #include "xmalloc.h"
 
@@ -265,7 +266,12 @@ static void
 send_request(struct conn *c, const struct decision *d, const char *host, unsigned port)
 {
     const char *what = d->why;
+    const unsigned defaults[EXAPP_NTIMEOUTS] = {dp->timeout_connect_s, dp->timeout_client_s,
+                                                dp->timeout_server_s, dp->timeout_server_s,
+                                                dp->timeout_tunnel_s};
 
+    timeouts_pick(d->verdict == VERDICT_TO_EXAPP ? d->app : NULL, d->route, defaults, c->to_s);
+    conn_timeouts_changed(c);
     if (c->up != NULL && (strcmp(host, c->up_host) != 0 || port != c->up_port)) {
         conn_close_up(c);
     }
@@ -721,7 +727,10 @@ on_upstream_closed(struct conn *c)
 static void
 on_timeout(struct conn *c)
 {
-    if (c->state == ST_TUNNEL) {
+    if ((c->state == ST_WAIT || c->state == ST_BODY) && c->up != NULL && !c->up_connected) {
+        conn_close_up(c); /* the connect timeout: as a failed connect */
+        on_upstream_failed(c);
+    } else if (c->state == ST_TUNNEL) {
         request_log(c, 0, "tunnel idle timeout", REFUSAL_NONE);
         conn_close(c);
     } else if (c->state == ST_WAIT) {

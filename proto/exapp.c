@@ -260,6 +260,100 @@ fail:
     return -1;
 }
 
+static const char *const timeout_names[EXAPP_NTIMEOUTS] = {"connect", "request", "first_byte",
+                                                           "idle", "ws_idle"};
+
+const char *
+exapp_timeout_name(enum exapp_timeout t)
+{
+    return t < EXAPP_NTIMEOUTS ? timeout_names[t] : "?";
+}
+
+int
+exapp_timeout_kind(const char *name)
+{
+    int i;
+
+    for (i = 0; i < EXAPP_NTIMEOUTS; i++) {
+        if (strcmp(name, timeout_names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+json_t *
+exapp_timeouts_json(const uint32_t to[EXAPP_NTIMEOUTS])
+{
+    json_t *o = NULL;
+    int i;
+
+    for (i = 0; i < EXAPP_NTIMEOUTS; i++) {
+        if (to[i] != 0) {
+            if (o == NULL) {
+                o = json_object();
+            }
+            json_object_set_new(o, timeout_names[i], json_integer(to[i]));
+        }
+    }
+    return o;
+}
+
+int
+exapp_timeouts_from_json(const json_t *v, const char *field, uint32_t to[EXAPP_NTIMEOUTS],
+                         struct hp_err *err)
+{
+    const char *k;
+    json_t *n;
+    int kind;
+
+    if (v == NULL) {
+        return 0;
+    }
+    if (!json_is_object(v)) {
+        err_set(err, "%s: must be an object of timeouts in milliseconds", field);
+        return -1;
+    }
+    json_object_foreach((json_t *)v, k, n)
+    {
+        if ((kind = exapp_timeout_kind(k)) == -1) {
+            err_set(err,
+                    "%s: unknown timeout '%.32s' (connect, request, first_byte, idle, ws_idle)",
+                    field, k);
+            return -1;
+        }
+        if (!json_is_integer(n) || json_integer_value(n) < EXAPP_TIMEOUT_MIN_MS ||
+            json_integer_value(n) > EXAPP_TIMEOUT_MAX_MS) {
+            err_set(err, "%s.%s: must be milliseconds from %u to %u", field, k,
+                    EXAPP_TIMEOUT_MIN_MS, EXAPP_TIMEOUT_MAX_MS);
+            return -1;
+        }
+        to[kind] = (uint32_t)json_integer_value(n);
+    }
+    return 0;
+}
+
+int
+exapp_timeouts_read(const json_t *body, struct exapp *app, struct hp_err *err)
+{
+    const json_t *routes = json_object_get(body, "routes");
+    char field[64];
+    size_t i;
+
+    if (exapp_timeouts_from_json(json_object_get(body, "timeouts"), "timeouts", app->timeouts,
+                                 err) == -1) {
+        return -1;
+    }
+    for (i = 0; i < app->nroutes && i < json_array_size(routes); i++) {
+        snprintf(field, sizeof(field), "routes[%zu].timeouts", i);
+        if (exapp_timeouts_from_json(json_object_get(json_array_get(routes, i), "timeouts"), field,
+                                     app->routes[i].timeouts, err) == -1) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 json_t *
 exapp_bruteforce_json(const struct exapp_route *route)
 {
@@ -285,7 +379,7 @@ exapp_record_size(const struct exapp *app)
 json_t *
 exapp_to_json(const struct exapp *app, bool with_token)
 {
-    json_t *o = json_object(), *routes = json_array();
+    json_t *o = json_object(), *routes = json_array(), *to;
     size_t i;
 
     json_object_set_new(o, "app_id", json_string(app->app_id));
@@ -304,9 +398,15 @@ exapp_to_json(const struct exapp *app, bool with_token)
         json_object_set_new(r, "url", json_string(app->routes[i].url));
         json_object_set_new(r, "access_level", json_integer(app->routes[i].access_level));
         json_object_set_new(r, "bruteforce_protection", exapp_bruteforce_json(&app->routes[i]));
+        if ((to = exapp_timeouts_json(app->routes[i].timeouts)) != NULL) {
+            json_object_set_new(r, "timeouts", to);
+        }
         json_array_append_new(routes, r);
     }
     json_object_set_new(o, "routes", routes);
+    if ((to = exapp_timeouts_json(app->timeouts)) != NULL) {
+        json_object_set_new(o, "timeouts", to);
+    }
     json_object_set_new(o, "created_at", json_integer(app->created_at));
     json_object_set_new(o, "updated_at", json_integer(app->updated_at));
     return o;

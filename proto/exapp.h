@@ -32,11 +32,36 @@ access_level_valid(long long level)
     return level >= ACCESS_PUBLIC && level < ACCESS_NLEVELS;
 }
 
+/* Timeouts an operator sets per app or per route (harp-ctl exapp set); 0 means not set: the
+ * route's value wins over the app's, the app's over the data plane's HP_TIMEOUT_* default. */
+enum exapp_timeout {
+    EXAPP_TO_CONNECT,    /* connecting to the ExApp (HP_TIMEOUT_CONNECT) */
+    EXAPP_TO_REQUEST,    /* client silence while it sends the request body (HP_TIMEOUT_CLIENT) */
+    EXAPP_TO_FIRST_BYTE, /* the request sent, until the response begins (HP_TIMEOUT_SERVER) */
+    EXAPP_TO_IDLE,       /* silence between bytes of a response (HP_TIMEOUT_SERVER) */
+    EXAPP_TO_WS_IDLE,    /* silence both ways of a WebSocket or tunnel (HP_TIMEOUT_TUNNEL) */
+    EXAPP_NTIMEOUTS
+};
+#define EXAPP_TIMEOUT_MIN_MS 1000u
+#define EXAPP_TIMEOUT_MAX_MS 2073600000u /* 24 days, HAProxy's largest timeout */
+
+/* "connect", "request", "first_byte", "idle", "ws_idle". */
+const char *exapp_timeout_name(enum exapp_timeout t);
+/* The kind named <name>, or -1. */
+int exapp_timeout_kind(const char *name);
+/* {"name": ms, ...} of the set values, or NULL when none is set. */
+json_t *exapp_timeouts_json(const uint32_t to[EXAPP_NTIMEOUTS]);
+/* Reads <v> ({"name": ms, ...}, a missing <v> sets nothing) into <to>; ms from
+ * EXAPP_TIMEOUT_MIN_MS to EXAPP_TIMEOUT_MAX_MS. 0, or -1 with <err> naming <field>. */
+int exapp_timeouts_from_json(const json_t *v, const char *field, uint32_t to[EXAPP_NTIMEOUTS],
+                             struct hp_err *err);
+
 struct exapp_route {
     char *url;
     int access_level;
     int *bruteforce; /* response statuses that count as failures */
     size_t nbruteforce;
+    uint32_t timeouts[EXAPP_NTIMEOUTS]; /* ms, 0: the app's */
 };
 
 /* Created by exapp_from_json() or the store, freed with exapp_free(). */
@@ -50,6 +75,7 @@ struct exapp {
     struct exapp_route *routes;
     size_t nroutes;
     int64_t created_at, updated_at;
+    uint32_t timeouts[EXAPP_NTIMEOUTS]; /* ms, 0: the default; never from AppAPI's body */
 };
 
 /* Checks <raw> as an app id and writes its lower-case form to <out>. 0, or -1 with <err>. */
@@ -62,8 +88,12 @@ int exapp_id_normalise(const char *raw, char out[EXAPP_ID_MAX + 1], struct hp_er
 int exapp_from_json(const json_t *body, struct exapp *app, struct hp_err *err);
 /* The bytes of <app>'s published record: exapp_to_json(app, true) in compact JSON. */
 size_t exapp_record_size(const struct exapp *app);
-/* A new JSON object; the token is included only when <with_token>. */
+/* A new JSON object; the token is included only when <with_token>. Operator timeouts, when
+ * set, as "timeouts" of the app and of its routes (read back by exapp_timeouts_read()). */
 json_t *exapp_to_json(const struct exapp *app, bool with_token);
+/* The "timeouts" of <body> and of its routes into <app> (built from <body>). 0, or -1 with
+ * <err>. */
+int exapp_timeouts_read(const json_t *body, struct exapp *app, struct hp_err *err);
 json_t *exapp_bruteforce_json(const struct exapp_route *route);
 /* A deep copy of <src> into <dst>. */
 void exapp_copy(struct exapp *dst, const struct exapp *src);

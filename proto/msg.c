@@ -402,6 +402,10 @@ msg_exapp_decode(const json_t *v, struct exapp *app, struct hp_err *err)
         err_set(err, "%s", e.msg);
         return -1;
     }
+    if (exapp_timeouts_read(v, app, &e) == -1) {
+        err_set(err, "%s", e.msg);
+        goto fail;
+    }
     if (!json_is_string(id) || strlen(json_string_value(id)) != json_string_length(id)) {
         err_set(err, "app_id: must be a string");
         goto fail;

@@ -17,7 +17,7 @@
 
 /* Bump when any message changes; both sides refuse a peer with another version at hello
  * (harp-ctl answers `error`, the data plane closes the link on a `welcome` of another). */
-#define PROTO_VERSION 4
+#define PROTO_VERSION 5
 
 enum msg_type {
     /* dp -> ctl */
