@@ -66,5 +66,6 @@ extern const struct api_route api_ops_routes[];
 extern const struct api_route api_docker_routes[];
 extern const struct api_route api_engines_routes[];
 extern const struct api_route api_certs_routes[];
+extern const struct api_route api_k8s_routes[];
 
 #endif
