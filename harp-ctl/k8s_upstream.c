@@ -182,8 +182,9 @@ static int
 from_annotations(json_t *deploy, struct k8s_upstream *up)
 {
     json_t *ann = json_object_get(json_object_get(deploy, "metadata"), "annotations");
-    const char *type = jstr(ann, ANN_TYPE), *host = jstr(ann, ANN_HOST),
-               *port = jstr(ann, ANN_PORT);
+    const char *type = json_string_value(json_object_get(ann, ANN_TYPE));
+    const char *host = json_string_value(json_object_get(ann, ANN_HOST));
+    const char *port = json_string_value(json_object_get(ann, ANN_PORT));
     long p;
     char *end;
 
