@@ -486,6 +486,10 @@ on_wait_for_start(struct api_req *req, struct api_resp *resp)
             now_mono() >= (error_deadline > 0 ? error_deadline : start + WAIT_PULL_S)) {
             answer = wait_answer(false, phase, "timeout", NULL, NULL);
         }
+        if (answer == NULL && __atomic_load_n(&req->ctl->stopping, __ATOMIC_RELAXED)) {
+            api_text(resp, 503, "harp-ctl is stopping");
+            break;
+        }
         if (answer != NULL) {
             log_info("k8s: wait_for_start %s: %s", kn.deploy,
                      json_string_value(json_object_get(answer, "health")));

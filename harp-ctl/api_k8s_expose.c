@@ -285,7 +285,8 @@ expose_service(struct api_req *req, struct api_resp *resp, const struct k8s_name
             api_text(resp, 503, why);
             break;
         }
-        if (now_mono() + x->wait_interval > deadline) {
+        if (now_mono() + x->wait_interval > deadline ||
+            __atomic_load_n(&req->ctl->stopping, __ATOMIC_RELAXED)) {
             t = xasprintf("Timed out waiting for LoadBalancer address for Service '%s'",
                           kn->deploy);
             api_text(resp, 503, t);

@@ -317,3 +317,70 @@ def test_appapi_sequence(k8s):
     assert call(ctl, "create", dict(CREATE, compute_device="cpu")).status == 201
     assert call(ctl, "remove", {"name": "skel", "remove_data": True}).status == 204
     assert d.get("persistentvolumeclaims", NS, "nc-app-skel-data") is None
+
+
+def test_waits_block_nothing_else(k8s):
+    """While one wait_for_start waits on a pod that never becomes ready, 50 other control
+    calls take their usual time, another wait ends, and the data plane's requests go on."""
+    import statistics
+    import threading
+    import time
+    d, ctl = k8s.double, k8s.ctl
+    d.pod_script["nc-app-stuck"] = [("RunningNotReady", None)]
+    for app in ("stuck", "quick"):
+        assert call(ctl, "create", {"name": app, "image": "i"}).status == 201
+        assert call(ctl, "start", {"name": app}).status == 204
+
+    def latency():
+        t = time.monotonic()
+        assert call(ctl, "exists", {"name": "stuck"}).json() == {"exists": True}
+        return time.monotonic() - t
+
+    baseline = [latency() for _ in range(50)]
+    result = {}
+
+    def wait():
+        result["r"] = http_request(ctl.addr, "POST", "/k8s/exapp/wait_for_start",
+                                   {"name": "stuck"}, {"harp-shared-key": ctl.key}, timeout=600)
+    th = threading.Thread(target=wait)
+    th.start()
+    polls = lambda: sum(1 for r in d.requests if "/pods" in r[1])  # noqa: E731
+    wait_for(lambda: polls() >= 2, timeout=60, what="the wait polls")
+    during = [latency() for _ in range(50)]
+    assert call(ctl, "wait_for_start", {"name": "quick"}).json()["started"] is True
+    assert k8s.ctl.request("GET", "/info").status == 200
+    assert th.is_alive() and "r" not in result
+    assert statistics.median(during) <= 5 * statistics.median(baseline) + 0.05, (baseline, during)
+    # The wait went on polling meanwhile, once a second.
+    assert polls() >= 3
+    for name, (born, _) in list(d.pod_birth.items()):
+        if name.startswith("nc-app-stuck"):
+            d.pod_birth[name] = (born, [("Ready", None)])
+    th.join(120)
+    assert result["r"].json()["health"] == "ready"
+
+
+def test_stop_ends_waits(k8s):
+    """SIGTERM ends a wait_for_start in progress: harp-ctl stops in time."""
+    import threading
+    d, ctl = k8s.double, k8s.ctl
+    d.pod_script["nc-app-stuck"] = [("ContainerCreating", None)]
+    assert call(ctl, "create", {"name": "stuck", "image": "i"}).status == 201
+    assert call(ctl, "start", {"name": "stuck"}).status == 204
+    result = {}
+
+    def wait():
+        try:
+            result["r"] = http_request(ctl.addr, "POST", "/k8s/exapp/wait_for_start",
+                                       {"name": "stuck"}, {"harp-shared-key": ctl.key},
+                                       timeout=600)
+        except OSError as e:
+            result["r"] = e
+    th = threading.Thread(target=wait)
+    th.start()
+    wait_for(lambda: sum(1 for r in d.requests if "/pods" in r[1]) >= 2, timeout=60,
+             what="the wait polls")
+    assert ctl.stop() == 0
+    th.join(60)
+    r = result["r"]
+    assert isinstance(r, OSError) or (r.status, r.text) == (503, "harp-ctl is stopping")
