@@ -67,5 +67,6 @@ extern const struct api_route api_docker_routes[];
 extern const struct api_route api_engines_routes[];
 extern const struct api_route api_certs_routes[];
 extern const struct api_route api_k8s_routes[];
+extern const struct api_route api_k8s_status_routes[];
 
 #endif
