@@ -68,5 +68,6 @@ extern const struct api_route api_engines_routes[];
 extern const struct api_route api_certs_routes[];
 extern const struct api_route api_k8s_routes[];
 extern const struct api_route api_k8s_status_routes[];
+extern const struct api_route api_k8s_expose_routes[];
 
 #endif

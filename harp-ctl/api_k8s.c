@@ -609,6 +609,5 @@ const struct api_route api_k8s_routes[] = {
     {"POST", "/k8s/exapp/wait_for_start", false, false, on_wait_for_start},
     {"POST", "/k8s/exapp/remove", false, false, on_remove},
     {"POST", "/k8s/exapp/install_certificates", false, false, on_install_certificates},
-    {"POST", "/k8s/exapp/expose", false, false, api_k8s_expose},
     {NULL, NULL, false, false, NULL},
 };

@@ -26,7 +26,4 @@ void api_k8s_failed(struct api_resp *resp, enum k8s_rc rc);
 /* 503 "<what> '<name>': Status <status>". */
 void api_k8s_status(struct api_resp *resp, const char *what, const char *name, long status);
 
-/* POST /k8s/exapp/expose (api_k8s_expose.c). */
-void api_k8s_expose(struct api_req *req, struct api_resp *resp);
-
 #endif

@@ -324,8 +324,8 @@ annotate(const struct hp_config *cfg, const struct k8s_names *kn, const struct e
     free(path);
 }
 
-void
-api_k8s_expose(struct api_req *req, struct api_resp *resp)
+static void
+on_expose(struct api_req *req, struct api_resp *resp)
 {
     const struct hp_config *cfg = &req->ctl->cfg;
     struct k8s_upstream up;
@@ -391,3 +391,8 @@ api_k8s_expose(struct api_req *req, struct api_resp *resp)
                        (int)up.port, "exposeType", x.o.kind, "serviceName", kn.deploy, "namespace",
                        cfg->k8s_namespace));
 }
+
+const struct api_route api_k8s_expose_routes[] = {
+    {"POST", "/k8s/exapp/expose", false, false, on_expose},
+    {NULL, NULL, false, false, NULL},
+};

@@ -33,8 +33,8 @@ struct conn_state {
 };
 
 static const struct api_route *const route_tables[] = {
-    api_harp_routes,  api_docker_routes, api_ops_routes,       api_engines_routes,
-    api_certs_routes, api_k8s_routes,    api_k8s_status_routes};
+    api_harp_routes,  api_docker_routes, api_ops_routes,        api_engines_routes,
+    api_certs_routes, api_k8s_routes,    api_k8s_status_routes, api_k8s_expose_routes};
 
 /* The route for <path>; *<allow> collects the methods of routes with that path. */
 static const struct api_route *
