@@ -256,8 +256,9 @@ on_create(struct api_req *req, struct api_resp *resp)
     const struct hp_config *cfg = &req->ctl->cfg;
     struct k8s_expose row;
     struct k8s_names kn;
-    const char *image, *device;
+    const char *image, *device, *why;
     json_t *body, *obj, *env, *limits;
+    bool bad;
     enum k8s_rc rc;
     char *path, *t;
     long status;
@@ -276,20 +277,22 @@ on_create(struct api_req *req, struct api_resp *resp)
     }
     env = json_object_get(body, "environment_variables");
     limits = json_object_get(body, "resource_limits");
+    bad = true;
     if (strcmp(device, "cpu") != 0 && strcmp(device, "cuda") != 0 && strcmp(device, "rocm") != 0) {
         api_docker_req_invalid(resp, "compute_device", "Input should be 'cpu', 'rocm' or 'cuda'");
     } else if (env != NULL && !json_is_array(env)) {
         api_docker_req_invalid(resp, "environment_variables", "Input should be a valid list");
     } else if (limits != NULL && !json_is_object(limits)) {
         api_docker_req_invalid(resp, "resource_limits", "Input should be a valid dictionary");
-    } else if ((t = (char *)k8s_unconfigured(cfg)) != NULL) {
-        api_text(resp, 503, t);
+    } else if ((why = k8s_unconfigured(cfg)) != NULL) {
+        api_text(resp, 503, why);
     } else {
-        goto valid;
+        bad = false;
     }
-    json_decref(body);
-    return;
-valid:
+    if (bad) {
+        json_decref(body);
+        return;
+    }
     if (json_array_size(json_object_get(body, "mount_points")) > 0) {
         log_warnx("k8s: %s: mount_points are ignored on Kubernetes", kn.deploy);
     }
