@@ -384,3 +384,41 @@ def test_stop_ends_waits(k8s):
     th.join(60)
     r = result["r"]
     assert isinstance(r, OSError) or (r.status, r.text) == (503, "harp-ctl is stopping")
+
+
+def test_each_failing_call(k8s):
+    """The 503 of each Kubernetes call that answers an unexpected status."""
+    d, ctl, nc = k8s.double, k8s.ctl, k8s.nc
+    d.fail[("create", "deployments")] = 500
+    r = call(ctl, "create", {"name": "skel", "image": "i"})
+    assert r.status == 503 and r.text == "Failed to create deployment 'nc-app-skel': Status 500"
+    d.fail.clear()
+    assert call(ctl, "create", {"name": "skel", "image": "i"}).status == 201
+    nc.add_app("skel", 9, routes=ROUTES)
+    ctl.secrets.append("skel-token-secret")
+    d.fail[("get", "services")] = 403
+    r = call(ctl, "expose", {"name": "skel", "port": 1})
+    assert r.status == 503 and r.text == "Failed to read service 'nc-app-skel': Status 403"
+    d.fail.clear()
+    assert call(ctl, "expose", {"name": "skel", "port": 1}).status == 200
+    d.fail[("delete", "persistentvolumeclaims")] = 500
+    r = call(ctl, "remove", {"name": "skel", "remove_data": True})
+    assert r.status == 503 and r.text == "Failed to delete PVC 'nc-app-skel-data': Status 500"
+    d.fail = {("delete", "services"): 500}
+    r = call(ctl, "remove", {"name": "skel"})
+    assert r.status == 503 and r.text == "Failed to delete service 'nc-app-skel': Status 500"
+    d.fail.clear()
+    assert call(ctl, "remove", {"name": "skel", "remove_data": True}).status == 204
+    assert d.get("services", NS, "nc-app-skel") is None
+
+
+def test_api_timeout_is_500(k8s):
+    """A call the API server does not answer within 60 s: HaRP's generic 500."""
+    d, ctl = k8s.double, k8s.ctl
+    d.mode = "stall"
+    try:
+        r = http_request(ctl.addr, "POST", "/k8s/exapp/exists", {"name": "skel"},
+                         {"harp-shared-key": ctl.key}, timeout=300)
+    finally:
+        d.mode = "ok"
+    assert r.status == 500 and r.text == "500: Internal Server Error"

@@ -16,7 +16,8 @@ the REST semantics harp relies on, and good enough for `kubectl` create/get/patc
 - Services get a ClusterIP, NodePort/LoadBalancer a nodePort (30000+); a LoadBalancer's
   ingress appears `lb_delay` seconds after creation (None: never);
 - SelfSubjectAccessReview: allowed unless (verb, resource) is in `denied`;
-- `mode`: "ok", "stall" (requests hang until the mode changes) or "500".
+- `mode`: "ok", "stall" (requests hang until the mode changes) or "500"; `fail` maps
+  (verb, resource) to a status that call answers with (a Status body).
 
 `calls` records (verb, resource) of every authenticated API request (get/list/create/patch/
 delete/update), the verbs a Role must grant; `requests` records (method, path, body, headers).
@@ -171,6 +172,7 @@ class K8sDouble:
         self.lb_ingress = {"ip": "203.0.113.10"}
         self.denied = set()     # (verb, resource) SSAR answers "not allowed"
         self.mode = "ok"
+        self.fail = {}          # (verb, resource) -> status
         self.calls = []
         self.requests = []
         self.inflight = 0
@@ -397,6 +399,8 @@ class K8sDouble:
                 "DELETE": "delete", "PUT": "update"}.get(h.command)
         with self.lock:
             self.calls.append((verb, resource))
+        if (verb, resource) in self.fail:
+            return self._status(h, self.fail[(verb, resource)], "InternalError", "scripted")
         if raw and "protobuf" in (h.headers.get("Content-Type") or ""):
             return self._status(h, 415, "UnsupportedMediaType", "only JSON bodies are served")
         try:
