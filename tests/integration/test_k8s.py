@@ -43,6 +43,11 @@ def call(ctl, action, body):
     return ctl.request("POST", f"/k8s/exapp/{action}", body)
 
 
+def via_dp(gw, action, body):
+    return gw.get(f"/exapps/app_api/k8s/exapp/{action}", method="POST", body=body,
+                  headers={"harp-shared-key": gw.ctl.key})
+
+
 def deploy(d, name="nc-app-skel"):
     return d.get("deployments", NS, name)
 
@@ -285,13 +290,14 @@ def test_remove(k8s):
 
 def test_appapi_sequence(k8s):
     """AppAPI 34's Kubernetes deploy: create, expose, start, wait_for_start, requests through
-    harp-dp to the ExApp, stop, remove without and with data."""
+    harp-dp to the ExApp, stop, remove without and with data; every call through harp-dp as
+    AppAPI makes it (/exapps/app_api/k8s/exapp/..., no docker-engine-port)."""
     d, ctl, nc = k8s.double, k8s.ctl, k8s.nc
     nc.add_app("skel", 9, routes=ROUTES, host="nextcloud-thinks-here")
     ctl.secrets.append("skel-token-secret")
-    assert call(ctl, "exists", {"name": "skel"}).json() == {"exists": False}
-    assert call(ctl, "create", dict(CREATE, compute_device="cpu")).status == 201
-    r = call(ctl, "expose", {"name": "skel", "port": k8s.backend.port, "expose_type": "clusterip",
+    assert via_dp(k8s, "exists", {"name": "skel"}).json() == {"exists": False}
+    assert via_dp(k8s, "create", dict(CREATE, compute_device="cpu")).status == 201
+    r = via_dp(k8s, "expose", {"name": "skel", "port": k8s.backend.port, "expose_type": "clusterip",
                              "upstream_host": "127.0.0.1"})
     assert r.status == 200, r
     assert r.json() == {"appId": "skel", "host": "127.0.0.1", "port": k8s.backend.port,
@@ -301,21 +307,21 @@ def test_appapi_sequence(k8s):
     assert svc["spec"]["type"] == "ClusterIP" and svc["spec"]["selector"] == {"app": "nc-app-skel"}
     assert svc["spec"]["ports"][0]["targetPort"] == k8s.backend.port
     assert svc["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "harp"
-    assert call(ctl, "install_certificates", {"name": "skel", "system_certs_bundle": None}).status == 204
-    assert call(ctl, "start", {"name": "skel"}).status == 204
-    assert call(ctl, "wait_for_start", {"name": "skel"}).json()["health"] == "ready"
+    assert via_dp(k8s, "install_certificates", {"name": "skel", "system_certs_bundle": None}).status == 204
+    assert via_dp(k8s, "start", {"name": "skel"}).status == 204
+    assert via_dp(k8s, "wait_for_start", {"name": "skel"}).json()["health"] == "ready"
     version = ctl.request("GET", "/api/v1/status").json()["table_version"]
     wait_for(lambda: k8s.dps[0].applied(version), what="table applied")
     r = k8s.get("/exapps/skel/public/hello")
     assert r.status == 200, r
     assert k8s.backend.requests and k8s.backend.requests[-1]["path"] == "/public/hello"
-    assert call(ctl, "stop", {"name": "skel"}).status == 204
+    assert via_dp(k8s, "stop", {"name": "skel"}).status == 204
     assert deploy(d)["spec"]["replicas"] == 0
-    assert call(ctl, "remove", {"name": "skel", "remove_data": False}).status == 204
+    assert via_dp(k8s, "remove", {"name": "skel", "remove_data": False}).status == 204
     assert deploy(d) is None and d.get("services", NS, "nc-app-skel") is None
     assert d.get("persistentvolumeclaims", NS, "nc-app-skel-data") is not None
-    assert call(ctl, "create", dict(CREATE, compute_device="cpu")).status == 201
-    assert call(ctl, "remove", {"name": "skel", "remove_data": True}).status == 204
+    assert via_dp(k8s, "create", dict(CREATE, compute_device="cpu")).status == 201
+    assert via_dp(k8s, "remove", {"name": "skel", "remove_data": True}).status == 204
     assert d.get("persistentvolumeclaims", NS, "nc-app-skel-data") is None
 
 
