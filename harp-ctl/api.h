@@ -67,5 +67,8 @@ extern const struct api_route api_docker_routes[];
 extern const struct api_route api_engines_routes[];
 extern const struct api_route api_certs_routes[];
 extern const struct api_route api_doctor_routes[];
+extern const struct api_route api_k8s_routes[];
+extern const struct api_route api_k8s_status_routes[];
+extern const struct api_route api_k8s_expose_routes[];
 
 #endif

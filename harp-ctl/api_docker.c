@@ -227,6 +227,7 @@ on_create(struct api_req *req, struct api_resp *resp)
         api_json(resp, 201,
                  json_pack("{s:s,s:s}", "id", id != NULL ? id : "", "name", n.container));
         log_info("docker: created %s on port %u", n.container, port);
+        store_k8s_docker(req->ctl->store, n.name);
     } else if (status == 409) {
         snprintf(t, sizeof(t), "Container with name '%s' already exists.", n.container);
         api_text(resp, 409, t);

@@ -205,17 +205,19 @@ api_docker_req_begin(struct api_req *req, struct api_resp *resp, unsigned *port,
     json_t *body;
     long v;
 
-    if (hv == NULL) {
+    if (port != NULL && hv == NULL) {
         api_text(resp, 400, "Missing 'docker-engine-port' header.");
         return NULL;
     }
-    if (!py_int(hv, &v) || v < 1 || v > 65535) {
+    if (port != NULL && (!py_int(hv, &v) || v < 1 || v > 65535)) {
         t = xasprintf("Invalid 'docker-engine-port' header value: %.100s", hv);
         api_text(resp, 400, t);
         free(t);
         return NULL;
     }
-    *port = (unsigned)v;
+    if (port != NULL) {
+        *port = (unsigned)v;
+    }
     body = json_loadb(req->body != NULL ? req->body : "", req->body_len, JSON_DECODE_ANY, &jerr);
     if (body == NULL) {
         api_text(resp, 400, "Invalid JSON body");
@@ -243,4 +245,14 @@ api_docker_req_begin(struct api_req *req, struct api_resp *resp, unsigned *port,
              n->role_suffix[0] ? "_" : "", n->role_suffix);
     snprintf(n->volume, sizeof(n->volume), "%s%s_data", prefix, n->name);
     return body;
+}
+
+bool
+api_docker_req_int(json_t *v, long *out)
+{
+    if (json_is_integer(v)) {
+        *out = (long)json_integer_value(v);
+        return true;
+    }
+    return json_is_string(v) && py_int(json_string_value(v), out);
 }

@@ -20,7 +20,8 @@ struct exapp_name {
 };
 
 /* The engine port header, then the JSON body, then the name object: on success the body (the
- * caller's to free) and *<port>, *<n>; else NULL once an error is answered. */
+ * caller's to free) and *<port>, *<n>; else NULL once an error is answered. A NULL <port>
+ * skips the header (the /k8s/ endpoints). */
 json_t *api_docker_req_begin(struct api_req *req, struct api_resp *resp, unsigned *port,
                              struct exapp_name *n);
 /* 400 "Payload validation error: <field>: <why>". */
@@ -28,6 +29,8 @@ void api_docker_req_invalid(struct api_resp *resp, const char *field, const char
 /* Answers a failed call: 503 cannot connect or all outbound calls busy, 504 timeout, 500
  * otherwise. */
 void api_docker_req_failed(struct api_resp *resp, enum docker_rc rc, unsigned port);
+/* A pydantic lax int at <key> (int, or a string Python's int() takes). */
+bool api_docker_req_int(json_t *v, long *out);
 /* A pydantic lax bool at <key> (absent: <def>); -1 when the value is not one. */
 int api_docker_req_bool(json_t *body, const char *key, bool def, bool *out);
 /* A string at <key>: absent gives <def> (NULL: required); -1 with 400 answered otherwise. */

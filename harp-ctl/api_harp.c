@@ -8,6 +8,7 @@
 #include "api.h"
 #include "api_exapp.h"
 #include "k8s.h"
+#include "k8s_upstream.h"
 #include "log.h"
 
 static void
@@ -56,6 +57,12 @@ on_storage_post(struct api_req *req, struct api_resp *resp)
     }
     json_decref(body);
     memcpy(app.app_id, id, sizeof(id));
+    if (k8s_upstream_apply(&req->ctl->cfg, req->ctl->store, &app) == -1) {
+        snprintf(err.msg, sizeof(err.msg), "K8s API error during Service lookup for '%s'", id);
+        api_text(resp, 503, err.msg);
+        exapp_free(&app);
+        return;
+    }
     rc = store_exapp_put(req->ctl->store, &app, &err);
     if (rc == -2) {
         log_warnx("exapp: %s refused: %s", app.app_id, err.msg);

@@ -59,6 +59,23 @@ on_exapp_list(struct api_req *req, struct api_resp *resp)
     api_json(resp, 200, o);
 }
 
+/* The ExApp's JSON, with its Kubernetes exposure when it has one (store_k8s). */
+static json_t *
+exapp_k8s_json(struct ctl *ctl, const struct exapp *app)
+{
+    json_t *o = exapp_to_json(app, false);
+    struct k8s_expose e;
+
+    if (store_k8s_get(ctl->store, app->app_id, &e) == 1 && strcmp(e.kind, "docker") != 0) {
+        json_object_set_new(o, "kubernetes",
+                            json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "expose_type", e.kind, "service",
+                                      e.service, "namespace", ctl->cfg.k8s_namespace, "upstream",
+                                      app->host, "node_name", e.node_name, "node_address_type",
+                                      e.address_type));
+    }
+    return o;
+}
+
 static void
 on_exapp_show(struct api_req *req, struct api_resp *resp)
 {
@@ -77,7 +94,7 @@ on_exapp_show(struct api_req *req, struct api_resp *resp)
     } else if (rc == 0) {
         api_error(resp, 404, "no such ExApp");
     } else {
-        json_t *o = exapp_to_json(&app, false);
+        json_t *o = exapp_k8s_json(req->ctl, &app);
 
         json_object_set_new(o, "effective_timeouts", api_timeouts_effective(req->ctl, &app));
         api_json(resp, 200, o);

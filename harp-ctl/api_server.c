@@ -32,9 +32,10 @@ struct conn_state {
     bool too_large;
 };
 
-static const struct api_route *const route_tables[] = {api_harp_routes,  api_docker_routes,
-                                                       api_ops_routes,   api_engines_routes,
-                                                       api_certs_routes, api_doctor_routes};
+static const struct api_route *const route_tables[] = {
+    api_harp_routes,       api_docker_routes,     api_ops_routes,
+    api_engines_routes,    api_certs_routes,      api_k8s_routes,
+    api_k8s_status_routes, api_k8s_expose_routes, api_doctor_routes};
 
 /* The route for <path>; *<allow> collects the methods of routes with that path. */
 static const struct api_route *

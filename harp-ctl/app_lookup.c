@@ -158,6 +158,10 @@ lookup_worker(void *arg, bool cancelled)
         exapp_free(&app);
         result = enabled;
     }
+    if (result == 1 && al->hooks.upstream != NULL && al->hooks.upstream(al->hooks.ctx, &app) < 0) {
+        exapp_free(&app);
+        result = -1;
+    }
     snprintf(app_id, sizeof(app_id), "%s", lk->app_id); /* <lk> is the thread's once done */
     removed = lk->removed_at != 0;
     pthread_mutex_lock(&al->mtx);

@@ -18,6 +18,9 @@ struct app_lookup_hooks {
     const struct exapp *(*published)(void *ctx, const char *app_id);
     /* Apps were stored: publish them now (the replies that follow name them). */
     void (*stored)(void *ctx);
+    /* A found app's host and port replaced by its Kubernetes upstream: 1 or 0, -1 when the
+     * upstream could not be learnt (the app is not stored). On a look-up thread. */
+    int (*upstream)(void *ctx, struct exapp *app);
     void *ctx;
 };
 

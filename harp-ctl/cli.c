@@ -49,6 +49,7 @@ static const char usage_main[] =
     "  certs show            the FRP CA, server and client certificates\n"
     "  certs export DIR      write ca.crt, client.crt, client.key for a remote frpc\n"
     "  certs rotate          replace every FRP certificate\n"
+    "  k8s status            Kubernetes: API server, namespace, the service account's rights\n"
     "  config check          validate the configuration and print the effective settings\n"
     "  doctor                check the whole chain and name the fix for each failure\n"
     "                        ([--public-url URL] [--read-timeout S]: through the front proxy)\n"
@@ -483,6 +484,8 @@ cli_main(int argc, char **argv)
         rc = cli_tunnel(&opts);
     } else if (strcmp(cmd, "doctor") == 0) {
         rc = cli_doctor(&opts);
+    } else if (strcmp(cmd, "k8s") == 0) {
+        rc = cli_k8s(&opts);
     } else {
         fprintf(stderr, "harp-ctl: unknown command '%s' (see harp-ctl --help)\n", cmd);
         rc = CLI_USAGE;

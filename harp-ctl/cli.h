@@ -72,5 +72,6 @@ int cli_engine(struct cli_opts *opts);
 int cli_certs(struct cli_opts *opts);
 int cli_tunnel(struct cli_opts *opts);
 int cli_doctor(struct cli_opts *opts);
+int cli_k8s(struct cli_opts *opts);
 
 #endif

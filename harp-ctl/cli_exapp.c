@@ -113,7 +113,7 @@ print_list(const json_t *j)
 static int
 print_one(const json_t *a)
 {
-    const json_t *routes = json_object_get(a, "routes"), *r, *eff;
+    const json_t *routes = json_object_get(a, "routes"), *r, *eff, *k;
     char tbuf[32];
     size_t i;
 
@@ -123,6 +123,14 @@ print_one(const json_t *a)
     printf("port:      %lld\n", (long long)json_integer_value(json_object_get(a, "port")));
     if (json_object_get(a, "resolved_host") != NULL) {
         printf("resolved:  %s\n", json_string_value(json_object_get(a, "resolved_host")));
+    }
+    if ((k = json_object_get(a, "kubernetes")) != NULL) {
+        printf("k8s:       %s, Service %s in namespace %s%s%s\n",
+               json_string_value(json_object_get(k, "expose_type")),
+               json_string_value(json_object_get(k, "service")),
+               json_string_value(json_object_get(k, "namespace")),
+               json_string_value(json_object_get(k, "node_name"))[0] ? ", node " : "",
+               json_string_value(json_object_get(k, "node_name")));
     }
     printf("created:   %s\n",
            cli_time(json_integer_value(json_object_get(a, "created_at")), tbuf, sizeof(tbuf)));

@@ -3,6 +3,7 @@
 #ifndef HARP_CTL_CTL_H
 #define HARP_CTL_CTL_H
 
+#include <stdbool.h>
 #include <time.h>
 
 #include "env.h"
@@ -17,6 +18,8 @@ struct ctl {
     struct publish *pub;
     struct engines *engines;
     time_t started;
+    /* Set once serve stops: long waits (Kubernetes) end so the API can stop. */
+    bool stopping; /* __atomic_ access */
 };
 
 #endif

@@ -40,6 +40,7 @@
 #include "app_lookup.h"
 #include "ctl.h"
 #include "failures.h"
+#include "k8s_upstream.h"
 #include "link_server.h"
 #include "log.h"
 #include "msg.h"
@@ -533,11 +534,20 @@ static const struct link_server_handlers handlers = {
     .on_tick = on_tick,
 };
 
+/* A found app's Kubernetes upstream (spec 4.10), on a look-up thread. */
+static int
+k8s_upstream(void *ctx, struct exapp *app)
+{
+    struct publish *pub = ctx;
+
+    return k8s_upstream_apply(&pub->ctl->cfg, pub->ctl->store, app);
+}
+
 struct publish *
 publish_start(struct ctl *ctl, publish_tunnels_cb *on_tunnels, void *ctx, struct hp_err *err)
 {
     struct publish *pub = xcalloc(1, sizeof(*pub));
-    struct app_lookup_hooks ah = {published, on_stored, pub};
+    struct app_lookup_hooks ah = {published, on_stored, k8s_upstream, pub};
     struct failures_hooks fh = {is_banned, on_ban_added, pub};
 
     pub->ctl = ctl;

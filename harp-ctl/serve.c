@@ -317,6 +317,7 @@ serve_main(env_lookup_cb lookup, void *lookup_arg, bool allow_empty)
         break;
     }
     log_notice("serve: %s received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    __atomic_store_n(&ctl.stopping, true, __ATOMIC_RELAXED);
     api_server_stop(api);
     engines_stop(ctl.engines);
     publish_stop(ctl.pub);

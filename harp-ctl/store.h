@@ -106,4 +106,23 @@ int store_cert_put_all(struct store *st, const struct cert_rec recs[3], struct h
 int store_cert_get_all(struct store *st, struct cert_rec recs[3]);
 void store_cert_free(struct cert_rec recs[3]);
 
+/* How an ExApp is reached on Kubernetes (schema 0008): its last expose, or kind "docker". */
+struct k8s_expose {
+    char kind[16]; /* docker, k8s (created, not exposed), nodeport, clusterip, loadbalancer, manual
+                    */
+    char upstream_host[256];
+    unsigned upstream_port;
+    char node_name[254];
+    char node_selector[256];
+    char address_type[16];
+    char service[64];
+};
+/* Replaces the row of <app_id>. 0, or -1. */
+int store_k8s_put(struct store *st, const char *app_id, const struct k8s_expose *e);
+/* 1 with *<e> filled, 0 when none, -1 on error. */
+int store_k8s_get(struct store *st, const char *app_id, struct k8s_expose *e);
+int store_k8s_delete(struct store *st, const char *app_id);
+/* Marks ExApp <name> (any case) as a Docker one: no Kubernetes look-up for it. */
+void store_k8s_docker(struct store *st, const char *name);
+
 #endif

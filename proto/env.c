@@ -90,6 +90,9 @@ static const struct var vars[] = {
     {"HP_K8S_BEARER_TOKEN_FILE", "/var/run/secrets/kubernetes.io/serviceaccount/token", V_STR,
      OFF(k8s_bearer_token_file), 0, 0, S_SERVE, false},
     {"HP_K8S_VERIFY_SSL", "true", V_BOOL, OFF(k8s_verify_ssl), 0, 0, S_SERVE, false},
+    {"HP_K8S_STORAGE_CLASS", "", V_STR, OFF(k8s_storage_class), 0, 0, S_SERVE, false},
+    {"HP_K8S_DEFAULT_STORAGE_SIZE", "10Gi", V_STR, OFF(k8s_storage_size), 0, 0, S_SERVE, false},
+    {"HP_K8S_HOST_ALIASES", "", V_STR, OFF(k8s_host_aliases), 0, 0, S_SERVE, false},
     {"HP_STATE_DIR", "/var/lib/harp", V_STR, OFF(state_dir), 0, 0, S_ALL, false},
     {"HP_CONTROL_ADDRESS", "127.0.0.1:8200", V_ADDR, OFF(control_address), 0, 0, S_ALL, false},
     /* HP_CTL_SOCKET defaults to $HP_STATE_DIR/ctl.sock: handled after the table. */

@@ -64,6 +64,9 @@ struct hp_config {
     char *k8s_bearer_token;
     char *k8s_bearer_token_file;
     bool k8s_verify_ssl;
+    char *k8s_storage_class; /* "" omits storageClassName */
+    char *k8s_storage_size;
+    char *k8s_host_aliases; /* host:ip,host2:ip2 */
 
     char *state_dir;
     char *control_address;
