@@ -155,12 +155,12 @@ print_one(const json_t *a)
         print_timeouts("  ", json_object_get(eff, "app"));
         json_array_foreach(json_object_get(eff, "routes"), i, r)
         {
-            size_t k;
+            size_t j;
             bool own = false;
 
-            for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+            for (j = 0; j < sizeof(kinds) / sizeof(kinds[0]); j++) {
                 own = own || strcmp(json_string_value(
-                                        json_object_get(json_object_get(r, kinds[k]), "source")),
+                                        json_object_get(json_object_get(r, kinds[j]), "source")),
                                     "route") == 0;
             }
             if (own) {
