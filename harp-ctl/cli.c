@@ -46,7 +46,9 @@ static const char usage_main[] =
     "  tunnel list           FRP tunnels up: name, port, client address, since when\n"
     "  certs show            the FRP CA, server and client certificates\n"
     "  certs export DIR      write ca.crt, client.crt, client.key for a remote frpc\n"
-    "  certs rotate          replace every FRP certificate\n"
+    "  certs rotate [--now]  a new FRP CA, the old one trusted until the overlap ends\n"
+    "  certs status          days left, renewal schedule, overlap, deliveries\n"
+    "  certs finish          end a rotation's overlap now\n"
     "  config check          validate the configuration and print the effective settings\n"
     "  help [COMMAND]        this help, or the help of a command (also COMMAND --help)\n"
     "\n"
@@ -381,6 +383,10 @@ parse_args(int argc, char **argv, struct cli_opts *o)
         }
         if (strcmp(a, "--allow-empty") == 0) {
             o->allow_empty = true;
+            continue;
+        }
+        if (strcmp(a, "--now") == 0) {
+            o->now = true;
             continue;
         }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {

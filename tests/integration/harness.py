@@ -16,7 +16,8 @@ BUILDDIR = os.environ.get("HARP_BUILDDIR") or os.path.abspath(
 SRCDIR = os.environ.get("HARP_SRCDIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 HARP_CTL = os.path.join(BUILDDIR, "harp-ctl", "harp-ctl")
-SCHEMA_VERSION = len([f for f in os.listdir(os.path.join(SRCDIR, "schema")) if f.endswith(".sql")])
+SCHEMA_VERSION = max(int(f.split("_")[0]) for f in os.listdir(os.path.join(SRCDIR, "schema"))
+                     if f.endswith(".sql"))
 MULT = float(os.environ.get("HP_TEST_TIMEOUT_MULTIPLIER", "1"))
 CAPTURES = os.path.join(SRCDIR, "tests", "fixtures", "appapi-captures", "appapi-33.0.0")
 
