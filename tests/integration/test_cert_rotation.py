@@ -181,3 +181,28 @@ def test_real_frpc_rotation_with_overlap(frp, docker_engine, tmp_path):
     finally:
         for r in runs:
             r.kill9()
+
+
+@pytest.mark.parametrize("var,value,ok", [
+    ("HP_CERT_OVERLAP_DAYS", "3650", True), ("HP_CERT_OVERLAP_DAYS", "3650.01", False),
+    ("HP_CERT_OVERLAP_DAYS", "0.5", True), ("HP_CERT_OVERLAP_DAYS", "-1", False),
+    ("HP_CERT_LIFETIME_SECONDS", "3153600000", True),
+    ("HP_CERT_LIFETIME_SECONDS", "3153600001", False),
+])
+def test_lifecycle_settings_limits(tmp_path, var, value, ok):
+    from test_config import env_for, run_ctl
+    r = run_ctl(["config", "check"], env_for(tmp_path, **{var: value}), timeout=10)
+    assert r.returncode == (0 if ok else 2), r.stderr
+    if not ok:
+        assert var in r.stderr
+
+
+def test_rotate_body_is_checked(ctl):
+    for body in (b"[]", b'{"now": 1}', b"{"):
+        r = ctl.request("POST", "/api/v1/certs/rotate", body)
+        assert r.status == 400, body
+    assert ctl.request("POST", "/api/v1/certs/rotate", b'{"now": false}').status == 200
+    # No tunnel, engine or container waits for the new files: the overlap ends by itself.
+    wait_for(lambda: ctl.request("GET", "/api/v1/certs/status").json()["overlap"] is None,
+             what="the overlap with no known client ended")
+    assert ctl.request("POST", "/api/v1/certs/finish").status == 409
