@@ -85,6 +85,17 @@ add_ext(X509 *issuer, X509 *x, int nid, const char *value)
     return ok;
 }
 
+/* The authority key id from <issuer>'s subject key id; none when it has none (a CA made
+ * without one, e.g. by another tool and adopted). */
+static bool
+add_akid(X509 *issuer, X509 *x)
+{
+    if (X509_get0_subject_key_id(issuer) == NULL) {
+        return true;
+    }
+    return add_ext(issuer, x, NID_authority_key_identifier, "keyid:always");
+}
+
 /* One certificate for CN <cn> (and SAN DNS:<cn> unless a CA), signed by <ca>/<ca_key>, or
  * self-signed when <ca> is NULL. */
 static X509 *
@@ -116,8 +127,7 @@ issue(const char *cn, EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_key, long secs)
         ok = add_ext(ca, x, NID_basic_constraints, "CA:FALSE") &&
              add_ext(ca, x, NID_key_usage, "critical,digitalSignature,keyEncipherment") &&
              add_ext(ca, x, NID_subject_alt_name, san) &&
-             add_ext(ca, x, NID_subject_key_identifier, "hash") &&
-             add_ext(ca, x, NID_authority_key_identifier, "keyid:always");
+             add_ext(ca, x, NID_subject_key_identifier, "hash") && add_akid(ca, x);
     }
     ok = ok && X509_sign(x, ca_key != NULL ? ca_key : key, EVP_sha256()) > 0;
     X509_NAME_free(name);
@@ -239,8 +249,7 @@ ca_cross_sign(const struct cert_rec *old_ca, const char *new_ca_pem, int64_t not
            X509_set_pubkey(x, X509_get0_pubkey(nc)) &&
            add_ext(oc, x, NID_basic_constraints, "critical,CA:TRUE") &&
            add_ext(oc, x, NID_key_usage, "critical,keyCertSign,cRLSign") &&
-           add_ext(oc, x, NID_subject_key_identifier, "hash") &&
-           add_ext(oc, x, NID_authority_key_identifier, "keyid:always") &&
+           add_ext(oc, x, NID_subject_key_identifier, "hash") && add_akid(oc, x) &&
            X509_sign(x, ok, EVP_sha256()) > 0 && (b = BIO_new(BIO_s_mem())) != NULL &&
            PEM_write_bio_X509(b, x);
     if (good) {

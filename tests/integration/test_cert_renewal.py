@@ -5,6 +5,7 @@ trusted until it expires, and no tunnel request, new FRP login or HTTPS connecti
 across it."""
 import json
 import shutil
+import subprocess
 import ssl
 import threading
 import time
@@ -123,3 +124,67 @@ def test_renewal_by_itself_with_a_two_minute_validity(make_gateway, tmp_path):
     c.close()
     assert http_request(("127.0.0.1", gw.port), "GET", "/exapps/testapp/public/y", None,
                         {}).status == 200
+
+
+def test_leaves_renew_under_the_same_ca(ctl_factory, tmp_path):
+    """An adopted set (ca.key beside it) whose leaves are valid 60 s under a 10-day CA: the
+    leaves renew by themselves, signed by the same CA, with no overlap."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    d = tmp_path / "ctl0" / "certs" / "frp"
+    d.mkdir(parents=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def key():
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def pem_key(k):
+        return k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                               serialization.NoEncryption())
+
+    def cert(cn, k, issuer_name, issuer_key, life, ca):
+        b = (x509.CertificateBuilder()
+             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+             .issuer_name(issuer_name).public_key(k.public_key())
+             .serial_number(x509.random_serial_number())
+             .not_valid_before(now - datetime.timedelta(seconds=5))
+             .not_valid_after(now + datetime.timedelta(seconds=life))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=ca))
+        b = b.add_extension(x509.SubjectKeyIdentifier.from_public_key(k.public_key()),
+                            critical=False)
+        if not ca:
+            b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
+            b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                issuer_key.public_key()), critical=False)
+        return b.sign(issuer_key, hashes.SHA256())
+
+    ca_key = key()
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "harp.nc")])
+    ca = cert("harp.nc", ca_key, ca_name, ca_key, 10 * 86400, True)
+    (d / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (d / "ca.key").write_bytes(pem_key(ca_key))
+    for name, cn in (("server", "harp.nc"), ("client", "harp.client.nc")):
+        k = key()
+        (d / f"{name}.key").write_bytes(pem_key(k))
+        (d / f"{name}.crt").write_bytes(cert(cn, k, ca_name, ca_key, 60, False)
+                                        .public_bytes(serialization.Encoding.PEM))
+    ctl = ctl_factory(env={"HP_CERT_LIFETIME_SECONDS": str(LIFETIME)}).start()
+    before = {c["name"]: c for c in json.loads(
+        ctl.cli("certs", "status", "--json").stdout)["certificates"]}
+    wait_for(lambda: json.loads(ctl.cli("certs", "status", "--json").stdout)
+             ["last_renewal_kind"] == "leaves", timeout=LIFETIME, what="the leaves renewed")
+    st = json.loads(ctl.cli("certs", "status", "--json").stdout)
+    after = {c["name"]: c for c in st["certificates"]}
+    assert st["overlap"] is None
+    assert after["ca"]["sha256"] == before["ca"]["sha256"]
+    for n in ("server", "client"):
+        assert after[n]["sha256"] != before[n]["sha256"]
+        assert after[n]["not_after"] - after[n]["not_before"] == LIFETIME
+    r = subprocess.run(["openssl", "verify", "-CAfile", str(d / "ca.crt"), str(d / "server.crt"),
+                        str(d / "client.crt")], capture_output=True, text=True)
+    assert r.stdout.count(": OK") == 2, r.stdout + r.stderr
