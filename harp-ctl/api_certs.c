@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* Operators' certificate endpoints: GET /api/v1/certs, GET /api/v1/certs/export,
- * POST /api/v1/certs/rotate. */
+ * POST /api/v1/certs/rotate (body {"now": true}: no overlap), POST /api/v1/certs/finish (the
+ * overlap ends now), GET /api/v1/certs/status (the lifecycle). */
 #include "config.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 #include "api.h"
 #include "ca.h"
+#include "ca_renew.h"
 #include "log.h"
 
 static void
@@ -49,18 +52,59 @@ on_export(struct api_req *req, struct api_resp *resp)
 static void
 on_rotate(struct api_req *req, struct api_resp *resp)
 {
+    json_t *body = req->body_len > 0 ? json_loadb(req->body, req->body_len, 0, NULL) : NULL;
+    const json_t *now = json_object_get(body, "now");
     struct hp_err err;
 
-    if (ca_rotate(req->ctl, &err) == -1) {
+    if (req->body_len > 0 && (!json_is_object(body) || (now != NULL && !json_is_boolean(now)))) {
+        json_decref(body);
+        api_error(resp, 400, "the body must be {\"now\": true|false}");
+        return;
+    }
+    if (ca_rotate(req->ctl, json_is_true(now), &err) == -1) {
+        json_decref(body);
         api_error(resp, req->ctl->cfg.frp_disable_tls ? 409 : 500, err.msg);
         return;
     }
+    json_decref(body);
+    ca_renew_kick(req->ctl->renew);
     on_show(req, resp);
+}
+
+static void
+on_finish(struct api_req *req, struct api_resp *resp)
+{
+    struct hp_err err;
+
+    if (ca_finish(req->ctl, "ended by an operator", &err) == -1) {
+        api_error(resp, 409, err.msg);
+        return;
+    }
+    on_show(req, resp);
+}
+
+static void
+on_status(struct api_req *req, struct api_resp *resp)
+{
+    struct cert_rec recs[3];
+    json_t *o = ca_lifecycle(req->ctl);
+
+    json_object_set_new(o, "tls", json_boolean(!req->ctl->cfg.frp_disable_tls));
+    if (store_cert_get_all(req->ctl->store, recs) == 1) {
+        json_object_set_new(o, "certificates", ca_describe(recs));
+        store_cert_free(recs);
+    } else {
+        json_object_set_new(o, "certificates", json_array());
+    }
+    json_object_set_new(o, "now", json_integer((json_int_t)time(NULL)));
+    api_json(resp, 200, o);
 }
 
 const struct api_route api_certs_routes[] = {
     {"GET", "/api/v1/certs", false, false, on_show},
     {"GET", "/api/v1/certs/export", false, false, on_export},
     {"POST", "/api/v1/certs/rotate", false, false, on_rotate},
+    {"POST", "/api/v1/certs/finish", false, false, on_finish},
+    {"GET", "/api/v1/certs/status", false, false, on_status},
     {NULL, NULL, false, false, NULL},
 };

@@ -15,7 +15,9 @@
 
 #include "api_docker_certs.h"
 #include "api_docker_req.h"
+#include "ca.h"
 #include "log.h"
+#include "secret.h"
 #include "xmalloc.h"
 
 #define MAX_CERT_FILE (1u * 1024 * 1024)
@@ -185,6 +187,19 @@ slurp(const char *path, size_t *len)
     return buf;
 }
 
+/* Whether Docker says <container> does not exist (404 to an inspect). */
+static bool
+container_gone(struct ctl *ctl, unsigned port, const char *container)
+{
+    struct docker_session s;
+    char path[400];
+    long status = 0;
+
+    docker_session_open(&s, ctl, port, 30);
+    snprintf(path, sizeof(path), "/containers/%s/json", container);
+    return docker_call_json(&s, "GET", path, NULL, &status, NULL) == DOCKER_OK && status == 404;
+}
+
 /* --- the endpoint ------------------------------------------------------------------------- */
 
 /* The OS family's CA directory and update command from os-release text, or NULL. */
@@ -264,24 +279,58 @@ install_bundle(struct docker_session *s, struct api_resp *resp, const char *cont
     return 0;
 }
 
-/* Step 5: the FRP client files under /certs/frp. 0, or -1 answered. */
+static const char *const frp_files[] = {"ca.crt", "client.crt", "client.key"};
+
+/* The FRP client files as a tar for /, and the sha256 of client.crt in <sha> (the caller
+ * frees it); -1 when one is missing. */
 static int
-install_frp(struct docker_session *s, struct api_resp *resp, const char *container,
-            const char *certs_dir)
+frp_tar(const char *certs_dir, struct tar *t, char **sha)
 {
-    static const char *const files[] = {"ca.crt", "client.crt", "client.key"};
     char *data[3] = {NULL, NULL, NULL}, path[4096], name[64];
     size_t len[3], i;
-    struct tar t = {0};
+    int rc = 0;
+
+    memset(t, 0, sizeof(*t));
+    for (i = 0; i < 3 && rc == 0; i++) {
+        snprintf(path, sizeof(path), "%s/frp/%s", certs_dir, frp_files[i]);
+        if ((data[i] = slurp(path, &len[i])) == NULL) {
+            rc = -1;
+        }
+    }
+    for (i = 0; i < 3 && rc == 0; i++) {
+        snprintf(name, sizeof(name), "certs/frp/%s", frp_files[i]);
+        tar_add(t, name, data[i], len[i]);
+    }
+    if (rc == 0) {
+        tar_end(t);
+        data[1][len[1]] = '\0';
+        *sha = ca_fingerprint(data[1]);
+    }
+    for (i = 0; i < 3; i++) {
+        if (data[i] != NULL) {
+            secret_wipe(data[i], len[i]);
+        }
+        free(data[i]);
+    }
+    return rc;
+}
+
+/* Step 5: the FRP client files under /certs/frp, remembered so that renewed ones follow.
+ * 0, or -1 answered. */
+static int
+install_frp(struct docker_session *s, struct api_resp *resp, struct ctl *ctl, unsigned port,
+            const char *container)
+{
+    struct tar t;
+    char *sha = NULL;
     json_t *cmd;
     int code, rc = 0;
 
-    for (i = 0; i < 3; i++) {
-        snprintf(path, sizeof(path), "%s/frp/%s", certs_dir, files[i]);
-        if ((data[i] = slurp(path, &len[i])) == NULL) {
-            log_info("docker: %s: %s missing, FRP certificates not installed", container, path);
-            goto out;
-        }
+    if (frp_tar(ctl->cfg.certs_dir, &t, &sha) == -1) {
+        log_info("docker: %s: FRP client files missing in %s/frp, not installed", container,
+                 ctl->cfg.certs_dir);
+        free(t.data);
+        return 0;
     }
     cmd = json_pack("[s,s,s]", "mkdir", "-p", "/certs/frp");
     code = exec_in(s, container, cmd, NULL, 0);
@@ -289,23 +338,79 @@ install_frp(struct docker_session *s, struct api_resp *resp, const char *contain
     if (code != 0) {
         api_text(resp, 500, "Failed to create /certs/frp in the container.");
         rc = -1;
-        goto out;
-    }
-    for (i = 0; i < 3; i++) {
-        snprintf(name, sizeof(name), "certs/frp/%s", files[i]);
-        tar_add(&t, name, data[i], len[i]);
-    }
-    tar_end(&t);
-    if (upload(s, container, &t) == -1) {
+    } else if (upload(s, container, &t) == -1) {
         api_text(resp, 500, "Failed to upload the FRP certificates into the container.");
         rc = -1;
+    } else {
+        store_cert_install_put(ctl->store, port, container, sha);
     }
     free(t.data);
-out:
-    for (i = 0; i < 3; i++) {
-        free(data[i]);
-    }
+    free(sha);
     return rc;
+}
+
+/* --- renewed files to the containers ------------------------------------------------------ */
+
+static size_t
+deliveries(struct ctl *ctl, bool deliver)
+{
+    json_t *list = store_cert_install_list(ctl->store), *row;
+    struct docker_session s;
+    const char *container;
+    size_t i, left = 0;
+    unsigned port;
+    struct tar t;
+    char *sha = NULL;
+
+    if (frp_tar(ctl->cfg.certs_dir, &t, &sha) == -1) {
+        free(t.data);
+        json_decref(list);
+        return 0;
+    }
+    json_array_foreach(list, i, row)
+    {
+        container = json_string_value(json_object_get(row, "container"));
+        port = (unsigned)json_integer_value(json_object_get(row, "port"));
+        if (strcmp(json_string_value(json_object_get(row, "delivered")), sha) == 0) {
+            continue;
+        }
+        if (!deliver) {
+            left++;
+            continue;
+        }
+        /* The archive API writes into running and stopped containers alike. */
+        docker_session_open(&s, ctl, port, 30);
+        if (upload(&s, container, &t) == 0) {
+            store_cert_install_put(ctl->store, port, container, sha);
+            log_notice("docker: renewed FRP client certificate written into %s (port %u)",
+                       container, port);
+        } else if (container_gone(ctl, port, container)) {
+            store_cert_install_delete(ctl->store, port, container);
+            log_info("docker: %s (port %u) is gone: no more renewed certificates for it", container,
+                     port);
+        } else {
+            left++;
+            log_warnx("docker: cannot write the renewed FRP client certificate into %s (port "
+                      "%u); retried later",
+                      container, port);
+        }
+    }
+    free(t.data);
+    free(sha);
+    json_decref(list);
+    return left;
+}
+
+size_t
+api_docker_certs_deliver(struct ctl *ctl)
+{
+    return deliveries(ctl, true);
+}
+
+size_t
+api_docker_certs_pending(struct ctl *ctl)
+{
+    return deliveries(ctl, false);
 }
 
 void
@@ -381,7 +486,7 @@ api_docker_certs_install(struct api_req *req, struct api_resp *resp)
         install_bundle(&s, resp, n.container, bundle, os) == -1) {
         goto out;
     }
-    if (frp && install_frp(&s, resp, n.container, req->ctl->cfg.certs_dir) == -1) {
+    if (frp && install_frp(&s, resp, req->ctl, port, n.container) == -1) {
         goto out;
     }
     log_info("docker: certificates installed in %s on port %u", n.container, port);

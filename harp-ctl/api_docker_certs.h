@@ -6,5 +6,11 @@
 #include "api.h"
 
 void api_docker_certs_install(struct api_req *req, struct api_resp *resp);
+/* Writes the current FRP client files into every container install_certificates wrote them
+ * into that does not have them yet (a container Docker no longer knows is forgotten); the
+ * number still to do. Blocking: the renewal thread calls it. */
+size_t api_docker_certs_deliver(struct ctl *ctl);
+/* The number of containers without the current files, without writing. */
+size_t api_docker_certs_pending(struct ctl *ctl);
 
 #endif

@@ -85,10 +85,21 @@ add_ext(X509 *issuer, X509 *x, int nid, const char *value)
     return ok;
 }
 
+/* The authority key id from <issuer>'s subject key id; none when it has none (a CA made
+ * without one, e.g. by another tool and adopted). */
+static bool
+add_akid(X509 *issuer, X509 *x)
+{
+    if (X509_get0_subject_key_id(issuer) == NULL) {
+        return true;
+    }
+    return add_ext(issuer, x, NID_authority_key_identifier, "keyid:always");
+}
+
 /* One certificate for CN <cn> (and SAN DNS:<cn> unless a CA), signed by <ca>/<ca_key>, or
  * self-signed when <ca> is NULL. */
 static X509 *
-issue(const char *cn, EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_key, unsigned days)
+issue(const char *cn, EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_key, long secs)
 {
     X509 *x = X509_new();
     X509_NAME *name = X509_NAME_new();
@@ -106,7 +117,7 @@ issue(const char *cn, EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_key, unsigned days)
          X509_set_subject_name(x, name) &&
          X509_set_issuer_name(x, ca != NULL ? X509_get_subject_name(ca) : name) &&
          X509_gmtime_adj(X509_getm_notBefore(x), 0) &&
-         X509_gmtime_adj(X509_getm_notAfter(x), (long)days * 86400) && X509_set_pubkey(x, key);
+         X509_gmtime_adj(X509_getm_notAfter(x), secs) && X509_set_pubkey(x, key);
     if (ok && ca == NULL) {
         ok = add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE") &&
              add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") &&
@@ -116,8 +127,7 @@ issue(const char *cn, EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_key, unsigned days)
         ok = add_ext(ca, x, NID_basic_constraints, "CA:FALSE") &&
              add_ext(ca, x, NID_key_usage, "critical,digitalSignature,keyEncipherment") &&
              add_ext(ca, x, NID_subject_alt_name, san) &&
-             add_ext(ca, x, NID_subject_key_identifier, "hash") &&
-             add_ext(ca, x, NID_authority_key_identifier, "keyid:always");
+             add_ext(ca, x, NID_subject_key_identifier, "hash") && add_akid(ca, x);
     }
     ok = ok && X509_sign(x, ca_key != NULL ? ca_key : key, EVP_sha256()) > 0;
     X509_NAME_free(name);
@@ -147,8 +157,29 @@ to_pem(X509 *x, EVP_PKEY *k, struct cert_rec *r)
     return rc;
 }
 
-int
-ca_generate(unsigned days, struct cert_rec out[3], struct hp_err *err)
+static X509 *
+pem_cert(const char *pem)
+{
+    BIO *b = BIO_new_mem_buf(pem, -1);
+    X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+
+    BIO_free(b);
+    return x;
+}
+
+static EVP_PKEY *
+pem_key(const char *pem)
+{
+    BIO *b = BIO_new_mem_buf(pem, -1);
+    EVP_PKEY *k = b != NULL ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+
+    BIO_free(b);
+    return k;
+}
+
+/* The set in <out>: a new CA when <ca> is NULL, else <ca> copied and new leaves it signs. */
+static int
+generate(long secs, const struct cert_rec *ca, struct cert_rec out[3], struct hp_err *err)
 {
     static const char *const cns[3] = {"harp.nc", "harp.nc", "harp.client.nc"};
     EVP_PKEY *keys[3] = {NULL, NULL, NULL};
@@ -156,11 +187,19 @@ ca_generate(unsigned days, struct cert_rec out[3], struct hp_err *err)
     int i, rc = 0;
 
     memset(out, 0, 3 * sizeof(*out));
-    for (i = 0; i < 3 && rc == 0; i++) {
+    if (ca != NULL) {
+        certs[0] = pem_cert(ca->cert_pem);
+        keys[0] = pem_key(ca->key_pem);
+        out[0].cert_pem = xstrdup(ca->cert_pem);
+        out[0].key_pem = xstrdup(ca->key_pem);
+        out[0].created_at = ca->created_at;
+        rc = certs[0] != NULL && keys[0] != NULL ? 0 : -1;
+    }
+    for (i = ca != NULL ? 1 : 0; i < 3 && rc == 0; i++) {
         keys[i] = EVP_RSA_gen(2048);
         certs[i] = keys[i] == NULL ? NULL
                                    : issue(cns[i], keys[i], i == 0 ? NULL : certs[0],
-                                           i == 0 ? NULL : keys[0], days);
+                                           i == 0 ? NULL : keys[0], secs);
         if (certs[i] == NULL || to_pem(certs[i], keys[i], &out[i]) == -1) {
             rc = -1;
         }
@@ -177,10 +216,72 @@ ca_generate(unsigned days, struct cert_rec out[3], struct hp_err *err)
     return rc;
 }
 
+int
+ca_generate(long secs, struct cert_rec out[3], struct hp_err *err)
+{
+    return generate(secs, NULL, out, err);
+}
+
+int
+ca_issue_leaves(long secs, const struct cert_rec *ca, struct cert_rec out[3], struct hp_err *err)
+{
+    return generate(secs, ca, out, err);
+}
+
+char *
+ca_cross_sign(const struct cert_rec *old_ca, const char *new_ca_pem, int64_t not_after)
+{
+    X509 *oc = pem_cert(old_ca->cert_pem), *nc = pem_cert(new_ca_pem), *x = X509_new();
+    EVP_PKEY *ok = pem_key(old_ca->key_pem);
+    time_t end = (time_t)not_after;
+    char *pem = NULL;
+    BIO *b = NULL;
+    bool good;
+
+    /* The new CA's name, key and key id, issued by the old CA: clients that trust only the
+     * old CA build leaf -> this -> old CA. */
+    good = oc != NULL && nc != NULL && ok != NULL && x != NULL && X509_set_version(x, 2) &&
+           X509_set_serialNumber(x, X509_get_serialNumber(nc)) &&
+           X509_set_subject_name(x, X509_get_subject_name(nc)) &&
+           X509_set_issuer_name(x, X509_get_subject_name(oc)) &&
+           X509_gmtime_adj(X509_getm_notBefore(x), 0) &&
+           X509_time_adj_ex(X509_getm_notAfter(x), 0, 0, &end) &&
+           X509_set_pubkey(x, X509_get0_pubkey(nc)) &&
+           add_ext(oc, x, NID_basic_constraints, "critical,CA:TRUE") &&
+           add_ext(oc, x, NID_key_usage, "critical,keyCertSign,cRLSign") &&
+           add_ext(oc, x, NID_subject_key_identifier, "hash") && add_akid(oc, x) &&
+           X509_sign(x, ok, EVP_sha256()) > 0 && (b = BIO_new(BIO_s_mem())) != NULL &&
+           PEM_write_bio_X509(b, x);
+    if (good) {
+        pem = bio_string(b);
+    }
+    BIO_free(b);
+    X509_free(x);
+    X509_free(oc);
+    X509_free(nc);
+    EVP_PKEY_free(ok);
+    ERR_clear_error();
+    return pem;
+}
+
+static const char *file_part(const struct cert_rec recs[3], int i);
+static json_int_t asn1_unix(const ASN1_TIME *t);
+
 /* --- files ------------------------------------------------------------------------------- */
 
+/* What file <i> of ca_files holds; the caller frees it. During a rotation's overlap
+ * server.crt carries the certificate that links the new CA to the old one (<cross>). */
+static char *
+file_content(const struct cert_rec recs[3], const char *cross, int i)
+{
+    if (i == 1 && cross != NULL) {
+        return xasprintf("%s%s", recs[1].cert_pem, cross);
+    }
+    return xstrdup(file_part(recs, i));
+}
+
 static const char *
-file_content(const struct cert_rec recs[3], int i)
+file_part(const struct cert_rec recs[3], int i)
 {
     switch (i) {
     case 0:
@@ -247,32 +348,71 @@ write_file(const char *dir, const char *name, const char *content, mode_t mode, 
     return rc;
 }
 
-/* Writes the files of <recs> into <dir>; only those missing unless <all>. */
+/* Writes the files of <recs> into <dir>; only those missing unless <all>. server.crt and
+ * server.key go last: the data plane reloads when server.crt changes. */
 static int
-write_files(const char *dir, const struct cert_rec recs[3], bool all, struct hp_err *err)
+write_files(const char *dir, const struct cert_rec recs[3], const char *cross, bool all,
+            struct hp_err *err)
 {
-    char *path;
+    static const int order[CA_NFILES] = {0, 3, 4, 2, 1};
+    char *path, *content;
     struct stat sb;
-    int i;
+    int i, k, rc;
 
     if (mkdir(dir, 0755) == -1 && errno != EEXIST) {
         err_set(err, "cannot create %s: %s", dir, strerror(errno));
         return -1;
     }
     chmod(dir, 0755);
-    for (i = 0; i < CA_NFILES; i++) {
+    for (k = 0; k < CA_NFILES; k++) {
+        i = order[k];
         path = xasprintf("%s/%s", dir, ca_files[i]);
         if (!all && stat(path, &sb) == 0) {
             free(path);
             continue;
         }
         free(path);
-        if (write_file(dir, ca_files[i], file_content(recs, i),
-                       strstr(ca_files[i], ".key") != NULL ? 0600 : 0644, err) == -1) {
+        content = file_content(recs, cross, i);
+        rc = write_file(dir, ca_files[i], content,
+                        strstr(ca_files[i], ".key") != NULL ? 0600 : 0644, err);
+        secret_wipe(content, strlen(content));
+        free(content);
+        if (rc == -1) {
             return -1;
         }
     }
     return 0;
+}
+
+int
+ca_write(struct ctl *ctl, const struct cert_rec recs[3], struct hp_err *err)
+{
+    char *dir = ca_dir(ctl), *cross = store_cert_state_get(ctl->store, "cross");
+    char *prev = store_cert_state_get(ctl->store, "previous_ca");
+    char *revoked = store_cert_state_get(ctl->store, "revoked_ca");
+    int rc = 0;
+
+    /* The data plane's trust for new connections (ca.crt and ca-previous.crt) and the CA whose
+     * sessions it closes (revoked.crt) are in place before server.crt changes. */
+    if (prev != NULL) {
+        rc = write_file(dir, CA_PREVIOUS, prev, 0644, err);
+    } else {
+        char *p = xasprintf("%s/%s", dir, CA_PREVIOUS);
+
+        unlink(p);
+        free(p);
+    }
+    if (rc == 0 && revoked != NULL) {
+        rc = write_file(dir, CA_REVOKED, revoked, 0644, err);
+    }
+    if (rc == 0) {
+        rc = write_files(dir, recs, cross, true, err);
+    }
+    free(dir);
+    free(cross);
+    free(prev);
+    free(revoked);
+    return rc;
 }
 
 /* Checks that a certificate PEM parses and, with <key_pem>, that the key matches it. */
@@ -300,7 +440,7 @@ int
 ca_init(struct ctl *ctl, struct hp_err *err)
 {
     struct cert_rec stored[3], files[3];
-    char *dir, *path, *content[CA_NFILES] = {NULL};
+    char *dir, *path, *content[CA_NFILES] = {NULL}, *want, *cross;
     int i, present = 0, rc = -1, have;
     bool same = true;
 
@@ -325,9 +465,14 @@ ca_init(struct ctl *ctl, struct hp_err *err)
             err_set(err, "%s: the certificate files do not parse or their keys do not match", dir);
             goto out;
         }
-        for (i = 0; i < CA_NFILES; i++) {
-            same = same && have == 1 && strcmp(content[i], file_content(stored, i)) == 0;
+        cross = store_cert_state_get(ctl->store, "cross");
+        for (i = 0; i < CA_NFILES && same && have == 1; i++) {
+            want = file_content(stored, cross, i);
+            same = strcmp(content[i], want) == 0;
+            free(want);
         }
+        free(cross);
+        same = same && have == 1;
         if (same) {
             log_info("ca: using the FRP certificates in %s", dir);
             rc = 0;
@@ -363,8 +508,13 @@ ca_init(struct ctl *ctl, struct hp_err *err)
         goto out;
     }
     if (present > 0) {
+        cross = store_cert_state_get(ctl->store, "cross");
         for (i = 0; i < CA_NFILES; i++) {
-            if (content[i] != NULL && strcmp(content[i], file_content(stored, i)) != 0) {
+            want = file_content(stored, cross, i);
+            same = content[i] == NULL || strcmp(content[i], want) == 0;
+            free(want);
+            if (!same) {
+                free(cross);
                 err_set(err,
                         "%s/%s differs from the stored certificates and others are "
                         "missing: restore it, or remove the directory",
@@ -372,9 +522,10 @@ ca_init(struct ctl *ctl, struct hp_err *err)
                 goto out;
             }
         }
+        free(cross);
     }
     if (have != 1) {
-        if (ca_generate(ctl->cfg.frp_cert_validity_days, stored, err) == -1 ||
+        if (ca_generate(ca_lifetime(ctl), stored, err) == -1 ||
             store_cert_put_all(ctl->store, stored, err) == -1) {
             goto out;
         }
@@ -382,7 +533,9 @@ ca_init(struct ctl *ctl, struct hp_err *err)
         log_notice("ca: generated the FRP CA and certificates (valid %u days)",
                    ctl->cfg.frp_cert_validity_days);
     }
-    rc = write_files(dir, stored, false, err);
+    cross = store_cert_state_get(ctl->store, "cross");
+    rc = write_files(dir, stored, cross, false, err);
+    free(cross);
     if (rc == 0) {
         log_notice("ca: FRP certificates written to %s", dir);
     }
@@ -400,31 +553,50 @@ out:
     return rc;
 }
 
-int
-ca_rotate(struct ctl *ctl, struct hp_err *err)
+long
+ca_lifetime(const struct ctl *ctl)
 {
-    struct cert_rec recs[3];
-    char *dir;
-    int rc;
+    return ctl->cfg.cert_lifetime_seconds > 0 ? (long)ctl->cfg.cert_lifetime_seconds
+                                              : (long)ctl->cfg.frp_cert_validity_days * 86400;
+}
 
-    if (ctl->cfg.frp_disable_tls) {
-        err_set(err, "FRP TLS is disabled (HP_FRP_DISABLE_TLS=true)");
-        return -1;
+int64_t
+ca_not_after(const char *pem)
+{
+    X509 *x = pem_cert(pem);
+    int64_t t = x != NULL ? (int64_t)asn1_unix(X509_get0_notAfter(x)) : 0;
+
+    X509_free(x);
+    return t;
+}
+
+int64_t
+ca_not_before(const char *pem)
+{
+    X509 *x = pem_cert(pem);
+    int64_t t = x != NULL ? (int64_t)asn1_unix(X509_get0_notBefore(x)) : 0;
+
+    X509_free(x);
+    return t;
+}
+
+char *
+ca_fingerprint(const char *pem)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    char fp[EVP_MAX_MD_SIZE * 2 + 1];
+    unsigned mdlen = 0, j;
+    X509 *x = pem_cert(pem);
+
+    if (x == NULL || X509_digest(x, EVP_sha256(), md, &mdlen) != 1) {
+        X509_free(x);
+        return xstrdup("");
     }
-    if (ca_generate(ctl->cfg.frp_cert_validity_days, recs, err) == -1) {
-        return -1;
+    for (j = 0; j < mdlen; j++) {
+        snprintf(fp + j * 2, 3, "%02x", md[j]);
     }
-    dir = ca_dir(ctl);
-    rc = store_cert_put_all(ctl->store, recs, err);
-    if (rc == 0) {
-        rc = write_files(dir, recs, true, err);
-    }
-    if (rc == 0) {
-        log_notice("ca: FRP certificates rotated; new files in %s", dir);
-    }
-    free(dir);
-    store_cert_free(recs);
-    return rc;
+    X509_free(x);
+    return xstrdup(fp);
 }
 
 /* --- description ------------------------------------------------------------------------- */

@@ -48,7 +48,9 @@ static const char usage_main[] =
     "  tunnel list           FRP tunnels up: name, port, client address, since when\n"
     "  certs show            the FRP CA, server and client certificates\n"
     "  certs export DIR      write ca.crt, client.crt, client.key for a remote frpc\n"
-    "  certs rotate          replace every FRP certificate\n"
+    "  certs rotate [--now]  a new FRP CA, the old one trusted until the overlap ends\n"
+    "  certs status          days left, renewal schedule, overlap, deliveries\n"
+    "  certs finish          end a rotation's overlap now\n"
     "  k8s status            Kubernetes: API server, namespace, the service account's rights\n"
     "  config check          validate the configuration and print the effective settings\n"
     "  doctor                check the whole chain and name the fix for each failure\n"
@@ -393,6 +395,10 @@ parse_args(int argc, char **argv, struct cli_opts *o)
         }
         if (strcmp(a, "--allow-empty") == 0) {
             o->allow_empty = true;
+            continue;
+        }
+        if (strcmp(a, "--now") == 0) {
+            o->now = true;
             continue;
         }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {

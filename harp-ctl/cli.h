@@ -36,6 +36,7 @@ struct cli_opts {
     bool json;
     bool help;
     bool allow_empty; /* serve --allow-empty */
+    bool now;         /* certs rotate --now */
     const char *args[CLI_MAX_ARGS];
     int nargs;
 };

@@ -11,12 +11,14 @@
 #include "store.h"
 
 struct engines;
+struct ca_renew;
 
 struct ctl {
     struct hp_config cfg;
     struct store *store;
     struct publish *pub;
     struct engines *engines;
+    struct ca_renew *renew; /* the certificates' renewal thread */
     time_t started;
     /* Set once serve stops: long waits (Kubernetes) end so the API can stop. */
     bool stopping; /* __atomic_ access */

@@ -16,6 +16,7 @@
 
 #include "api_server.h"
 #include "ca.h"
+#include "ca_renew.h"
 #include "ctl.h"
 #include "engines.h"
 #include "fdlimit.h"
@@ -218,11 +219,15 @@ serve_log_config(const struct hp_config *cfg)
     free(summary);
 }
 
-/* A data plane reported its tunnels: probe the engines behind them now. */
+/* A data plane reported its tunnels: probe the engines behind them now, and see whether the
+ * clients a rotation waits for moved. */
 static void
 on_tunnels(void *ctx)
 {
-    engines_changed(ctx);
+    struct ctl *ctl = ctx;
+
+    engines_changed(ctl->engines);
+    ca_renew_kick(ctl->renew);
 }
 
 int
@@ -282,20 +287,26 @@ serve_main(env_lookup_cb lookup, void *lookup_arg, bool allow_empty)
         return 1;
     }
     ctl.engines = engines_start(&ctl);
-    ctl.pub = publish_start(&ctl, on_tunnels, ctl.engines, &err);
+    ctl.renew = ctl.cfg.frp_disable_tls ? NULL : ca_renew_start(&ctl);
+    ctl.pub = publish_start(&ctl, on_tunnels, &ctl, &err);
     if (ctl.pub == NULL) {
         log_errorx("serve: %s", err.msg);
+        ca_renew_stop(ctl.renew);
+        ca_renew_free(ctl.renew);
         engines_stop(ctl.engines);
         store_close(ctl.store);
         env_free(&ctl.cfg);
         return 1;
     }
     engines_changed(ctl.engines); /* the first probe, now that it has a publisher */
+    ca_renew_kick(ctl.renew);     /* the first check, likewise */
     api = api_server_start(&ctl, &err);
     if (api == NULL) {
         log_errorx("serve: %s", err.msg);
+        ca_renew_stop(ctl.renew);
         engines_stop(ctl.engines);
         publish_stop(ctl.pub);
+        ca_renew_free(ctl.renew);
         store_close(ctl.store);
         env_free(&ctl.cfg);
         return 1;
@@ -319,8 +330,10 @@ serve_main(env_lookup_cb lookup, void *lookup_arg, bool allow_empty)
     log_notice("serve: %s received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     __atomic_store_n(&ctl.stopping, true, __ATOMIC_RELAXED);
     api_server_stop(api);
+    ca_renew_stop(ctl.renew);
     engines_stop(ctl.engines);
     publish_stop(ctl.pub);
+    ca_renew_free(ctl.renew);
     store_close(ctl.store);
     curl_global_cleanup();
     env_free(&ctl.cfg);

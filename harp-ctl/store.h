@@ -105,6 +105,15 @@ int store_cert_put_all(struct store *st, const struct cert_rec recs[3], struct h
  * stored, 0 when none or some are, -1 on error. */
 int store_cert_get_all(struct store *st, struct cert_rec recs[3]);
 void store_cert_free(struct cert_rec recs[3]);
+/* The lifecycle's state by name (schema 0010): the value (the caller frees it) or NULL. */
+char *store_cert_state_get(struct store *st, const char *name);
+int store_cert_state_set(struct store *st, const char *name, const char *value);
+int store_cert_state_del(struct store *st, const char *name);
+/* Containers holding the FRP client files, with the sha256 of the client certificate last
+ * written: [{port, container, installed_at, delivered}]. */
+int store_cert_install_put(struct store *st, unsigned port, const char *container, const char *sha);
+int store_cert_install_delete(struct store *st, unsigned port, const char *container);
+json_t *store_cert_install_list(struct store *st);
 
 /* How an ExApp is reached on Kubernetes (schema 0008): its last expose, or kind "docker". */
 struct k8s_expose {

@@ -137,6 +137,7 @@ struct session {
     bool logged_in;      /* a Login succeeded on the session */
     bool rx_paused;      /* input stopped until the output drains */
     bool flushing;       /* closed; its last frames (GO_AWAY) still going out */
+    bool old_chain;      /* its client certificate is not of the current CA (a rotation) */
     char ip[64];
     unsigned port;
     uint32_t ping_id;
@@ -244,6 +245,7 @@ void session_close(struct session *s, const char *why);
 /* After session_close: forgets and frees <s>. */
 void session_free(struct session *s);
 /* Closes every session over TLS (the certificates changed). */
-void session_close_tls(void);
+/* Calls <fn> for every session. */
+void session_foreach(void (*fn)(struct session *s, void *arg), void *arg);
 
 #endif

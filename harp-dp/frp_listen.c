@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* The FRP frontend's listeners and connections (frp_int.h): the frontend port and the tunnels'
- * ports, TLS with client certificates (reloaded after `harp-ctl certs rotate`), and the lws
+ * ports, TLS with client certificates (reloaded when server.crt changes), and the lws
  * side of sessions: their bytes, heartbeat timer, login deadline and output. */
 #include "config.h"
 
@@ -8,6 +8,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -28,6 +30,8 @@ struct flistener {
 
 static struct frp_setup setup;
 static SSL_CTX *tls_ctx;
+static X509 *tls_ca;      /* the current CA (the first in ca.crt) */
+static X509 *tls_revoked; /* revoked.crt: its sessions are closed at a reload */
 static bool tls_required;
 static struct timespec tls_mtime;
 static unsigned npending; /* sessions that have not logged in */
@@ -148,6 +152,19 @@ tls_reason(void)
     return r != NULL ? r : "no reason given";
 }
 
+/* Whether <s>'s client certificate is signed by <ca>'s key. */
+static bool
+issued_by(const struct session *s, X509 *ca)
+{
+    X509 *peer = s->ssl != NULL ? SSL_get_peer_certificate(s->ssl) : NULL;
+    EVP_PKEY *k = ca != NULL ? X509_get0_pubkey(ca) : NULL;
+    bool yes = peer != NULL && k != NULL && X509_verify(peer, k) == 1;
+
+    X509_free(peer);
+    ERR_clear_error();
+    return yes;
+}
+
 /* The first bytes decide: TLS, or plain yamux. -1 with *<why> when the session must close. */
 static int
 session_rx(struct session *s, const uint8_t *p, size_t len, const char **why)
@@ -205,6 +222,7 @@ session_rx(struct session *s, const uint8_t *p, size_t len, const char **why)
             return -1;
         }
         s->stage = SS_YAMUX;
+        s->old_chain = !issued_by(s, tls_ca);
     }
     while ((n = SSL_read(s->ssl, b, sizeof(b))) > 0) {
         fbuf_add(&s->in, b, (size_t)n);
@@ -451,53 +469,108 @@ frp_accept_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
 }
 
-/* (Re)loads the server certificate, key and CA from $HP_CERTS_DIR/frp. */
+/* The first certificate in <path>, or NULL. */
+static X509 *
+first_cert(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    X509 *x = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+
+    if (f != NULL) {
+        fclose(f);
+    }
+    return x;
+}
+
+/* Trusts the client certificates of the CAs in <path>, and names them in the request. */
+static bool
+trust(SSL_CTX *ctx, STACK_OF(X509_NAME) * names, const char *path)
+{
+    return SSL_CTX_load_verify_locations(ctx, path, NULL) == 1 &&
+           SSL_add_file_cert_subjects_to_stack(names, path) == 1;
+}
+
+/* (Re)loads the server certificate chain, key and CAs from $HP_CERTS_DIR/frp: during a
+ * rotation's overlap ca-previous.crt is trusted beside ca.crt. */
 static int
 load_tls(struct hp_err *err)
 {
     char *crt = xasprintf("%s/frp/server.crt", setup.cfg->certs_dir);
     char *key = xasprintf("%s/frp/server.key", setup.cfg->certs_dir);
     char *ca = xasprintf("%s/frp/ca.crt", setup.cfg->certs_dir);
+    char *prev = xasprintf("%s/frp/ca-previous.crt", setup.cfg->certs_dir);
+    char *revoked = xasprintf("%s/frp/revoked.crt", setup.cfg->certs_dir);
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    STACK_OF(X509_NAME) *names = NULL;
+    STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
+    X509 *cur = first_cert(ca);
     struct stat sb;
     int rc = -1;
 
-    if (ctx == NULL) {
+    if (ctx == NULL || names == NULL) {
         err_set(err, "no TLS context from OpenSSL");
     } else if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1 &&
                SSL_CTX_use_certificate_chain_file(ctx, crt) == 1 &&
                SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1 &&
-               SSL_CTX_load_verify_locations(ctx, ca, NULL) == 1 && stat(crt, &sb) == 0 &&
-               (names = SSL_load_client_CA_file(ca)) != NULL) {
+               SSL_CTX_check_private_key(ctx) == 1 && cur != NULL && trust(ctx, names, ca) &&
+               (access(prev, R_OK) != 0 || trust(ctx, names, prev)) && stat(crt, &sb) == 0) {
         /* Mutual TLS as frps with trustedCaFile: the CA names itself in the request, which
          * is what Go's client needs to send its certificate. */
         SSL_CTX_set_client_CA_list(ctx, names);
+        names = NULL;
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
         SSL_CTX_free(tls_ctx);
         tls_ctx = ctx;
+        X509_free(tls_ca);
+        tls_ca = cur;
+        cur = NULL;
+        X509_free(tls_revoked);
+        tls_revoked = first_cert(revoked);
         tls_mtime = sb.st_mtim;
         rc = 0;
     } else {
         err_set(err, "cannot load %s, %s and %s (harp-ctl serve writes them)", crt, key, ca);
         SSL_CTX_free(ctx);
     }
+    sk_X509_NAME_pop_free(names, X509_NAME_free);
+    X509_free(cur);
     ERR_clear_error();
     free(crt);
     free(key);
     free(ca);
+    free(prev);
+    free(revoked);
     return rc;
 }
 
-/* After `harp-ctl certs rotate`: new files are loaded and every TLS session is closed, so
- * clients reconnect and must present a certificate of the new CA. Before the first `harp-ctl
- * serve` wrote them, each connection tries to load them. */
+/* After a reload: sessions of a revoked CA's certificates close, the others learn whether
+ * their certificate is of the current CA. */
+static void
+recheck(struct session *s, void *arg)
+{
+    unsigned *closed = arg;
+
+    if (s->ssl == NULL || s->stage == SS_DEAD || !SSL_is_init_finished(s->ssl)) {
+        return;
+    }
+    if (tls_revoked != NULL && issued_by(s, tls_revoked)) {
+        session_close(s, "certificates rotated");
+        (*closed)++;
+        return;
+    }
+    s->old_chain = !issued_by(s, tls_ca);
+}
+
+/* After a renewal or rotation (server.crt changed): new connections get the new files;
+ * sessions go on, except those of a CA revoked by `harp-ctl certs rotate --now`. Before the
+ * first `harp-ctl serve` wrote them, each turn of the timer and each connection tries to
+ * load them. */
 static void
 maybe_reload(void)
 {
     char *crt = xasprintf("%s/frp/server.crt", setup.cfg->certs_dir);
     struct stat sb;
     struct hp_err err;
+    unsigned closed = 0;
 
     if (tls_required && tls_ctx == NULL) {
         if (load_tls(&err) == 0) {
@@ -506,13 +579,30 @@ maybe_reload(void)
     } else if (tls_ctx != NULL && stat(crt, &sb) == 0 &&
                (sb.st_mtim.tv_sec != tls_mtime.tv_sec || sb.st_mtim.tv_nsec != tls_mtime.tv_nsec)) {
         if (load_tls(&err) == 0) {
-            log_notice("frp: new certificates in %s/frp loaded", setup.cfg->certs_dir);
-            session_close_tls();
+            session_foreach(recheck, &closed);
+            log_notice("frp: new certificates in %s/frp loaded (%u sessions of a revoked CA "
+                       "closed)",
+                       setup.cfg->certs_dir, closed);
+            if (setup.hooks.tunnels_changed != NULL) {
+                setup.hooks.tunnels_changed(setup.hooks.ctx);
+            }
         } else {
             log_warnx("frp: %s", err.msg);
         }
     }
     free(crt);
+}
+
+/* Files are also looked at every few seconds, so that tunnels' old_chain is current. */
+static lws_sorted_usec_list_t reload_sul;
+
+static void
+on_reload_timer(lws_sorted_usec_list_t *sul)
+{
+    if (!stopping()) {
+        maybe_reload();
+        lws_sul_schedule(setup.ctx, 0, sul, on_reload_timer, 5 * LWS_US_PER_SEC);
+    }
 }
 
 int
@@ -548,6 +638,7 @@ frp_start(const struct frp_setup *su, struct hp_err *err)
             }
             log_warnx("frp: %s; TLS connections are closed until they are there", err->msg);
         }
+        lws_sul_schedule(setup.ctx, 0, &reload_sul, on_reload_timer, 5 * LWS_US_PER_SEC);
     }
     if ((fd = listen_fd(su->cfg->frp_address, false, err)) == -1) {
         return -1;
@@ -571,6 +662,10 @@ frp_start(const struct frp_setup *su, struct hp_err *err)
 void
 frp_stop(void)
 {
+    lws_sul_cancel(&reload_sul);
     SSL_CTX_free(tls_ctx);
     tls_ctx = NULL;
+    X509_free(tls_ca);
+    X509_free(tls_revoked);
+    tls_ca = tls_revoked = NULL;
 }

@@ -403,13 +403,13 @@ session_free(struct session *s)
 }
 
 void
-session_close_tls(void)
+session_foreach(void (*fn)(struct session *s, void *arg), void *arg)
 {
     size_t i;
 
     for (i = 0; i < FRP_MAX_SESSIONS; i++) {
-        if (sessions[i] != NULL && sessions[i]->ssl != NULL) {
-            session_close(sessions[i], "certificates rotated");
+        if (sessions[i] != NULL) {
+            fn(sessions[i], arg);
         }
     }
 }

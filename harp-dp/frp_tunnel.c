@@ -180,6 +180,8 @@ frp_tunnels(struct msg_tunnel **out)
             t->port = ports[i]->port;
             snprintf(t->peer, sizeof(t->peer), "%s", ports[i]->peer);
             t->since = (int64_t)ports[i]->since;
+            t->old_chain =
+                ports[i]->ctl != NULL && ports[i]->ctl->s != NULL && ports[i]->ctl->s->old_chain;
         }
     }
     return n;

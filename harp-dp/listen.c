@@ -4,7 +4,8 @@
  * Beyond HP_MAX_CONNECTIONS a connection is answered 503 (TLS: closed) at once. Out of
  * descriptors, a reserve descriptor is given up to take the next connection off the queue and
  * close it (or, without one, accepting pauses for a moment), instead of a listener that stays
- * readable and an accept that fails on every turn. Both are logged once a second at most. */
+ * readable and an accept that fails on every turn. Both are logged once a second at most.
+ * The HTTPS certificate is reloaded when its file changes. */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -13,8 +14,11 @@
 #include <stdlib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +39,8 @@ struct listener {
 
 static int reserve_fd = -1;
 static struct log_rate cap_log, fd_log;
+static char *tls_cert;            /* the HTTPS certificate and key file (listen_tls_watch) */
+static struct timespec tls_mtime; /* as last loaded */
 
 /* Closes a connection over HP_MAX_CONNECTIONS: a 503 first on plain HTTP. What the client
  * already sent is read so that the close does not reset the answer away. */
@@ -178,6 +184,50 @@ listen_start(const char *addr, struct lws_vhost *vh, bool tls, struct hp_err *er
     return 0;
 }
 
+void
+listen_tls_watch(const char *cert)
+{
+    struct stat sb;
+
+    free(tls_cert);
+    tls_cert = strdup(cert);
+    if (stat(cert, &sb) == 0) {
+        tls_mtime = sb.st_mtim;
+    }
+}
+
+/* Before the TLS listener accepts: when the certificate file changed and holds a certificate
+ * and its key, the vhost's TLS context takes them. New connections get the new certificate;
+ * those open keep theirs. */
+static void
+tls_maybe_reload(struct lws *wsi)
+{
+    struct stat sb;
+    SSL_CTX *check;
+    bool ok;
+
+    if (tls_cert == NULL || stat(tls_cert, &sb) != 0 ||
+        (sb.st_mtim.tv_sec == tls_mtime.tv_sec && sb.st_mtim.tv_nsec == tls_mtime.tv_nsec)) {
+        return;
+    }
+    tls_mtime = sb.st_mtim;
+    check = SSL_CTX_new(TLS_server_method());
+    ok = check != NULL && SSL_CTX_use_certificate_chain_file(check, tls_cert) == 1 &&
+         SSL_CTX_use_PrivateKey_file(check, tls_cert, SSL_FILETYPE_PEM) == 1 &&
+         SSL_CTX_check_private_key(check) == 1;
+    SSL_CTX_free(check);
+    ERR_clear_error();
+    if (!ok) {
+        log_warnx("listen: %s changed but does not hold a certificate and its key; the "
+                  "previous one is kept",
+                  tls_cert);
+        return;
+    }
+    lws_tls_cert_updated(lws_get_context(wsi), tls_cert, tls_cert, NULL, 0, NULL, 0);
+    ERR_clear_error();
+    log_notice("listen: HTTPS certificate %s reloaded", tls_cert);
+}
+
 int
 listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
@@ -196,6 +246,9 @@ listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
     case LWS_CALLBACK_RAW_RX_FILE:
         if (li == NULL) {
             return 0;
+        }
+        if (li->tls) {
+            tls_maybe_reload(wsi);
         }
         lfd = lws_get_socket_fd(wsi);
         for (n = 0; n < 64; n++) {

@@ -10,6 +10,10 @@ int listen_fd(const char *addr, bool reuseport, struct hp_err *err);
 /* Opens a SO_REUSEPORT listener on <addr> ("host:port") and adopts it into the loop; accepted
  * connections go to the "harp-client" protocol. 0, or -1 with <err>. */
 int listen_start(const char *addr, struct lws_vhost *vh, bool tls, struct hp_err *err);
+/* The TLS listeners' certificate and key file: loaded again when it changes (looked at before
+ * each accept). */
+void listen_tls_watch(const char *cert);
+
 /* What a listening socket needs to back off when descriptors run out. */
 struct accept_pause {
     struct lws *wsi; /* the adopted listener */

@@ -336,6 +336,7 @@ main(int argc, char **argv)
             log_errorx("dp: HP_EXAPPS_HTTPS_ADDRESS: %s", err.msg);
             return 1;
         }
+        listen_tls_watch(cert);
         log_notice("dp: serving HTTPS on %s with %s", dp->cfg.exapps_https_address, cert);
     }
     free(cert);

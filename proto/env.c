@@ -58,6 +58,11 @@ static const struct var vars[] = {
     {"HP_FRP_DISABLE_TLS", "false", V_BOOL_EXACT_TRUE, OFF(frp_disable_tls), 0, 0, S_SERVE, false},
     {"HP_FRP_CERT_VALIDITY_DAYS", "5000", V_UINT, OFF(frp_cert_validity_days), 1, 36500, S_SERVE,
      false},
+    /* A rotated CA's overlap: its clients still trusted and able to verify the server */
+    {"HP_CERT_OVERLAP_DAYS", "7", V_FLOAT, OFF(cert_overlap_days), 0, 3650, S_SERVE, false},
+    /* Test-only: certificates valid this many seconds instead of HP_FRP_CERT_VALIDITY_DAYS */
+    {"HP_CERT_LIFETIME_SECONDS", "0", V_UINT, OFF(cert_lifetime_seconds), 0, 3153600000.0, S_SERVE,
+     false},
     {"HP_FRP_LOGIN_TIMEOUT", "10s", V_TIME, OFF(frp_login_timeout_ms), 0, 0, S_SERVE, false},
     {"HP_FRP_MAX_PENDING", "256", V_UINT, OFF(frp_max_pending), 1, 100000, S_SERVE, false},
     {"HP_TRUSTED_PROXY_IPS", "", V_STR, OFF(trusted_proxy_ips), 0, 0, S_SERVE, false},

@@ -37,8 +37,10 @@ struct hp_config {
     char *frp_address;
     bool frp_disable_tls;
     unsigned frp_cert_validity_days;
-    uint64_t frp_login_timeout_ms; /* a session without a Login by then is closed */
-    unsigned frp_max_pending;      /* sessions that have not logged in */
+    double cert_overlap_days;       /* HP_CERT_OVERLAP_DAYS */
+    unsigned cert_lifetime_seconds; /* test-only; 0: HP_FRP_CERT_VALIDITY_DAYS */
+    uint64_t frp_login_timeout_ms;  /* a session without a Login by then is closed */
+    unsigned frp_max_pending;       /* sessions that have not logged in */
     char *trusted_proxy_ips;
     struct cidr_list *trusted; /* parsed from trusted_proxy_ips (ENV_SERVE) */
     enum log_level log_level;

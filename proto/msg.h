@@ -105,7 +105,8 @@ struct msg_tunnel {
     char name[MSG_TUNNEL_NAME_MAX + 1];
     unsigned port;
     char peer[MSG_TUNNEL_PEER_MAX + 1];
-    int64_t since; /* unix time */
+    int64_t since;  /* unix time */
+    bool old_chain; /* its client certificate is of a rotated CA (sent only when true) */
 };
 
 struct msg_event {

@@ -219,6 +219,7 @@ decode_tunnel(const json_t *v, size_t i, struct msg_tunnel *t, struct hp_err *er
 {
     char what[32];
     int64_t port = 0;
+    const json_t *oc;
 
     snprintf(what, sizeof(what), "tunnels[%zu]", i);
     if (!json_is_object(v)) {
@@ -231,6 +232,12 @@ decode_tunnel(const json_t *v, size_t i, struct msg_tunnel *t, struct hp_err *er
         msg_get_int(v, what, "since", true, INT64_MIN, INT64_MAX, &t->since, err) == -1) {
         return -1;
     }
+    oc = json_object_get(v, "old_chain");
+    if (oc != NULL && !json_is_boolean(oc)) {
+        err_set(err, "event: %s: field \"old_chain\" must be a boolean", what);
+        return -1;
+    }
+    t->old_chain = json_is_true(oc);
     t->port = (unsigned)port;
     return 0;
 }
@@ -295,9 +302,13 @@ msg_event_encode(const struct msg *m, json_t *o)
     for (i = 0; i < e->ntunnels; i++) {
         const struct msg_tunnel *t = &e->tunnels[i];
 
-        json_array_append_new(a,
-                              json_pack("{s:s,s:i,s:s,s:I}", "name", t->name, "port", (int)t->port,
-                                        "peer", t->peer, "since", (json_int_t)t->since));
+        json_t *o1 = json_pack("{s:s,s:i,s:s,s:I}", "name", t->name, "port", (int)t->port, "peer",
+                               t->peer, "since", (json_int_t)t->since);
+
+        if (t->old_chain) {
+            json_object_set_new(o1, "old_chain", json_true());
+        }
+        json_array_append_new(a, o1);
     }
     json_object_set_new(o, "tunnels", a);
 }

@@ -370,7 +370,8 @@ def test_rotation_makes_clients_use_the_new_certificates(frp, tmp_path):
         open(old[k], "wb").write(data)
     c = client(gw, tls=old)
     assert c.login().get("run_id")
-    assert gw.ctl.cli("certs", "rotate").returncode == 0
+    # --now: no overlap (test_cert_rotation.py has the rotation with one).
+    assert gw.ctl.cli("certs", "rotate", "--now").returncode == 0
     time.sleep(0.05)
     # The next connection makes the data plane load the new files and drop old sessions.
     with pytest.raises(Exception):
@@ -682,8 +683,8 @@ def test_real_frpc_refused_wrong_token_no_certificate_and_port_outside_the_range
 
 
 def test_real_frpc_certificate_rotation(frp, docker_engine, tmp_path):
-    """After `certs rotate` the frpc with the old files is cut off and cannot log in again;
-    the folder `engine frpc` writes then brings the tunnel back."""
+    """After `certs rotate --now` (no overlap) the frpc with the old files is cut off and
+    cannot log in again; the folder `engine frpc` writes then brings the tunnel back."""
     gw = frp(tls=True, register=False)
     out = tmp_path / "remote1"
     write_real_frpc_dir(gw, "remote1", out, docker_engine.sock)
@@ -691,7 +692,7 @@ def test_real_frpc_certificate_rotation(frp, docker_engine, tmp_path):
     new = None
     try:
         wait_for(lambda: docker_through(gw, 24001), timeout=60, what="Docker through the tunnel")
-        assert gw.ctl.cli("certs", "rotate").returncode == 0
+        assert gw.ctl.cli("certs", "rotate", "--now").returncode == 0
         again = tmp_path / "again"
         assert gw.ctl.cli("engine", "frpc", "remote1", str(again), "--server",
                           f"127.0.0.1:{gw.frp_port}").returncode == 0
