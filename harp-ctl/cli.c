@@ -47,6 +47,11 @@ static const char usage_main[] =
     "  certs show            the FRP CA, server and client certificates\n"
     "  certs export DIR      write ca.crt, client.crt, client.key for a remote frpc\n"
     "  certs rotate          replace every FRP certificate\n"
+    "  audit key             harp-ctl's audit public key (Ed25519, hex)\n"
+    "  audit log             the audit chain's entries ([--since T] [--app ID])\n"
+    "  audit verify          check the chain, the signed versions and the ExApps table\n"
+    "  audit proof           export a table version's proof (--out FILE [--version V])\n"
+    "  audit check-proof F   check a proof offline (--key PUBKEY)\n"
     "  config check          validate the configuration and print the effective settings\n"
     "  help [COMMAND]        this help, or the help of a command (also COMMAND --help)\n"
     "\n"
@@ -367,6 +372,11 @@ parse_args(int argc, char **argv, struct cli_opts *o)
         {"--address", offsetof(struct cli_opts, address)},
         {"--frpc-dir", offsetof(struct cli_opts, frpc_dir)},
         {"--server", offsetof(struct cli_opts, server)},
+        {"--since", offsetof(struct cli_opts, since)},
+        {"--app", offsetof(struct cli_opts, app)},
+        {"--version", offsetof(struct cli_opts, version)},
+        {"--out", offsetof(struct cli_opts, out)},
+        {"--key", offsetof(struct cli_opts, key)},
     };
     size_t j, flen;
     int i;
@@ -454,6 +464,9 @@ cli_main(int argc, char **argv)
     }
     if (strcmp(cmd, "config") == 0) {
         return cmd_config(&opts);
+    }
+    if (strcmp(cmd, "audit") == 0) {
+        return cli_audit(&opts);
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (strcmp(cmd, "status") == 0) {

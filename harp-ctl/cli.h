@@ -28,6 +28,11 @@ struct cli_opts {
     const char *address;         /* engine add --address */
     const char *frpc_dir;        /* engine add --frpc-dir */
     const char *server;          /* engine add/frpc --server */
+    const char *since;           /* audit log --since */
+    const char *app;             /* audit log --app */
+    const char *version;         /* audit proof --version */
+    const char *out;             /* audit proof --out */
+    const char *key;             /* audit check-proof --key */
     bool json;
     bool help;
     bool allow_empty; /* serve --allow-empty */
@@ -61,5 +66,6 @@ int cli_ban(struct cli_opts *opts);
 int cli_engine(struct cli_opts *opts);
 int cli_certs(struct cli_opts *opts);
 int cli_tunnel(struct cli_opts *opts);
+int cli_audit(struct cli_opts *opts);
 
 #endif

@@ -10,12 +10,14 @@
 #include "store.h"
 
 struct engines;
+struct evp_pkey_st;
 
 struct ctl {
     struct hp_config cfg;
     struct store *store;
     struct publish *pub;
     struct engines *engines;
+    struct evp_pkey_st *audit_key; /* Ed25519: signs table versions (audit.h) */
     time_t started;
 };
 

@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "app_lookup.h"
+#include "canon.h"
 #include "ctl.h"
 #include "failures.h"
 #include "link_server.h"
@@ -160,6 +161,19 @@ send_snapshot(struct publish *pub, struct link *l)
     }
 }
 
+/* Records table <version> of <apps>, signed, for the audit chain. */
+static void
+sign_version(struct publish *pub, const struct exapp *apps, size_t n, int64_t version)
+{
+    char hash[CANON_HASH_HEX], sig[CANON_SIG_HEX];
+    int64_t seq;
+
+    if (pub->ctl->audit_key != NULL) {
+        canon_table_hash(apps, n, hash);
+        store_audit_sign_version(pub->ctl->store, pub->ctl->audit_key, version, hash, &seq, sig);
+    }
+}
+
 /* Reads the store and pushes what changed. */
 static void
 publish_changes(struct publish *pub)
@@ -183,6 +197,7 @@ publish_changes(struct publish *pub)
         store_exapp_list_free(apps, n);
         return;
     }
+    sign_version(pub, apps, n, version);
     /* what changed, by each record's published form */
     table = json_object();
     d->upserts = xcalloc(n + 1, sizeof(*d->upserts));
