@@ -145,13 +145,6 @@ audit_version_json(int64_t version, int64_t seq, const char *table_hash, const c
 }
 
 json_t *
-audit_ack_json(int64_t version, const char *dp_id, const char *table_hash)
-{
-    return json_pack("{s:s,s:I,s:s,s:s}", "type", "harp.table_ack", "version", (json_int_t)version,
-                     "dp_id", dp_id, "table_hash", table_hash);
-}
-
-json_t *
 audit_checkpoint_json(int64_t seq, const char *hash, int64_t version, const json_t *tbl, int64_t at)
 {
     return json_pack("{s:s,s:I,s:s,s:I,s:O,s:I}", "type", "harp.checkpoint", "seq", (json_int_t)seq,

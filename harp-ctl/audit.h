@@ -31,11 +31,10 @@ int audit_head(sqlite3 *db, int64_t *seq, char hash[CANON_HASH_HEX]);
  * an open transaction, and rolls back when this fails (-1). */
 int audit_append(sqlite3 *db, const char *op, const char *subject, json_t *effect);
 
-/* The object harp-ctl signs for a published table version, and a data plane for its
- * acknowledgement; a checkpoint's. */
+/* The object harp-ctl signs for a published table version, and a checkpoint's (a data
+ * plane's acknowledgement: canon_ack_json()). */
 json_t *audit_version_json(int64_t version, int64_t seq, const char *table_hash,
                            const char *chain_head);
-json_t *audit_ack_json(int64_t version, const char *dp_id, const char *table_hash);
 json_t *audit_checkpoint_json(int64_t seq, const char *hash, int64_t version, const json_t *tbl,
                               int64_t at);
 

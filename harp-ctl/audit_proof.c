@@ -196,6 +196,17 @@ num(const json_t *o, const char *k)
     return json_is_integer(v) ? json_integer_value(v) : -1;
 }
 
+/* true when <o> holds exactly the fields of <want> (taken) with their values: a field
+ * renamed, added or of another type never passes for a default. */
+static bool
+same(const json_t *o, json_t *want)
+{
+    bool eq = json_equal(o, want);
+
+    json_decref(want);
+    return eq;
+}
+
 /* The checkpoint's table (new) and where the chain goes on; NULL when it is not valid. */
 static json_t *
 proof_checkpoint(const json_t *cp, const char *pub, int64_t *seq, char prev[CANON_HASH_HEX])
@@ -210,7 +221,10 @@ proof_checkpoint(const json_t *cp, const char *pub, int64_t *seq, char prev[CANO
     if (json_is_null(cp)) {
         return json_object();
     }
-    if (!json_is_object(tbl) || json_object_size(cp) != 6) {
+    if (!json_is_object(tbl) ||
+        !same(cp, json_pack("{s:I,s:s,s:I,s:O,s:I,s:s}", "seq", (json_int_t)num(cp, "seq"), "hash",
+                            str(cp, "hash"), "version", (json_int_t)num(cp, "version"), "table",
+                            tbl, "at", (json_int_t)num(cp, "at"), "sig", str(cp, "sig")))) {
         return NULL;
     }
     j = audit_checkpoint_json(num(cp, "seq"), str(cp, "hash"), num(cp, "version"), tbl,
@@ -248,9 +262,9 @@ proof_entries(const json_t *proof, const char *pub, int64_t *seq, char prev[CANO
                              str(e, "subject"), num(e, "version"),
                              effect != NULL ? effect : json_null(), str(e, "prev"));
         canon_hash_json(h, hash);
-        json_decref(h);
-        if (num(e, "seq") != *seq + 1 || strcmp(str(e, "prev"), prev) != 0 ||
-            strcmp(hash, str(e, "hash")) != 0 || json_object_size(e) != 9 || effect == NULL) {
+        json_object_set_new(h, "hash", json_string(hash));
+        if (num(e, "seq") != *seq + 1 || strcmp(str(e, "prev"), prev) != 0 || !same(e, h) ||
+            effect == NULL) {
             snprintf(why, wlen, "entry %lld does not follow in the chain", (long long)(*seq + 1));
             json_decref(table);
             return NULL;
@@ -276,8 +290,11 @@ proof_acks(const json_t *acks, const json_t *v)
     }
     json_array_foreach(acks, i, a)
     {
-        j = audit_ack_json(num(v, "version"), str(a, "dp_id"), str(a, "table_hash"));
-        ok = json_object_size(a) == 4 && strcmp(str(a, "table_hash"), str(v, "table_hash")) == 0 &&
+        j = canon_ack_json(num(v, "version"), str(a, "dp_id"), str(a, "table_hash"));
+        ok = same(a, json_pack("{s:s,s:s,s:s,s:s}", "dp_id", str(a, "dp_id"), "dp_key",
+                               str(a, "dp_key"), "table_hash", str(a, "table_hash"), "sig",
+                               str(a, "sig"))) &&
+             strcmp(str(a, "table_hash"), str(v, "table_hash")) == 0 &&
              canon_verify(str(a, "dp_key"), j, str(a, "sig")) &&
              (i == 0 || strcmp(str(json_array_get(acks, i - 1), "dp_key"), str(a, "dp_key")) < 0);
         json_decref(j);
@@ -309,9 +326,14 @@ audit_proof_check(const char *file, const char *pub)
     canon = proof != NULL ? canon_dump(proof) : NULL;
     v = json_object_get(proof, "version");
     if (canon == NULL || strlen(canon) + 1 != len || memcmp(canon, text, len - 1) != 0 ||
-        text[len - 1] != '\n' || json_object_size(proof) != 6 ||
-        strcmp(str(proof, "format"), PROOF_FORMAT) != 0 || strcmp(str(proof, "key"), pub) != 0 ||
-        json_object_size(v) != 5) {
+        text[len - 1] != '\n' ||
+        !same(proof, json_pack("{s:s,s:s,s:O,s:O,s:O,s:O}", "format", PROOF_FORMAT, "key", pub,
+                               "checkpoint", json_object_get(proof, "checkpoint"), "entries",
+                               json_object_get(proof, "entries"), "version", v, "acks",
+                               json_object_get(proof, "acks"))) ||
+        !same(v, json_pack("{s:I,s:I,s:s,s:s,s:s}", "version", (json_int_t)num(v, "version"), "seq",
+                           (json_int_t)num(v, "seq"), "table_hash", str(v, "table_hash"),
+                           "chain_head", str(v, "chain_head"), "sig", str(v, "sig")))) {
         snprintf(why, sizeof(why), "not a proof in canonical form for this key");
     } else if ((table = proof_entries(proof, pub, &seq, prev, why, sizeof(why))) != NULL) {
         canon_hash_json(table, th);

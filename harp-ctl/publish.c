@@ -52,7 +52,8 @@
 /* What the publisher keeps of a data plane that said hello (link->data). */
 struct dataplane {
     int64_t sent_version, acked_version;
-    struct msg_tunnel *tunnels; /* as the data plane last reported them */
+    char dp_key[MSG_HASH_HEX + 1]; /* from hello: verifies its table_acks */
+    struct msg_tunnel *tunnels;    /* as the data plane last reported them */
     size_t ntunnels;
 };
 
@@ -77,7 +78,8 @@ struct publish {
     size_t napps;
     json_t *table; /* app_id -> the published form of each, to find what changed */
     int64_t version;
-    struct msg_ban *bans; /* as last pushed */
+    struct msg_table_audit audit; /* of <version>, as signed for the audit chain */
+    struct msg_ban *bans;         /* as last pushed */
     size_t nbans;
     /* Shared, under mtx. */
     pthread_mutex_t mtx;
@@ -156,6 +158,7 @@ send_snapshot(struct publish *pub, struct link *l)
     m.snapshot.version = pub->version;
     m.snapshot.exapps = pub->apps;
     m.snapshot.nexapps = pub->napps;
+    m.snapshot.audit = pub->audit;
     if (link_server_send(l, &m) == 0) {
         dp->sent_version = pub->version; /* never for a snapshot that was not sent */
     }
@@ -165,13 +168,37 @@ send_snapshot(struct publish *pub, struct link *l)
 static void
 sign_version(struct publish *pub, const struct exapp *apps, size_t n, int64_t version)
 {
-    char hash[CANON_HASH_HEX], sig[CANON_SIG_HEX];
-    int64_t seq;
+    struct msg_table_audit *a = &pub->audit;
+    char hash[CANON_HASH_HEX];
 
-    if (pub->ctl->audit_key != NULL) {
-        canon_table_hash(apps, n, hash);
-        store_audit_sign_version(pub->ctl->store, pub->ctl->audit_key, version, hash, &seq, sig);
+    memset(a, 0, sizeof(*a));
+    if (pub->ctl->audit_key == NULL) {
+        return;
     }
+    canon_table_hash(apps, n, hash);
+    if (store_audit_sign_version(pub->ctl->store, pub->ctl->audit_key, version, hash, &a->seq,
+                                 a->sig, a->chain_head) == 0) {
+        memcpy(a->table_hash, hash, sizeof(a->table_hash));
+    }
+}
+
+/* A data plane's signed acknowledgement: kept when it verifies with its hello's key and
+ * names the hash published for that version. */
+static void
+on_table_ack(struct publish *pub, struct link *l, const struct msg_table_ack *a)
+{
+    struct dataplane *dp = l->data;
+    json_t *j = canon_ack_json(a->version, l->dp_id, a->table_hash);
+    bool ok = dp->dp_key[0] != '\0' && canon_verify(dp->dp_key, j, a->sig);
+
+    json_decref(j);
+    if (!ok || a->version != pub->version || strcmp(a->table_hash, pub->audit.table_hash) != 0) {
+        log_warnx("publish: data plane %s: table_ack of version %lld %s", l->dp_id,
+                  (long long)a->version,
+                  ok ? "names another table than the one published" : "does not verify");
+        return;
+    }
+    store_audit_ack(pub->ctl->store, a->version, l->dp_id, dp->dp_key, a->table_hash, a->sig);
 }
 
 /* Reads the store and pushes what changed. */
@@ -221,6 +248,7 @@ publish_changes(struct publish *pub)
     }
     d->from = pub->version;
     d->version = version;
+    d->audit = pub->audit;
     for (l = link_server_links(pub->ls); l != NULL; l = l->next) {
         if (l->hello && (dp = l->data)->sent_version == pub->version &&
             link_server_send(l, &m) == 0) {
@@ -442,6 +470,7 @@ on_hello(void *ctx, struct link *l, const struct msg_hello *hello)
 
     dp->sent_version = -1;
     dp->acked_version = hello->version;
+    memcpy(dp->dp_key, hello->dp_key, sizeof(dp->dp_key));
     l->data = dp;
     log_info("publish: data plane %s (pid %lld) connected at version %lld", l->dp_id, l->pid,
              (long long)dp->acked_version);
@@ -461,6 +490,9 @@ on_message(void *ctx, struct link *l, struct msg *m)
     case MSG_ACK:
         dp->acked_version = m->ack.version;
         update_dp_info(pub);
+        break;
+    case MSG_TABLE_ACK:
+        on_table_ack(pub, l, &m->table_ack);
         break;
     case MSG_LOOKUP:
         app_lookup_on_request(pub->al, l, m);

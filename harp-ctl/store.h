@@ -100,10 +100,10 @@ void store_cert_free(struct cert_rec recs[3]);
  * it is, when the log is empty. 0, or -1 with <err>. */
 int store_audit_start(struct store *st, struct hp_err *err);
 /* Signs and records table <version> with <table_hash> over the last entry at or below it
- * (*<seq>). 0, or -1. */
+ * (*<seq>, its hash <head>). 0, or -1. */
 struct evp_pkey_st;
 int store_audit_sign_version(struct store *st, struct evp_pkey_st *key, int64_t version,
-                             const char *table_hash, int64_t *seq, char sig[129]);
+                             const char *table_hash, int64_t *seq, char sig[129], char head[65]);
 /* Records a data plane's signed acknowledgement of <version>. 0, or -1. */
 int store_audit_ack(struct store *st, int64_t version, const char *dp_id, const char *dp_key,
                     const char *table_hash, const char *sig);

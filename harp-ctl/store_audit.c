@@ -42,10 +42,10 @@ store_audit_start(struct store *st, struct hp_err *err)
 
 int
 store_audit_sign_version(struct store *st, struct evp_pkey_st *key, int64_t version,
-                         const char *table_hash, int64_t *seq, char sig[CANON_SIG_HEX])
+                         const char *table_hash, int64_t *seq, char sig[CANON_SIG_HEX],
+                         char head[CANON_HASH_HEX])
 {
     sqlite3_stmt *s = NULL;
-    char head[CANON_HASH_HEX];
     json_t *j;
     int rc = -1;
 
@@ -62,7 +62,7 @@ store_audit_sign_version(struct store *st, struct evp_pkey_st *key, int64_t vers
         goto out;
     }
     *seq = sqlite3_column_int64(s, 0);
-    snprintf(head, sizeof(head), "%s", (const char *)sqlite3_column_text(s, 1));
+    snprintf(head, CANON_HASH_HEX, "%s", (const char *)sqlite3_column_text(s, 1));
     sqlite3_finalize(s);
     s = NULL;
     j = audit_version_json(version, *seq, table_hash, head);

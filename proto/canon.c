@@ -115,6 +115,13 @@ canon_table_hash(const struct exapp *apps, size_t n, char out[CANON_HASH_HEX])
     json_decref(t);
 }
 
+json_t *
+canon_ack_json(int64_t version, const char *dp_id, const char *table_hash)
+{
+    return json_pack("{s:s,s:I,s:s,s:s}", "type", "harp.table_ack", "version", (json_int_t)version,
+                     "dp_id", dp_id, "table_hash", table_hash);
+}
+
 struct evp_pkey_st *
 canon_key_new(void)
 {

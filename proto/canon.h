@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "exapp.h"
 
@@ -34,6 +35,9 @@ json_t *canon_app(const struct exapp *app);
  * is canon_hash_json() of it. */
 json_t *canon_table(const struct exapp *apps, size_t n);
 void canon_table_hash(const struct exapp *apps, size_t n, char out[CANON_HASH_HEX]);
+
+/* What a data plane signs to acknowledge table <version> hashing to <table_hash>. */
+json_t *canon_ack_json(int64_t version, const char *dp_id, const char *table_hash);
 
 /* Ed25519 (OpenSSL EVP). A key is an EVP_PKEY. */
 struct evp_pkey_st;

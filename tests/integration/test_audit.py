@@ -196,3 +196,74 @@ def test_kill9_during_a_burst_leaves_a_chain_with_every_acknowledged_change(ctl_
     assert c.request("POST", "/exapp_storage/after", body(1)).status == 204
     c.stop()
     assert verify(c)[0] == 0
+
+
+def acks_of(c, version):
+    db = db_of(c)
+    n = db.execute("SELECT count(*) FROM audit_acks WHERE version = ?", (version,)).fetchone()[0]
+    db.close()
+    return n
+
+
+def check_proof(c, path, key):
+    r = c.cli("audit", "check-proof", path, "--key", key)
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_proof_after_1000_operations_and_two_acks_verifies_and_any_flipped_byte_fails(
+        make_gateway, tmp_path):
+    from harness import wait_for
+    gw = make_gateway(ndp=2, register=False)
+    c = gw.ctl
+    for i in range(1000):  # 900 registrations of 300 apps, 100 removals
+        if i % 10 == 9:
+            assert c.request("DELETE", f"/exapp_storage/a{(i - 1) % 300}").status == 204
+        else:
+            b = body(i)
+            c.secrets.append(b["exapp_token"])
+            assert c.request("POST", f"/exapp_storage/a{i % 300}", b).status == 204
+    version = c.request("GET", "/api/v1/status").json()["table_version"]
+    wait_for(lambda: acks_of(c, version) == 2, what="two data planes' acknowledgements")
+    key = c.cli("audit", "key").stdout.strip()
+    proof = str(tmp_path / "proof.json")
+    r = c.cli("audit", "proof", "--out", proof)
+    assert r.returncode == 0, r.stderr
+    rc, out = check_proof(c, proof, key)
+    assert rc == 0 and f"table version {version} " in out and "co-signed by 2 data planes" in out, \
+        out
+    for d in gw.dps:
+        assert "does not hash" not in d.log()
+    # offline: no database, no key file
+    os.rename(os.path.join(c.state_dir, "harp.db"), os.path.join(c.state_dir, "moved.db"))
+    assert check_proof(c, proof, key)[0] == 0
+    os.rename(os.path.join(c.state_dir, "moved.db"), os.path.join(c.state_dir, "harp.db"))
+    other = "00" * 32
+    assert check_proof(c, proof, other)[0] == 1
+    data = open(proof, "rb").read()
+    positions = sorted({0, 1, len(data) // 3, len(data) // 2, len(data) - 2, len(data) - 1,
+                        data.index(b'"acks"') + 12, data.index(b'"sig"') + 8,
+                        data.rindex(b'"dp_id"') + 9, data.index(b'"token_sha256"') + 20,
+                        data.rindex(b'"chain_head"') + 15} |
+                       set(range(0, len(data), max(1, len(data) // 40))))
+    flipped = str(tmp_path / "flipped.json")
+    for p in positions:
+        with open(flipped, "wb") as f:
+            f.write(data[:p] + bytes([data[p] ^ 0x01]) + data[p + 1:])
+        rc, out = check_proof(c, flipped, key)
+        assert rc == 1 and "proof INVALID" in out, (p, out)
+
+
+def test_every_byte_of_a_small_proof_matters(ctl_factory, tmp_path):
+    c = ctl_factory().start()
+    assert c.request("POST", "/exapp_storage/one", body(1)).status == 204
+    c.stop()
+    key = c.cli("audit", "key").stdout.strip()
+    proof = str(tmp_path / "proof.json")
+    assert c.cli("audit", "proof", "--out", proof).returncode == 0
+    assert check_proof(c, proof, key)[0] == 0
+    data = open(proof, "rb").read()
+    flipped = str(tmp_path / "flipped.json")
+    for p in range(len(data)):
+        with open(flipped, "wb") as f:
+            f.write(data[:p] + bytes([data[p] ^ 0x01]) + data[p + 1:])
+        assert check_proof(c, flipped, key)[0] == 1, p
