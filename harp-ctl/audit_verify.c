@@ -240,12 +240,10 @@ fail:
 }
 
 json_t *
-audit_replay(sqlite3 *db, int64_t seq, struct audit_report *r)
+audit_replay(sqlite3 *db, const char *pub, int64_t seq, int64_t *version, struct audit_report *r)
 {
-    int64_t version;
-
     memset(r, 0, sizeof(*r));
-    return walk(db, NULL, seq, &version, r);
+    return walk(db, pub, seq, version, r);
 }
 
 /* A signed version naming an entry past the end of the log. */

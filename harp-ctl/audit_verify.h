@@ -26,8 +26,10 @@ int audit_verify(sqlite3 *db, const char *pub, const struct exapp *apps, size_t 
                  int64_t table_version, struct audit_report *r);
 
 /* The routing table replayed from the log up to and including entry <seq> (the canonical
- * table object, new), or NULL with r->error. */
-json_t *audit_replay(sqlite3 *db, int64_t seq, struct audit_report *r);
+ * table object, new) after checking the chain up to there against <pub>, or NULL with
+ * r->error. *<version> is the table version there. */
+json_t *audit_replay(sqlite3 *db, const char *pub, int64_t seq, int64_t *version,
+                     struct audit_report *r);
 
 /* Applies entry <op> with <effect> to <table> (a canonical table object). */
 void audit_apply(json_t *table, const char *op, const json_t *effect);

@@ -52,6 +52,7 @@ static const char usage_main[] =
     "  audit verify          check the chain, the signed versions and the ExApps table\n"
     "  audit proof           export a table version's proof (--out FILE [--version V])\n"
     "  audit check-proof F   check a proof offline (--key PUBKEY)\n"
+    "  audit prune           drop old entries behind a signed checkpoint (--before T)\n"
     "  config check          validate the configuration and print the effective settings\n"
     "  help [COMMAND]        this help, or the help of a command (also COMMAND --help)\n"
     "\n"
@@ -377,6 +378,7 @@ parse_args(int argc, char **argv, struct cli_opts *o)
         {"--version", offsetof(struct cli_opts, version)},
         {"--out", offsetof(struct cli_opts, out)},
         {"--key", offsetof(struct cli_opts, key)},
+        {"--before", offsetof(struct cli_opts, before)},
     };
     size_t j, flen;
     int i;

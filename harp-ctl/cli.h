@@ -33,6 +33,7 @@ struct cli_opts {
     const char *version;         /* audit proof --version */
     const char *out;             /* audit proof --out */
     const char *key;             /* audit check-proof --key */
+    const char *before;          /* audit prune --before */
     bool json;
     bool help;
     bool allow_empty; /* serve --allow-empty */

@@ -22,6 +22,7 @@ static const char usage_audit[] =
     "       harp-ctl audit verify [--json]\n"
     "       harp-ctl audit proof [--version V] --out FILE\n"
     "       harp-ctl audit check-proof FILE --key PUBKEY\n"
+    "       harp-ctl audit prune --before TIME\n"
     "\n"
     "The audit chain of every change (docs/audit.md), read from HP_STATE_DIR (harp.db and\n"
     "audit_key.pem) without the daemon.\n"
@@ -34,7 +35,10 @@ static const char usage_audit[] =
     "  proof        write the entries, signatures and data planes' acknowledgements proving\n"
     "               table version V (default: the last signed) to FILE\n"
     "  check-proof  verify such a file offline against harp-ctl's public key PUBKEY (hex);\n"
-    "               prints how many data planes co-signed. Exit 0 valid, 1 invalid\n";
+    "               prints how many data planes co-signed. Exit 0 valid, 1 invalid\n"
+    "  prune        drop the entries made before TIME behind a checkpoint signed with\n"
+    "               audit_key.pem (the chain up to there must verify); serve does the same\n"
+    "               hourly with HP_AUDIT_RETENTION_DAYS\n";
 
 static const char *
 state_dir(struct cli_opts *opts)
@@ -202,6 +206,33 @@ cmd_verify(struct cli_opts *opts, struct store *st)
     return rc == 0 ? CLI_OK : CLI_REFUSED;
 }
 
+static int
+cmd_prune(struct cli_opts *opts, struct store *st)
+{
+    long long before = opts->before != NULL ? parse_since(opts->before) : -1;
+    struct evp_pkey_st *k;
+    struct hp_err err;
+    int64_t n;
+
+    if (before < 0) {
+        fprintf(stderr, "harp-ctl: audit prune needs --before TIME (a Unix time or "
+                        "YYYY-MM-DD[THH:MM:SS])\n");
+        return CLI_USAGE;
+    }
+    if ((k = audit_key_load(state_dir(opts), false, &err)) == NULL) {
+        fprintf(stderr, "harp-ctl: %s\n", err.msg);
+        return CLI_USAGE;
+    }
+    n = store_audit_prune(st, k, before, &err);
+    canon_key_free(k);
+    if (n < 0) {
+        fprintf(stderr, "harp-ctl: %s\n", err.msg);
+        return CLI_REFUSED;
+    }
+    printf("%lld entries pruned\n", (long long)n);
+    return CLI_OK;
+}
+
 int
 cli_audit(struct cli_opts *opts)
 {
@@ -224,7 +255,8 @@ cli_audit(struct cli_opts *opts)
     if (strcmp(sub, "check-proof") == 0 && opts->nargs == 3) {
         return audit_proof_check(opts->args[2], opts->key);
     }
-    if ((strcmp(sub, "log") != 0 && strcmp(sub, "verify") != 0 && strcmp(sub, "proof") != 0) ||
+    if ((strcmp(sub, "log") != 0 && strcmp(sub, "verify") != 0 && strcmp(sub, "proof") != 0 &&
+         strcmp(sub, "prune") != 0) ||
         opts->nargs != 2) {
         fputs(usage_audit, stderr);
         return CLI_USAGE;
@@ -236,6 +268,8 @@ cli_audit(struct cli_opts *opts)
         rc = cmd_log(opts, st);
     } else if (strcmp(sub, "verify") == 0) {
         rc = cmd_verify(opts, st);
+    } else if (strcmp(sub, "prune") == 0) {
+        rc = cmd_prune(opts, st);
     } else {
         rc = public_key(opts, pub) == -1 ? CLI_USAGE
                                          : audit_proof_write(st, pub, opts->version, opts->out);

@@ -79,6 +79,7 @@ struct publish {
     json_t *table; /* app_id -> the published form of each, to find what changed */
     int64_t version;
     struct msg_table_audit audit; /* of <version>, as signed for the audit chain */
+    double audit_pruned;          /* wall time of the last HP_AUDIT_RETENTION_DAYS pruning */
     struct msg_ban *bans;         /* as last pushed */
     size_t nbans;
     /* Shared, under mtx. */
@@ -161,6 +162,27 @@ send_snapshot(struct publish *pub, struct link *l)
     m.snapshot.audit = pub->audit;
     if (link_server_send(l, &m) == 0) {
         dp->sent_version = pub->version; /* never for a snapshot that was not sent */
+    }
+}
+
+/* Prunes the audit log to HP_AUDIT_RETENTION_DAYS, at start and hourly. */
+static void
+audit_retention(struct publish *pub)
+{
+    int64_t days = pub->ctl->cfg.audit_retention_days, n;
+    double now = now_wall();
+    struct hp_err err;
+
+    if (days == 0 || pub->ctl->audit_key == NULL || now < pub->audit_pruned + 3600) {
+        return;
+    }
+    pub->audit_pruned = now;
+    n = store_audit_prune(pub->ctl->store, pub->ctl->audit_key, (int64_t)now - days * 86400, &err);
+    if (n < 0) {
+        log_warnx("publish: %s", err.msg);
+    } else if (n > 0) {
+        log_info("publish: %lld audit entries older than %lld days pruned behind a checkpoint",
+                 (long long)n, (long long)days);
     }
 }
 
@@ -570,6 +592,7 @@ on_tick(void *ctx)
 
     update_dp_info(pub);
     failures_prune(pub->fails, now_wall());
+    audit_retention(pub);
 }
 
 static const struct link_server_handlers handlers = {

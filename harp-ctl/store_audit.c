@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* The audit tables harp-ctl writes beside the log: its start entry, signed table versions,
- * data planes' acknowledgements. Every function takes the store's mutex. */
+ * data planes' acknowledgements, the checkpoint pruning leaves. Every function takes the store's
+ * mutex. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <time.h>
 
 #include "audit.h"
+#include "audit_verify.h"
 #include "log.h"
 #include "store.h"
 
@@ -114,4 +116,101 @@ store_audit_ack(struct store *st, int64_t version, const char *dp_id, const char
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->mtx);
     return rc;
+}
+
+/* The last entry made before <before>, 0 when none. */
+static int64_t
+prune_point(sqlite3 *db, int64_t before)
+{
+    sqlite3_stmt *s;
+    int64_t seq = 0;
+
+    if (sqlite3_prepare_v2(db, "SELECT coalesce(max(seq), 0) FROM audit_log WHERE at < ?1", -1, &s,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(s, 1, before);
+        if (sqlite3_step(s) == SQLITE_ROW) {
+            seq = sqlite3_column_int64(s, 0);
+        }
+        sqlite3_finalize(s);
+    }
+    return seq;
+}
+
+/* Writes the checkpoint at entry <seq> (<hash>) with <tbl> and drops what it covers. */
+static int
+write_checkpoint(sqlite3 *db, struct evp_pkey_st *key, int64_t seq, const char *hash,
+                 int64_t version, const json_t *tbl)
+{
+    char sig[CANON_SIG_HEX], *text;
+    int64_t at = (int64_t)time(NULL);
+    json_t *j = audit_checkpoint_json(seq, hash, version, tbl, at);
+    sqlite3_stmt *s;
+    int rc = canon_sign(key, j, sig);
+
+    json_decref(j);
+    if (rc == -1 || sqlite3_prepare_v2(db,
+                                       "INSERT OR REPLACE INTO audit_checkpoint (id, seq, hash, "
+                                       "version, tbl, at, sig) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",
+                                       -1, &s, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    text = canon_dump(tbl);
+    sqlite3_bind_int64(s, 1, seq);
+    sqlite3_bind_text(s, 2, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, version);
+    sqlite3_bind_text(s, 4, text, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, at);
+    sqlite3_bind_text(s, 6, sig, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(s);
+    free(text);
+    if (rc == 0) {
+        char *sql = sqlite3_mprintf(
+            "DELETE FROM audit_log WHERE seq <= %lld; DELETE FROM audit_versions WHERE seq < %lld; "
+            "DELETE FROM audit_acks WHERE version NOT IN (SELECT version FROM audit_versions);",
+            (long long)seq, (long long)seq);
+
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+        sqlite3_free(sql);
+    }
+    return rc;
+}
+
+int64_t
+store_audit_prune(struct store *st, struct evp_pkey_st *key, int64_t before, struct hp_err *err)
+{
+    char pub[CANON_KEY_HEX];
+    struct audit_report r;
+    int64_t seq, version, n = -1;
+    json_t *tbl = NULL;
+
+    if (canon_key_pub(key, pub) == -1) {
+        err_set(err, "audit: no public key");
+        return -1;
+    }
+    pthread_mutex_lock(&st->mtx);
+    if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        err_set(err, "database: %s", sqlite3_errmsg(st->db));
+        goto out;
+    }
+    seq = prune_point(st->db, before);
+    if (seq == 0) {
+        n = 0;
+        goto out;
+    }
+    tbl = audit_replay(st->db, pub, seq, &version, &r);
+    if (tbl == NULL) {
+        err_set(err, "audit: not pruned, the chain does not verify: %s", r.error);
+        goto out;
+    }
+    if (write_checkpoint(st->db, key, seq, r.head, version, tbl) == -1) {
+        err_set(err, "database: audit checkpoint: %s", sqlite3_errmsg(st->db));
+        goto out;
+    }
+    n = r.last - r.first + 1;
+out:
+    sqlite3_exec(st->db, n >= 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_unlock(&st->mtx);
+    json_decref(tbl);
+    return n;
 }

@@ -58,6 +58,7 @@ static const struct var vars[] = {
     {"HP_FRP_DISABLE_TLS", "false", V_BOOL_EXACT_TRUE, OFF(frp_disable_tls), 0, 0, S_SERVE, false},
     {"HP_FRP_CERT_VALIDITY_DAYS", "5000", V_UINT, OFF(frp_cert_validity_days), 1, 36500, S_SERVE,
      false},
+    {"HP_AUDIT_RETENTION_DAYS", "0", V_UINT, OFF(audit_retention_days), 0, 36500, S_SERVE, false},
     {"HP_FRP_LOGIN_TIMEOUT", "10s", V_TIME, OFF(frp_login_timeout_ms), 0, 0, S_SERVE, false},
     {"HP_FRP_MAX_PENDING", "256", V_UINT, OFF(frp_max_pending), 1, 100000, S_SERVE, false},
     {"HP_TRUSTED_PROXY_IPS", "", V_STR, OFF(trusted_proxy_ips), 0, 0, S_SERVE, false},

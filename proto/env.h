@@ -37,6 +37,7 @@ struct hp_config {
     char *frp_address;
     bool frp_disable_tls;
     unsigned frp_cert_validity_days;
+    unsigned audit_retention_days; /* 0: the audit log is kept whole */
     uint64_t frp_login_timeout_ms; /* a session without a Login by then is closed */
     unsigned frp_max_pending;      /* sessions that have not logged in */
     char *trusted_proxy_ips;

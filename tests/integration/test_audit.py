@@ -267,3 +267,61 @@ def test_every_byte_of_a_small_proof_matters(ctl_factory, tmp_path):
         with open(flipped, "wb") as f:
             f.write(data[:p] + bytes([data[p] ^ 0x01]) + data[p + 1:])
         assert check_proof(c, flipped, key)[0] == 1, p
+
+
+def test_pruning_behind_a_signed_checkpoint_keeps_the_chain_verifiable(ctl_factory, tmp_path):
+    c = populated(ctl_factory)
+    key = c.cli("audit", "key").stdout.strip()
+    r = c.cli("audit", "prune", "--before", str(int(time.time()) + 10))
+    assert r.returncode == 0 and "entries pruned" in r.stdout, r.stderr
+    db = db_of(c)
+    assert db.execute("SELECT count(*) FROM audit_log").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM audit_checkpoint").fetchone()[0] == 1
+    db.close()
+    rc, out = verify(c)
+    assert rc == 0 and "after a signed checkpoint" in out, out
+    # the chain goes on from the checkpoint, and proofs start there
+    c.start()
+    assert c.request("POST", "/exapp_storage/later", body(7)).status == 204
+    c.stop()
+    rc, out = verify(c)
+    assert rc == 0, out
+    proof = str(tmp_path / "p.json")
+    assert c.cli("audit", "proof", "--out", proof).returncode == 0
+    rc, out = check_proof(c, proof, key)
+    assert rc == 0, out
+    # the checkpoint is signed: its table cannot be edited
+    db = db_of(c)
+    tbl = json.loads(db.execute("SELECT tbl FROM audit_checkpoint").fetchone()[0])
+    tbl["app1"]["port"] = 1
+    db.execute("UPDATE audit_checkpoint SET tbl = ?", (canon(tbl),))
+    db.commit()
+    db.close()
+    rc, out = verify(c)
+    assert rc == 1 and "checkpoint" in out, out
+
+
+def test_a_broken_chain_is_not_pruned(ctl_factory):
+    c = populated(ctl_factory)
+    db = db_of(c)
+    expect = tamper_edit(db, c)
+    db.commit()
+    db.close()
+    r = c.cli("audit", "prune", "--before", str(int(time.time()) + 10))
+    assert r.returncode == 1 and "not pruned" in r.stderr and expect in r.stderr, r.stderr
+    assert expect in verify(c)[1]
+
+
+def test_retention_setting_limits(ctl_factory):
+    c = ctl_factory()
+    r = c.cli("config", "check", env=dict(c.env(), HP_AUDIT_RETENTION_DAYS="36501"))
+    assert r.returncode == 2 and "HP_AUDIT_RETENTION_DAYS" in r.stderr
+    r = c.cli("config", "check", env=dict(c.env(), HP_AUDIT_RETENTION_DAYS="36500"))
+    assert r.returncode == 0, r.stderr
+    # a daemon with retention prunes nothing recent and keeps a verifiable chain
+    c.extra_env["HP_AUDIT_RETENTION_DAYS"] = "1"
+    c.start()
+    assert c.request("POST", "/exapp_storage/app1", body(1)).status == 204
+    c.stop()
+    assert verify(c)[0] == 0
+    assert "pruned" not in c.log()

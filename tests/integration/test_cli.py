@@ -118,7 +118,7 @@ COMMANDS = [["serve"], ["status"], ["exapp", "list"], ["exapp", "show"], ["exapp
             ["engine", "add"], ["engine", "rm"], ["engine", "ping"], ["engine", "frpc"],
             ["tunnel", "list"], ["certs", "show"], ["certs", "export"], ["certs", "rotate"],
             ["config", "check"], ["audit", "key"], ["audit", "log"], ["audit", "verify"],
-            ["audit", "proof"], ["audit", "check-proof"]]
+            ["audit", "proof"], ["audit", "check-proof"], ["audit", "prune"]]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=" ".join)
