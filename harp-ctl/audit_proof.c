@@ -21,7 +21,6 @@
 #include "audit.h"
 #include "audit_proof.h"
 #include "audit_verify.h"
-#include "cli.h"
 #include "xmalloc.h"
 
 #define PROOF_FORMAT "harp-audit-proof-1"
@@ -99,15 +98,15 @@ audit_proof_write(struct store *st, const char *pub, const char *version, const 
     int64_t want = -1, seq;
     char *text, *end;
     FILE *f;
-    int rc = CLI_REFUSED;
+    int rc = 1;
 
     if (out == NULL) {
         fprintf(stderr, "harp-ctl: audit proof needs --out FILE\n");
-        return CLI_USAGE;
+        return 2;
     }
     if (version != NULL && ((want = strtoll(version, &end, 10)) < 0 || *end != '\0')) {
         fprintf(stderr, "harp-ctl: --version: a table version (an integer) expected\n");
-        return CLI_USAGE;
+        return 2;
     }
     vs = rows(st->db,
               "SELECT version, seq, table_hash, chain_head, sig FROM audit_versions "
@@ -116,7 +115,7 @@ audit_proof_write(struct store *st, const char *pub, const char *version, const 
     if (vs == NULL || json_array_size(vs) == 0) {
         fprintf(stderr, "harp-ctl: no signed table version %s\n", version ? version : "yet");
         json_decref(vs);
-        return CLI_REFUSED;
+        return 1;
     }
     v = json_incref(json_array_get(vs, 0));
     json_decref(vs);
@@ -144,7 +143,7 @@ audit_proof_write(struct store *st, const char *pub, const char *version, const 
         printf("proof of table version %lld (%zu entries, %zu acknowledgements) written to %s\n",
                (long long)want, json_array_size(json_object_get(proof, "entries")),
                json_array_size(json_object_get(proof, "acks")), out);
-        rc = CLI_OK;
+        rc = 0;
     } else {
         fprintf(stderr, "harp-ctl: cannot write %s: %s\n", out, strerror(errno));
         if (f != NULL) {
@@ -317,10 +316,10 @@ audit_proof_check(const char *file, const char *pub)
 
     if (pub == NULL) {
         fprintf(stderr, "harp-ctl: audit check-proof needs --key PUBKEY (harp-ctl audit key)\n");
-        return CLI_USAGE;
+        return 2;
     }
     if ((text = slurp(file, &len)) == NULL) {
-        return CLI_USAGE;
+        return 2;
     }
     proof = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
     canon = proof != NULL ? canon_dump(proof) : NULL;
@@ -362,5 +361,5 @@ audit_proof_check(const char *file, const char *pub)
     json_decref(proof);
     free(canon);
     free(text);
-    return why[0] != '\0' ? CLI_REFUSED : CLI_OK;
+    return why[0] != '\0' ? 1 : 0;
 }

@@ -8,7 +8,8 @@
 
 /* Writes the proof of table version <version> (NULL: the last signed) to <out>: the
  * checkpoint if any, the entries up to the version's, harp-ctl's signature and the data
- * planes' acknowledgements. A CLI exit code, after printing what went wrong. */
+ * planes' acknowledgements. An exit code (0 written, 1 refused, 2 usage), after printing
+ * what went wrong. */
 int audit_proof_write(struct store *st, const char *pub, const char *version, const char *out);
 /* Checks the proof in <file> against harp-ctl's public key <pub> (hex), with no database;
  * prints the result. A CLI exit code: 0 valid, 1 invalid, 2 usage. */
