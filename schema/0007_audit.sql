@@ -21,6 +21,7 @@ CREATE TABLE audit_versions (
     sig        TEXT NOT NULL,
     at         INTEGER NOT NULL
 ) STRICT;
+CREATE INDEX audit_versions_seq ON audit_versions (seq);
 -- Data planes' signed acknowledgements of a table version they applied.
 CREATE TABLE audit_acks (
     version    INTEGER NOT NULL,
