@@ -262,7 +262,8 @@ proof_entries(const json_t *proof, const char *pub, int64_t *seq, char prev[CANO
                              effect != NULL ? effect : json_null(), str(e, "prev"));
         canon_hash_json(h, hash);
         json_object_set_new(h, "hash", json_string(hash));
-        if (num(e, "seq") != *seq + 1 || strcmp(str(e, "prev"), prev) != 0 || !same(e, h) ||
+        /* same() takes <h>: called first, whatever the other checks say */
+        if (!same(e, h) || num(e, "seq") != *seq + 1 || strcmp(str(e, "prev"), prev) != 0 ||
             effect == NULL) {
             snprintf(why, wlen, "entry %lld does not follow in the chain", (long long)(*seq + 1));
             json_decref(table);
