@@ -16,6 +16,7 @@
 
 #include "api.h"
 #include "api_server.h"
+#include "audit.h"
 #include "log.h"
 #include "secret.h"
 #include "xmalloc.h"
@@ -226,7 +227,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
                                .body = cs->body,
                                .body_len = cs->len,
                                .conn = conn};
+        /* the operators' API is /api/v1/...; the rest is AppAPI's */
+        audit_set_actor(strncmp(route->path, "/api/", 5) == 0 ? "operator" : "appapi");
         route->handler(&req, &resp);
+        audit_set_actor(NULL);
     }
     if (resp.status >= 500) {
         log_warnx("api: %s %s %u", method, url, resp.status);

@@ -52,6 +52,12 @@ static const char usage_main[] =
     "  certs status          days left, renewal schedule, overlap, deliveries\n"
     "  certs finish          end a rotation's overlap now\n"
     "  k8s status            Kubernetes: API server, namespace, the service account's rights\n"
+    "  audit key             harp-ctl's audit public key (Ed25519, hex)\n"
+    "  audit log             the audit chain's entries ([--since T] [--app ID])\n"
+    "  audit verify          check the chain, the signed versions and the ExApps table\n"
+    "  audit proof           export a table version's proof (--out FILE [--version V])\n"
+    "  audit check-proof F   check a proof offline (--key PUBKEY)\n"
+    "  audit prune           drop old entries behind a signed checkpoint (--before T)\n"
     "  config check          validate the configuration and print the effective settings\n"
     "  doctor                check the whole chain and name the fix for each failure\n"
     "                        ([--public-url URL] [--read-timeout S]: through the front proxy)\n"
@@ -381,6 +387,12 @@ parse_args(int argc, char **argv, struct cli_opts *o)
         {"--first-byte-timeout", offsetof(struct cli_opts, timeouts[2])},
         {"--idle-timeout", offsetof(struct cli_opts, timeouts[3])},
         {"--ws-idle-timeout", offsetof(struct cli_opts, timeouts[4])},
+        {"--since", offsetof(struct cli_opts, since)},
+        {"--app", offsetof(struct cli_opts, app)},
+        {"--version", offsetof(struct cli_opts, version)},
+        {"--out", offsetof(struct cli_opts, out)},
+        {"--key", offsetof(struct cli_opts, key)},
+        {"--before", offsetof(struct cli_opts, before)},
     };
     size_t j, flen;
     int i;
@@ -472,6 +484,9 @@ cli_main(int argc, char **argv)
     }
     if (strcmp(cmd, "config") == 0) {
         return cmd_config(&opts);
+    }
+    if (strcmp(cmd, "audit") == 0) {
+        return cli_audit(&opts);
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (strcmp(cmd, "status") == 0) {

@@ -33,6 +33,12 @@ struct cli_opts {
     long timeout_s;              /* cli_call's timeout; 0: 30 s */
     const char *route;           /* exapp set --route */
     const char *timeouts[5];     /* exapp set --<kind>-timeout, in enum exapp_timeout order */
+    const char *since;           /* audit log --since */
+    const char *app;             /* audit log --app */
+    const char *version;         /* audit proof --version */
+    const char *out;             /* audit proof --out */
+    const char *key;             /* audit check-proof --key */
+    const char *before;          /* audit prune --before */
     bool json;
     bool help;
     bool allow_empty; /* serve --allow-empty */
@@ -74,5 +80,6 @@ int cli_certs(struct cli_opts *opts);
 int cli_tunnel(struct cli_opts *opts);
 int cli_doctor(struct cli_opts *opts);
 int cli_k8s(struct cli_opts *opts);
+int cli_audit(struct cli_opts *opts);
 
 #endif

@@ -12,13 +12,15 @@
 
 struct engines;
 struct ca_renew;
+struct evp_pkey_st;
 
 struct ctl {
     struct hp_config cfg;
     struct store *store;
     struct publish *pub;
     struct engines *engines;
-    struct ca_renew *renew; /* the certificates' renewal thread */
+    struct ca_renew *renew;        /* the certificates' renewal thread */
+    struct evp_pkey_st *audit_key; /* Ed25519: signs table versions (audit.h) */
     time_t started;
     /* Set once serve stops: long waits (Kubernetes) end so the API can stop. */
     bool stopping; /* __atomic_ access */

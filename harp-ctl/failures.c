@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "cidr.h"
 #include "failures.h"
 #include "hash.h"
@@ -100,6 +101,7 @@ failures_add(struct failures *f, const char *raw_ip, double now)
     char ip[IP_STR_MAX];
     size_t i, keep;
     int64_t until;
+    int rc;
 
     if (cfg->blacklist_count == 0 || raw_ip == NULL || !ip_parse(raw_ip, strlen(raw_ip), &addr)) {
         return;
@@ -139,7 +141,10 @@ failures_add(struct failures *f, const char *raw_ip, double now)
         return;
     }
     until = (int64_t)(fi->ts[0] + window + 0.999);
-    if (store_ban_put(f->store, ip, (int)fi->n, "failures", until, &err) == 0) {
+    audit_set_actor("dataplane"); /* the data planes' failure reports */
+    rc = store_ban_put(f->store, ip, (int)fi->n, "failures", until, &err);
+    audit_set_actor(NULL);
+    if (rc == 0) {
         log_notice("bans: %s banned until %lld after %zu failures in %u s", ip, (long long)until,
                    fi->n, cfg->blacklist_window);
     }

@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "app_lookup.h"
+#include "canon.h"
 #include "ctl.h"
 #include "failures.h"
 #include "k8s_upstream.h"
@@ -52,7 +53,8 @@
 /* What the publisher keeps of a data plane that said hello (link->data). */
 struct dataplane {
     int64_t sent_version, acked_version;
-    struct msg_tunnel *tunnels; /* as the data plane last reported them */
+    char dp_key[MSG_HASH_HEX + 1]; /* from hello: verifies its table_acks */
+    struct msg_tunnel *tunnels;    /* as the data plane last reported them */
     size_t ntunnels;
 };
 
@@ -77,7 +79,9 @@ struct publish {
     size_t napps;
     json_t *table; /* app_id -> the published form of each, to find what changed */
     int64_t version;
-    struct msg_ban *bans; /* as last pushed */
+    struct msg_table_audit audit; /* of <version>, as signed for the audit chain */
+    double audit_pruned;          /* wall time of the last HP_AUDIT_RETENTION_DAYS pruning */
+    struct msg_ban *bans;         /* as last pushed */
     size_t nbans;
     /* Shared, under mtx. */
     pthread_mutex_t mtx;
@@ -157,9 +161,68 @@ send_snapshot(struct publish *pub, struct link *l)
     m.snapshot.version = pub->version;
     m.snapshot.exapps = pub->apps;
     m.snapshot.nexapps = pub->napps;
+    m.snapshot.audit = pub->audit;
     if (link_server_send(l, &m) == 0) {
         dp->sent_version = pub->version; /* never for a snapshot that was not sent */
     }
+}
+
+/* Prunes the audit log to HP_AUDIT_RETENTION_DAYS, at start and hourly. */
+static void
+audit_retention(struct publish *pub)
+{
+    int64_t days = pub->ctl->cfg.audit_retention_days, n;
+    double now = now_wall();
+    struct hp_err err;
+
+    if (days == 0 || pub->ctl->audit_key == NULL || now < pub->audit_pruned + 3600) {
+        return;
+    }
+    pub->audit_pruned = now;
+    n = store_audit_prune(pub->ctl->store, pub->ctl->audit_key, (int64_t)now - days * 86400, &err);
+    if (n < 0) {
+        log_warnx("publish: %s", err.msg);
+    } else if (n > 0) {
+        log_info("publish: %lld audit entries older than %lld days pruned behind a checkpoint",
+                 (long long)n, (long long)days);
+    }
+}
+
+/* Records table <version> of <apps>, signed, for the audit chain. */
+static void
+sign_version(struct publish *pub, const struct exapp *apps, size_t n, int64_t version)
+{
+    struct msg_table_audit *a = &pub->audit;
+    char hash[CANON_HASH_HEX];
+
+    memset(a, 0, sizeof(*a));
+    if (pub->ctl->audit_key == NULL) {
+        return;
+    }
+    canon_table_hash(apps, n, hash);
+    if (store_audit_sign_version(pub->ctl->store, pub->ctl->audit_key, version, hash, &a->seq,
+                                 a->sig, a->chain_head) == 0) {
+        memcpy(a->table_hash, hash, sizeof(a->table_hash));
+    }
+}
+
+/* A data plane's signed acknowledgement: kept when it verifies with its hello's key and
+ * names the hash published for that version. */
+static void
+on_table_ack(struct publish *pub, struct link *l, const struct msg_table_ack *a)
+{
+    struct dataplane *dp = l->data;
+    json_t *j = canon_ack_json(a->version, l->dp_id, a->table_hash);
+    bool ok = dp->dp_key[0] != '\0' && canon_verify(dp->dp_key, j, a->sig);
+
+    json_decref(j);
+    if (!ok || a->version != pub->version || strcmp(a->table_hash, pub->audit.table_hash) != 0) {
+        log_warnx("publish: data plane %s: table_ack of version %lld %s", l->dp_id,
+                  (long long)a->version,
+                  ok ? "names another table than the one published" : "does not verify");
+        return;
+    }
+    store_audit_ack(pub->ctl->store, a->version, l->dp_id, dp->dp_key, a->table_hash, a->sig);
 }
 
 /* Reads the store and pushes what changed. */
@@ -185,6 +248,7 @@ publish_changes(struct publish *pub)
         store_exapp_list_free(apps, n);
         return;
     }
+    sign_version(pub, apps, n, version);
     /* what changed, by each record's published form */
     table = json_object();
     d->upserts = xcalloc(n + 1, sizeof(*d->upserts));
@@ -208,6 +272,7 @@ publish_changes(struct publish *pub)
     }
     d->from = pub->version;
     d->version = version;
+    d->audit = pub->audit;
     for (l = link_server_links(pub->ls); l != NULL; l = l->next) {
         if (l->hello && (dp = l->data)->sent_version == pub->version &&
             link_server_send(l, &m) == 0) {
@@ -429,6 +494,7 @@ on_hello(void *ctx, struct link *l, const struct msg_hello *hello)
 
     dp->sent_version = -1;
     dp->acked_version = hello->version;
+    memcpy(dp->dp_key, hello->dp_key, sizeof(dp->dp_key));
     l->data = dp;
     log_info("publish: data plane %s (pid %lld) connected at version %lld", l->dp_id, l->pid,
              (long long)dp->acked_version);
@@ -448,6 +514,9 @@ on_message(void *ctx, struct link *l, struct msg *m)
     case MSG_ACK:
         dp->acked_version = m->ack.version;
         update_dp_info(pub);
+        break;
+    case MSG_TABLE_ACK:
+        on_table_ack(pub, l, &m->table_ack);
         break;
     case MSG_LOOKUP:
         app_lookup_on_request(pub->al, l, m);
@@ -525,6 +594,7 @@ on_tick(void *ctx)
 
     update_dp_info(pub);
     failures_prune(pub->fails, now_wall());
+    audit_retention(pub);
 }
 
 static const struct link_server_handlers handlers = {

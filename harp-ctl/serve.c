@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "api_server.h"
+#include "audit.h"
 #include "ca.h"
 #include "ca_renew.h"
 #include "ctl.h"
@@ -268,6 +269,14 @@ serve_main(env_lookup_cb lookup, void *lookup_arg, bool allow_empty)
         env_free(&ctl.cfg);
         return 1;
     }
+    ctl.audit_key = audit_key_load(ctl.cfg.state_dir, true, &err);
+    if (ctl.audit_key == NULL || store_audit_start(ctl.store, &err) == -1) {
+        log_errorx("serve: HP_STATE_DIR: %s", err.msg);
+        canon_key_free(ctl.audit_key);
+        store_close(ctl.store);
+        env_free(&ctl.cfg);
+        return 1;
+    }
     ctl.started = time(NULL);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     outbound_init(ctl.cfg.outbound_max);
@@ -335,6 +344,7 @@ serve_main(env_lookup_cb lookup, void *lookup_arg, bool allow_empty)
     publish_stop(ctl.pub);
     ca_renew_free(ctl.renew);
     store_close(ctl.store);
+    canon_key_free(ctl.audit_key);
     curl_global_cleanup();
     env_free(&ctl.cfg);
     close(lockfd);

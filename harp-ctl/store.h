@@ -134,4 +134,22 @@ int store_k8s_delete(struct store *st, const char *app_id);
 /* Marks ExApp <name> (any case) as a Docker one: no Kubernetes look-up for it. */
 void store_k8s_docker(struct store *st, const char *name);
 
+/* The audit chain (audit.h, docs/audit.md). At start: the first entry, holding the table as
+ * it is, when the log is empty. 0, or -1 with <err>. */
+int store_audit_start(struct store *st, struct hp_err *err);
+/* Signs and records table <version> with <table_hash> over the last entry at or below it
+ * (*<seq>, its hash <head>). 0, or -1. */
+struct evp_pkey_st;
+int store_audit_sign_version(struct store *st, struct evp_pkey_st *key, int64_t version,
+                             const char *table_hash, int64_t *seq, char sig[129], char head[65]);
+/* Prunes the entries made before <before> (Unix time) behind a checkpoint signed with <key>:
+ * the last pruned entry's hash and the table then; the signed versions before it and their
+ * acknowledgements go too. The chain up to there is verified first. The number of entries
+ * pruned, or -1 with <err>. */
+int64_t store_audit_prune(struct store *st, struct evp_pkey_st *key, int64_t before,
+                          struct hp_err *err);
+/* Records a data plane's signed acknowledgement of <version>. 0, or -1. */
+int store_audit_ack(struct store *st, int64_t version, const char *dp_id, const char *dp_key,
+                    const char *table_hash, const char *sig);
+
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "log.h"
 #include "store.h"
 
@@ -16,6 +17,7 @@ store_ban_put(struct store *st, const char *ip, int failures, const char *reason
     int rc = -1;
 
     pthread_mutex_lock(&st->mtx);
+    sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (sqlite3_prepare_v2(st->db,
                            "INSERT INTO bans (ip, failures, reason, created_at, expires_at) "
                            "VALUES (?1, ?2, ?3, unixepoch(), ?4) ON CONFLICT (ip) DO UPDATE SET "
@@ -26,10 +28,14 @@ store_ban_put(struct store *st, const char *ip, int failures, const char *reason
         sqlite3_bind_int(s, 2, failures);
         sqlite3_bind_text(s, 3, reason, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s, 4, expires_at);
-        if (sqlite3_step(s) == SQLITE_DONE) {
+        if (sqlite3_step(s) == SQLITE_DONE &&
+            audit_append(st->db, "ban.put", ip,
+                         json_pack("{s:s,s:i,s:s,s:I}", "ip", ip, "failures", failures, "reason",
+                                   reason, "expires_at", (json_int_t)expires_at)) == 0) {
             rc = 0;
         }
     }
+    sqlite3_exec(st->db, rc == 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
     if (rc == -1) {
         err_set(err, "database: write ban: %s", sqlite3_errmsg(st->db));
         log_warnx("store: write ban: %s", sqlite3_errmsg(st->db));
@@ -46,12 +52,17 @@ store_ban_delete(struct store *st, const char *ip, struct hp_err *err)
     int rc = -1;
 
     pthread_mutex_lock(&st->mtx);
+    sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (sqlite3_prepare_v2(st->db, "DELETE FROM bans WHERE ip = ?1", -1, &s, NULL) == SQLITE_OK) {
         sqlite3_bind_text(s, 1, ip, -1, SQLITE_STATIC);
         if (sqlite3_step(s) == SQLITE_DONE) {
             rc = sqlite3_changes(st->db) > 0 ? 1 : 0;
         }
     }
+    if (rc == 1 && audit_append(st->db, "ban.delete", ip, json_pack("{s:s}", "ip", ip)) == -1) {
+        rc = -1;
+    }
+    sqlite3_exec(st->db, rc == -1 ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
     if (rc == -1) {
         err_set(err, "database: delete ban: %s", sqlite3_errmsg(st->db));
     }
@@ -92,6 +103,7 @@ store_ban_prune(struct store *st, int64_t now)
     int n = 0;
 
     pthread_mutex_lock(&st->mtx);
+    sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (sqlite3_prepare_v2(st->db, "DELETE FROM bans WHERE expires_at <= ?1", -1, &s, NULL) ==
         SQLITE_OK) {
         sqlite3_bind_int64(s, 1, now);
@@ -100,6 +112,13 @@ store_ban_prune(struct store *st, int64_t now)
         }
         sqlite3_finalize(s);
     }
+    if (n > 0 &&
+        audit_append(st->db, "ban.expire", "",
+                     json_pack("{s:I,s:i}", "before", (json_int_t)now, "count", n)) == -1) {
+        n = -1;
+    }
+    sqlite3_exec(st->db, n >= 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+    n = n < 0 ? 0 : n;
     pthread_mutex_unlock(&st->mtx);
     return n;
 }

@@ -7,12 +7,28 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit.h"
 #include "log.h"
 #include "secret.h"
 #include "store.h"
 #include "xmalloc.h"
 
 static const char *const names[3] = {"ca", "server", "client"};
+
+/* The effect of a generation or rotation: each certificate's SHA-256, never a key. */
+static json_t *
+certs_effect(const struct cert_rec recs[3])
+{
+    json_t *o = json_object();
+    char h[CANON_HASH_HEX];
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        canon_sha256(recs[i].cert_pem, strlen(recs[i].cert_pem), h);
+        json_object_set_new(o, names[i], json_string(h));
+    }
+    return o;
+}
 
 int
 store_cert_put_all(struct store *st, const struct cert_rec recs[3], struct hp_err *err)
@@ -42,7 +58,8 @@ store_cert_put_all(struct store *st, const struct cert_rec recs[3], struct hp_er
             goto rollback;
         }
     }
-    if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+    if (audit_append(st->db, "certs.put", "", certs_effect(recs)) == 0 &&
+        sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
         rc = 0;
         goto out;
     }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "store.h"
 #include "xmalloc.h"
 
@@ -16,6 +17,7 @@ store_engine_add(struct store *st, const struct engine_rec *e, bool *conflict, s
 
     *conflict = false;
     pthread_mutex_lock(&st->mtx);
+    sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (sqlite3_prepare_v2(st->db,
                            "INSERT INTO engines (port, name, address, created_at) "
                            "VALUES (?1, ?2, ?3, unixepoch())",
@@ -25,10 +27,12 @@ store_engine_add(struct store *st, const struct engine_rec *e, bool *conflict, s
         sqlite3_bind_text(s, 3, e->address, -1, SQLITE_STATIC);
         step = sqlite3_step(s);
         if (step == SQLITE_DONE) {
-            rc = 0;
             sqlite3_exec(st->db,
                          "DELETE FROM engine_refusals WHERE port IN (SELECT port FROM engines)",
                          NULL, NULL, NULL);
+            rc = audit_append(st->db, "engine.add", e->name,
+                              json_pack("{s:s,s:i,s:s}", "name", e->name, "port", (int)e->port,
+                                        "address", e->address));
         } else if (sqlite3_extended_errcode(st->db) == SQLITE_CONSTRAINT_PRIMARYKEY) {
             *conflict = true;
             err_set(err, "port %u is already taken by another engine", e->port);
@@ -37,6 +41,7 @@ store_engine_add(struct store *st, const struct engine_rec *e, bool *conflict, s
             err_set(err, "an engine named \"%s\" already exists", e->name);
         }
     }
+    sqlite3_exec(st->db, rc == 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
     if (rc == -1 && !*conflict) {
         err_set(err, "database: write engine: %s", sqlite3_errmsg(st->db));
     }
@@ -108,6 +113,10 @@ store_engine_delete(struct store *st, const char *name, struct hp_err *err)
                                       NULL) == SQLITE_OK) {
         sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
         rc = sqlite3_step(s) == SQLITE_DONE ? (sqlite3_changes(st->db) > 0 ? 1 : 0) : -1;
+        if (rc == 1 &&
+            audit_append(st->db, "engine.delete", name, json_pack("{s:s}", "name", name)) == -1) {
+            rc = -1;
+        }
     } else {
         rc = -1;
     }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit.h"
 #include "log.h"
 #include "store.h"
 #include "xmalloc.h"
@@ -199,7 +200,9 @@ store_exapp_put(struct store *st, struct exapp *app, struct hp_err *err)
         goto rollback;
     }
     if (exec_id(st, "DELETE FROM exapp_removed WHERE app_id = ?1", app->app_id) == -1 ||
-        insert_routes(st, app) == -1 || bump_version(st) == -1) {
+        insert_routes(st, app) == -1 || bump_version(st) == -1 ||
+        audit_append(st->db, "exapp.put", app->app_id, json_pack("{s:o}", "app", canon_app(app))) ==
+            -1) {
         fail_db(st, err, "write routes");
         goto rollback;
     }
@@ -494,7 +497,9 @@ store_exapp_delete(struct store *st, const char *app_id, struct hp_err *err)
         goto rollback;
     }
     rc = sqlite3_changes(st->db) > 0 ? 1 : 0;
-    if ((rc == 1 && bump_version(st) == -1) ||
+    if ((rc == 1 &&
+         (bump_version(st) == -1 || audit_append(st->db, "exapp.delete", app_id,
+                                                 json_pack("{s:s}", "app_id", app_id)) == -1)) ||
         exec_id(st,
                 "INSERT OR REPLACE INTO exapp_removed (app_id, removed_at) "
                 "VALUES (?1, unixepoch())",

@@ -18,6 +18,10 @@
  *    (logged once until one is accepted) and the link closes and retries as in note 4. A
  *    malformed message is logged and skipped; a malformed reply fails its request (503).
  *
+ * 6. The link holds an Ed25519 key made at start; its public half goes in hello. When a
+ *    table version announces its hash (audit), the table applied is hashed the same way
+ *    (proto/canon.h) and, when they agree, a signed table_ack follows the ack.
+ *
  *   DOWN --connect--> CONNECTING --connected: hello--> HELLO --welcome--> UP
  *        <-----------------------close/error/another version-------------------+ (+retry)
  */
@@ -27,6 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "canon.h"
 #include "ctl_link.h"
 #include "dp.h"
 #include "frame.h"
@@ -61,6 +66,8 @@ struct ctl_link {
     lws_usec_t last_rx;
     bool logged_down;
     struct log_rate bad_log;
+    struct evp_pkey_st *key; /* signs table_acks */
+    char key_hex[CANON_KEY_HEX];
 };
 
 static void connect_link(lws_sorted_usec_list_t *sul);
@@ -202,13 +209,49 @@ current_version(const struct ctl_link *l)
     return t != NULL ? t->version : -1;
 }
 
+/* The signed acknowledgement of table <version> applied, whose hash is <hash>, when
+ * harp-ctl announced its hash in <audit> and they agree. */
+static void
+send_table_ack(struct ctl_link *l, const char *hash, int64_t version,
+               const struct msg_table_audit *audit)
+{
+    struct msg m = {.type = MSG_TABLE_ACK};
+    json_t *j;
+    int rc;
+
+    if (audit->table_hash[0] == '\0' || l->key == NULL) {
+        return;
+    }
+    if (strcmp(hash, audit->table_hash) != 0) {
+        log_warnx("ctl: table version %lld does not hash to the announced %s (%s): not "
+                  "acknowledged for the audit chain",
+                  (long long)version, audit->table_hash, hash);
+        return;
+    }
+    j = canon_ack_json(version, dp->dp_id, hash);
+    rc = canon_sign(l->key, j, m.table_ack.sig);
+    json_decref(j);
+    if (rc == 0) {
+        m.table_ack.version = version;
+        memcpy(m.table_ack.table_hash, hash, sizeof(m.table_ack.table_hash));
+        send_msg(l, &m);
+    }
+}
+
 /* Hands the <n> <apps> (moved) of <version> to the owner; acks them once applied. */
 static void
-swap_table(struct ctl_link *l, struct exapp *apps, size_t n, int64_t version)
+swap_table(struct ctl_link *l, struct exapp *apps, size_t n, int64_t version,
+           const struct msg_table_audit *audit)
 {
     struct msg ack = {.type = MSG_ACK};
     struct hp_err err;
     int64_t old = current_version(l);
+    char hash[CANON_HASH_HEX] = "";
+
+    /* hashed before the owner takes <apps> */
+    if (audit->table_hash[0] != '\0') {
+        canon_table_hash(apps, n, hash);
+    }
 
     if (l->h->on_table(l->h->ctx, apps, n, version, &err) == -1) {
         log_warnx("ctl: table version %lld refused (%s); keeping version %lld", (long long)version,
@@ -218,12 +261,13 @@ swap_table(struct ctl_link *l, struct exapp *apps, size_t n, int64_t version)
     log_info("ctl: table version %lld applied (%zu ExApps)", (long long)version, n);
     ack.ack.version = version;
     send_msg(l, &ack);
+    send_table_ack(l, hash, version, audit);
 }
 
 static void
 on_snapshot(struct ctl_link *l, struct msg_snapshot *s)
 {
-    swap_table(l, s->exapps, s->nexapps, s->version);
+    swap_table(l, s->exapps, s->nexapps, s->version, &s->audit);
 }
 
 static int
@@ -257,7 +301,7 @@ on_delta(struct ctl_link *l, struct msg_delta *d)
         apps[n++] = d->upserts[i];
         memset(&d->upserts[i], 0, sizeof(d->upserts[i]));
     }
-    swap_table(l, apps, n, d->version);
+    swap_table(l, apps, n, d->version, &d->audit);
     free(apps);
     free(drop);
     return 0;
@@ -556,6 +600,7 @@ ctl_link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         snprintf(hello.hello.dp_id, sizeof(hello.hello.dp_id), "%s", dp->dp_id);
         hello.hello.pid = getpid();
         hello.hello.version = current_version(l);
+        snprintf(hello.hello.dp_key, sizeof(hello.hello.dp_key), "%s", l->key_hex);
         send_msg(l, &hello);
         return 0;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
@@ -616,6 +661,11 @@ ctl_link_start(const struct ctl_link_handlers *h)
 
     l->h = h;
     l->logged_down = true;
+    l->key = canon_key_new();
+    if (l->key == NULL || canon_key_pub(l->key, l->key_hex) == -1) {
+        log_warnx("ctl: no Ed25519 key: table versions are not acknowledged for the audit chain");
+        l->key_hex[0] = '\0';
+    }
     connect_link(&l->sul_retry);
     lws_sul_schedule(dp->ctx, 0, &l->sul_ping, on_ping_timer, PING_S * LWS_US_PER_SEC);
     return l;
@@ -633,6 +683,7 @@ ctl_link_stop(struct ctl_link *l)
         lws_set_opaque_user_data(l->wsi, NULL); /* its close comes with the context's end */
     }
     frame_reader_free(&l->rd);
+    canon_key_free(l->key);
     free(l->out);
     while (l->pending != NULL) {
         struct pending *p = l->pending;

@@ -63,6 +63,7 @@ static const struct var vars[] = {
     /* Test-only: certificates valid this many seconds instead of HP_FRP_CERT_VALIDITY_DAYS */
     {"HP_CERT_LIFETIME_SECONDS", "0", V_UINT, OFF(cert_lifetime_seconds), 0, 3153600000.0, S_SERVE,
      false},
+    {"HP_AUDIT_RETENTION_DAYS", "0", V_UINT, OFF(audit_retention_days), 0, 36500, S_SERVE, false},
     {"HP_FRP_LOGIN_TIMEOUT", "10s", V_TIME, OFF(frp_login_timeout_ms), 0, 0, S_SERVE, false},
     {"HP_FRP_MAX_PENDING", "256", V_UINT, OFF(frp_max_pending), 1, 100000, S_SERVE, false},
     {"HP_TRUSTED_PROXY_IPS", "", V_STR, OFF(trusted_proxy_ips), 0, 0, S_SERVE, false},

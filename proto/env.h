@@ -41,6 +41,7 @@ struct hp_config {
     unsigned cert_lifetime_seconds; /* test-only; 0: HP_FRP_CERT_VALIDITY_DAYS */
     uint64_t frp_login_timeout_ms;  /* a session without a Login by then is closed */
     unsigned frp_max_pending;       /* sessions that have not logged in */
+    unsigned audit_retention_days;  /* 0: the audit log is kept whole */
     char *trusted_proxy_ips;
     struct cidr_list *trusted; /* parsed from trusted_proxy_ips (ENV_SERVE) */
     enum log_level log_level;

@@ -34,6 +34,11 @@ static const struct {
                    msg_hello_encode},
     [MSG_ACK] =
         {"ack", MSG_FROM_DP, {{"version", F_INT}, {NULL, 0}}, msg_ack_decode, msg_ack_encode},
+    [MSG_TABLE_ACK] = {"table_ack",
+                       MSG_FROM_DP,
+                       {{"version", F_INT}, {"table_hash", F_STR}, {"sig", F_STR}, {NULL, 0}},
+                       msg_table_ack_decode,
+                       msg_table_ack_encode},
     [MSG_LOOKUP] = {"lookup",
                     MSG_FROM_DP,
                     {{"id", F_INT}, {"app_id", F_STR}, {NULL, 0}},
@@ -333,6 +338,64 @@ msg_get_str(const json_t *o, const char *what, const char *key, bool required, s
     }
     memcpy(out, s, strlen(s) + 1);
     return 0;
+}
+
+int
+msg_get_hex(const json_t *o, const char *what, const char *key, bool required, size_t len,
+            char *out, struct hp_err *err)
+{
+    size_t i;
+
+    out[0] = '\0';
+    if (msg_get_str(o, what, key, required, len, out, err) == -1) {
+        return -1;
+    }
+    if (out[0] == '\0' && json_object_get(o, key) == NULL) {
+        return 0;
+    }
+    for (i = 0; out[i] != '\0'; i++) {
+        if (!((out[i] >= '0' && out[i] <= '9') || (out[i] >= 'a' && out[i] <= 'f'))) {
+            break;
+        }
+    }
+    if (i != len || out[i] != '\0') {
+        err_set(err, "%s: field \"%s\" must be %zu lower-case hex digits", what, key, len);
+        out[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+int
+msg_audit_decode(const json_t *o, const char *what, struct msg_table_audit *a, struct hp_err *err)
+{
+    const json_t *v = json_object_get(o, "audit");
+
+    if (v == NULL) {
+        return 0;
+    }
+    if (!json_is_object(v)) {
+        err_set(err, "%s: field \"audit\" must be an object", what);
+        return -1;
+    }
+    return msg_get_int(v, what, "seq", true, 0, INT64_MAX, &a->seq, err) == -1 ||
+                   msg_get_hex(v, what, "table_hash", true, MSG_HASH_HEX, a->table_hash, err) ==
+                       -1 ||
+                   msg_get_hex(v, what, "chain_head", true, MSG_HASH_HEX, a->chain_head, err) ==
+                       -1 ||
+                   msg_get_hex(v, what, "sig", true, MSG_SIG_HEX, a->sig, err) == -1
+               ? -1
+               : 0;
+}
+
+void
+msg_audit_encode(const struct msg_table_audit *a, json_t *o)
+{
+    if (a->table_hash[0] != '\0') {
+        json_object_set_new(o, "audit",
+                            json_pack("{s:I,s:s,s:s,s:s}", "seq", (json_int_t)a->seq, "table_hash",
+                                      a->table_hash, "chain_head", a->chain_head, "sig", a->sig));
+    }
 }
 
 int

@@ -21,16 +21,23 @@
 
 enum msg_type {
     /* dp -> ctl */
-    MSG_HELLO,  /* {proto, dp_id, pid, version}: version = last applied table version, -1 */
-    MSG_ACK,    /* {version} */
-    MSG_LOOKUP, /* {id, app_id}: an app id missing from the table */
-    MSG_AUTH,   /* {id, app_id, cookie_b64, headers: [[name, value_b64], ...]}: who is the
-                 * user; header values and the cookie are bytes, carried in base64 */
-    MSG_EVENT,  /* {event: "failure", ip} | {event: "tunnels", tunnels: [...]} */
+    MSG_HELLO,     /* {proto, dp_id, pid, version, dp_key?}: version = last applied table version,
+                    * -1; dp_key the data plane's Ed25519 public key (hex) its table_acks verify
+                    * with */
+    MSG_ACK,       /* {version} */
+    MSG_LOOKUP,    /* {id, app_id}: an app id missing from the table */
+    MSG_AUTH,      /* {id, app_id, cookie_b64, headers: [[name, value_b64], ...]}: who is the
+                    * user; header values and the cookie are bytes, carried in base64 */
+    MSG_EVENT,     /* {event: "failure", ip} | {event: "tunnels", tunnels: [...]} */
+    MSG_TABLE_ACK, /* {version, table_hash, sig}: the table applied hashes to table_hash; sig
+                    * by dp_key over the canonical {type: "harp.table_ack", version, dp_id,
+                    * table_hash} (docs/audit.md) */
     /* ctl -> dp */
     MSG_WELCOME,       /* {proto}: the answer to a good hello, before anything else */
-    MSG_SNAPSHOT,      /* {version, exapps: [...]} */
-    MSG_DELTA,         /* {from, version, upserts: [...], deletes: [app_id, ...]} */
+    MSG_SNAPSHOT,      /* {version, exapps: [...], audit?} */
+    MSG_DELTA,         /* {from, version, upserts: [...], deletes: [app_id, ...], audit?}; audit
+                        * is {seq, table_hash, chain_head, sig}: the table version as harp-ctl
+                        * signed it (docs/audit.md) */
     MSG_LOOKUP_REPLY,  /* {id, app_id, found, exapp?, error?} */
     MSG_AUTH_REPLY,    /* {id, result: "user"|"anonymous"|"error", user_id, access_level, ttl_ms,
                         * error?}: the last three with "user" only */
@@ -64,12 +71,15 @@ const char *msg_type_name(enum msg_type t);
 #define MSG_MAX_TUNNELS 4096
 #define MSG_TUNNEL_NAME_MAX 127
 #define MSG_TUNNEL_PEER_MAX 63
+#define MSG_HASH_HEX 64 /* a SHA-256 or an Ed25519 public key, lower-case hex */
+#define MSG_SIG_HEX 128 /* an Ed25519 signature, lower-case hex */
 
 struct msg_hello {
     int64_t proto; /* when not PROTO_VERSION, the other fields were not decoded (zero) */
     char dp_id[MSG_DP_ID_MAX + 1];
     int64_t pid; /* 0 when absent */
     int64_t version;
+    char dp_key[MSG_HASH_HEX + 1]; /* "" when absent */
 };
 
 struct msg_welcome {
@@ -78,6 +88,20 @@ struct msg_welcome {
 
 struct msg_ack {
     int64_t version;
+};
+
+struct msg_table_ack {
+    int64_t version;
+    char table_hash[MSG_HASH_HEX + 1];
+    char sig[MSG_SIG_HEX + 1];
+};
+
+/* What a published table version carries for the audit chain; table_hash "" when absent. */
+struct msg_table_audit {
+    int64_t seq;
+    char table_hash[MSG_HASH_HEX + 1];
+    char chain_head[MSG_HASH_HEX + 1];
+    char sig[MSG_SIG_HEX + 1];
 };
 
 struct msg_lookup {
@@ -122,6 +146,7 @@ struct msg_snapshot {
     int64_t version;
     struct exapp *exapps;
     size_t nexapps;
+    struct msg_table_audit audit;
 };
 
 struct msg_delta {
@@ -130,6 +155,7 @@ struct msg_delta {
     size_t nupserts;
     char (*deletes)[EXAPP_ID_MAX + 1]; /* lower-case app ids */
     size_t ndeletes;
+    struct msg_table_audit audit;
 };
 
 struct msg_lookup_reply {
@@ -189,6 +215,7 @@ struct msg {
         struct msg_hello hello;
         struct msg_welcome welcome;
         struct msg_ack ack;
+        struct msg_table_ack table_ack;
         struct msg_lookup lookup;
         struct msg_auth auth;
         struct msg_event event;

@@ -31,7 +31,10 @@ msg_snapshot_decode(const json_t *o, struct msg *m, struct hp_err *err)
     if (msg_get_int(o, "snapshot", "version", true, 0, INT64_MAX, &s->version, err) == -1) {
         return -1;
     }
-    return msg_get_exapps(o, "snapshot", "exapps", &s->exapps, &s->nexapps, err);
+    return msg_get_exapps(o, "snapshot", "exapps", &s->exapps, &s->nexapps, err) == -1 ||
+                   msg_audit_decode(o, "snapshot", &s->audit, err) == -1
+               ? -1
+               : 0;
 }
 
 void
@@ -39,6 +42,7 @@ msg_snapshot_encode(const struct msg *m, json_t *o)
 {
     json_object_set_new(o, "version", json_integer(m->snapshot.version));
     json_object_set_new(o, "exapps", msg_exapps_encode(m->snapshot.exapps, m->snapshot.nexapps));
+    msg_audit_encode(&m->snapshot.audit, o);
 }
 
 int
@@ -68,7 +72,7 @@ msg_delta_decode(const json_t *o, struct msg *m, struct hp_err *err)
         }
         d->ndeletes = i + 1;
     }
-    return 0;
+    return msg_audit_decode(o, "delta", &d->audit, err);
 }
 
 void
@@ -85,6 +89,7 @@ msg_delta_encode(const struct msg *m, json_t *o)
         json_array_append_new(a, json_string(d->deletes[i]));
     }
     json_object_set_new(o, "deletes", a);
+    msg_audit_encode(&d->audit, o);
 }
 
 /* The request id every reply carries. */

@@ -24,7 +24,9 @@ msg_hello_decode(const json_t *o, struct msg *m, struct hp_err *err)
     }
     return msg_get_str(o, "hello", "dp_id", true, MSG_DP_ID_MAX, h->dp_id, err) == -1 ||
                    msg_get_int(o, "hello", "pid", false, 0, INT64_MAX, &h->pid, err) == -1 ||
-                   msg_get_int(o, "hello", "version", true, -1, INT64_MAX, &h->version, err) == -1
+                   msg_get_int(o, "hello", "version", true, -1, INT64_MAX, &h->version, err) ==
+                       -1 ||
+                   msg_get_hex(o, "hello", "dp_key", false, MSG_HASH_HEX, h->dp_key, err) == -1
                ? -1
                : 0;
 }
@@ -41,6 +43,9 @@ msg_hello_encode(const struct msg *m, json_t *o)
     json_object_set_new(o, "dp_id", json_string(h->dp_id));
     json_object_set_new(o, "pid", json_integer(h->pid));
     json_object_set_new(o, "version", json_integer(h->version));
+    if (h->dp_key[0] != '\0') {
+        json_object_set_new(o, "dp_key", json_string(h->dp_key));
+    }
 }
 
 int
@@ -53,6 +58,27 @@ void
 msg_ack_encode(const struct msg *m, json_t *o)
 {
     json_object_set_new(o, "version", json_integer(m->ack.version));
+}
+
+int
+msg_table_ack_decode(const json_t *o, struct msg *m, struct hp_err *err)
+{
+    struct msg_table_ack *a = &m->table_ack;
+
+    return msg_get_int(o, "table_ack", "version", true, 0, INT64_MAX, &a->version, err) == -1 ||
+                   msg_get_hex(o, "table_ack", "table_hash", true, MSG_HASH_HEX, a->table_hash,
+                               err) == -1 ||
+                   msg_get_hex(o, "table_ack", "sig", true, MSG_SIG_HEX, a->sig, err) == -1
+               ? -1
+               : 0;
+}
+
+void
+msg_table_ack_encode(const struct msg *m, json_t *o)
+{
+    json_object_set_new(o, "version", json_integer(m->table_ack.version));
+    json_object_set_new(o, "table_hash", json_string(m->table_ack.table_hash));
+    json_object_set_new(o, "sig", json_string(m->table_ack.sig));
 }
 
 /* The request id every request and reply carries. */

@@ -19,6 +19,13 @@ int msg_get_strdup(const json_t *o, const char *what, const char *key, bool requ
                    char **out, struct hp_err *err);
 int msg_get_bool(const json_t *o, const char *what, const char *key, bool required, bool *out,
                  struct hp_err *err);
+/* Exactly <len> lower-case hex digits into <out> (<len> + 1 bytes). */
+int msg_get_hex(const json_t *o, const char *what, const char *key, bool required, size_t len,
+                char *out, struct hp_err *err);
+/* The optional "audit" object of snapshot and delta. */
+int msg_audit_decode(const json_t *o, const char *what, struct msg_table_audit *a,
+                     struct hp_err *err);
+void msg_audit_encode(const struct msg_table_audit *a, json_t *o);
 /* The array <key> of at most <max> elements, NULL (with <err> when it is an error). */
 const json_t *msg_get_array(const json_t *o, const char *what, const char *key, size_t max,
                             struct hp_err *err);
@@ -37,6 +44,8 @@ int msg_hello_decode(const json_t *o, struct msg *m, struct hp_err *err);
 void msg_hello_encode(const struct msg *m, json_t *o);
 int msg_ack_decode(const json_t *o, struct msg *m, struct hp_err *err);
 void msg_ack_encode(const struct msg *m, json_t *o);
+int msg_table_ack_decode(const json_t *o, struct msg *m, struct hp_err *err);
+void msg_table_ack_encode(const struct msg *m, json_t *o);
 int msg_lookup_decode(const json_t *o, struct msg *m, struct hp_err *err);
 void msg_lookup_encode(const struct msg *m, json_t *o);
 int msg_auth_decode(const json_t *o, struct msg *m, struct hp_err *err);

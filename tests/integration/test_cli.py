@@ -117,7 +117,8 @@ COMMANDS = [["serve"], ["status"], ["exapp", "list"], ["exapp", "show"], ["exapp
             ["dp", "list"], ["ban", "list"], ["ban", "add"], ["ban", "rm"], ["engine", "list"],
             ["engine", "add"], ["engine", "rm"], ["engine", "ping"], ["engine", "frpc"],
             ["tunnel", "list"], ["certs", "show"], ["certs", "export"], ["certs", "rotate"],
-            ["config", "check"]]
+            ["config", "check"], ["audit", "key"], ["audit", "log"], ["audit", "verify"],
+            ["audit", "proof"], ["audit", "check-proof"], ["audit", "prune"]]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=" ".join)
