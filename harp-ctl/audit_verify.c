@@ -26,7 +26,9 @@ audit_apply(json_t *table, const char *op, const json_t *effect)
 {
     const json_t *app;
 
-    if (strcmp(op, "exapp.put") == 0 && json_is_object(app = json_object_get(effect, "app")) &&
+    /* exapp.timeouts carries the app as published after the change, when it is registered */
+    if ((strcmp(op, "exapp.put") == 0 || strcmp(op, "exapp.timeouts") == 0) &&
+        json_is_object(app = json_object_get(effect, "app")) &&
         json_is_string(json_object_get(app, "app_id"))) {
         json_object_set(table, json_string_value(json_object_get(app, "app_id")), (json_t *)app);
     } else if (strcmp(op, "exapp.delete") == 0) {

@@ -47,13 +47,17 @@ int store_exapp_snapshot(struct store *st, struct exapp **apps, size_t *n, int64
 /* When <app_id> was last removed by DELETE (Unix time), or 0 when it was not, or was
  * registered again since. */
 int64_t store_exapp_removed_at(struct store *st, const char *app_id);
+/* store_exapp_get() for a caller that holds mtx. */
+int store_exapp_get_locked(struct store *st, const char *app_id, struct exapp *app,
+                           struct hp_err *err);
 /* 1 when removed, 0 when absent, -1 on error. Either way the id is marked removed. */
 int store_exapp_delete(struct store *st, const char *app_id, struct hp_err *err);
 size_t store_exapp_count(struct store *st);
 
 /* Operator timeouts of <app_id> (<route> "" for the app, else a route's url pattern): each
  * kind with <change> set becomes <ms> (0: back to the default), in one transaction that also
- * bumps the table version. 0, or -1 with <err>. */
+ * bumps the table version and appends the audit entry "exapp.timeouts" (the app as published
+ * after it, when it is registered). 0, or -1 with <err>. */
 int store_timeouts_set(struct store *st, const char *app_id, const char *route,
                        const uint32_t ms[EXAPP_NTIMEOUTS], const bool change[EXAPP_NTIMEOUTS],
                        struct hp_err *err);

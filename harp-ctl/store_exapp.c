@@ -20,7 +20,6 @@ fail_db(struct store *st, struct hp_err *err, const char *what)
 }
 
 static int list_locked(struct store *st, struct exapp **apps, size_t *n, struct hp_err *err);
-static int get_locked(struct store *st, const char *app_id, struct exapp *app, struct hp_err *err);
 
 static int
 bump_version(struct store *st)
@@ -153,7 +152,7 @@ store_exapp_put(struct store *st, struct exapp *app, struct hp_err *err)
         goto out;
     }
     if (table_size_locked(st, err) == -1 ||
-        (found = get_locked(st, app->app_id, &old, err)) == -1) {
+        (found = store_exapp_get_locked(st, app->app_id, &old, err)) == -1) {
         goto rollback;
     }
     app->created_at = now;
@@ -199,8 +198,11 @@ store_exapp_put(struct store *st, struct exapp *app, struct hp_err *err)
         fail_db(st, err, "clear routes");
         goto rollback;
     }
+    /* The entry holds the app as published: with the operator's timeouts, which outlive
+     * AppAPI's registrations. */
     if (exec_id(st, "DELETE FROM exapp_removed WHERE app_id = ?1", app->app_id) == -1 ||
         insert_routes(st, app) == -1 || bump_version(st) == -1 ||
+        store_timeouts_load(st, app, 1, app->app_id) == -1 ||
         audit_append(st->db, "exapp.put", app->app_id, json_pack("{s:o}", "app", canon_app(app))) ==
             -1) {
         fail_db(st, err, "write routes");
@@ -307,9 +309,8 @@ row_to_exapp(sqlite3_stmt *s, struct exapp *a)
     "SELECT app_id, token, version, host, port, resolved_host, created_at, updated_at "            \
     "FROM exapps "
 
-/* 1 and fills <app> when found, 0 when absent, -1 with <err>; the caller holds mtx. */
-static int
-get_locked(struct store *st, const char *app_id, struct exapp *app, struct hp_err *err)
+int
+store_exapp_get_locked(struct store *st, const char *app_id, struct exapp *app, struct hp_err *err)
 {
     sqlite3_stmt *s = NULL;
     int rc = -1, step;
@@ -346,7 +347,7 @@ store_exapp_get(struct store *st, const char *app_id, struct exapp *app, struct 
     int rc;
 
     pthread_mutex_lock(&st->mtx);
-    rc = get_locked(st, app_id, app, err);
+    rc = store_exapp_get_locked(st, app_id, app, err);
     pthread_mutex_unlock(&st->mtx);
     return rc;
 }

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "audit.h"
 #include "log.h"
 #include "store.h"
 
@@ -48,6 +49,34 @@ store_timeouts_load(struct store *st, struct exapp *apps, size_t n, const char *
     }
     sqlite3_finalize(s);
     return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* The audit entry of a change: what was set, and the app as published after it. */
+static int
+audit_timeouts(struct store *st, const char *app_id, const char *route,
+               const uint32_t ms[EXAPP_NTIMEOUTS], const bool change[EXAPP_NTIMEOUTS])
+{
+    json_t *set = json_object(), *effect;
+    struct exapp app;
+    struct hp_err err;
+    int k, found;
+
+    for (k = 0; k < EXAPP_NTIMEOUTS; k++) {
+        if (change[k]) {
+            json_object_set_new(set, exapp_timeout_name(k), json_integer(ms[k]));
+        }
+    }
+    effect = json_pack("{s:s,s:s,s:o}", "app_id", app_id, "route", route, "set", set);
+    memset(&app, 0, sizeof(app));
+    if ((found = store_exapp_get_locked(st, app_id, &app, &err)) == -1) {
+        json_decref(effect);
+        return -1;
+    }
+    if (found == 1) {
+        json_object_set_new(effect, "app", canon_app(&app));
+        exapp_free(&app);
+    }
+    return audit_append(st->db, "exapp.timeouts", app_id, effect);
 }
 
 int
@@ -96,6 +125,7 @@ store_timeouts_set(struct store *st, const char *app_id, const char *route,
     /* the data planes get the change with the next table version */
     if (sqlite3_exec(st->db, "UPDATE table_state SET version = version + 1 WHERE id = 1", NULL,
                      NULL, NULL) != SQLITE_OK ||
+        audit_timeouts(st, app_id, route, ms, change) == -1 ||
         sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         goto fail;
     }

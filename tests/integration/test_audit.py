@@ -329,3 +329,33 @@ def test_retention_setting_limits(ctl_factory):
     c.stop()
     assert verify(c)[0] == 0
     assert "pruned" not in c.log()
+
+
+def test_operator_timeouts_are_entries_and_outlive_re_registration(ctl_factory):
+    """Timeouts an operator sets (harp-ctl exapp set) change the published table: each is an
+    entry holding the app as published after it, a re-registration by AppAPI keeps them in
+    its entry too, and a timeout changed in the database without an entry is caught."""
+    c = ctl_factory().start()
+    assert c.request("POST", "/exapp_storage/app1", body(1)).status == 204
+    r = c.cli("exapp", "set", "app1", "--idle-timeout", "30m")
+    assert r.returncode == 0, r.stderr
+    r = c.cli("exapp", "set", "app1", "--route", "^/r1/.*", "--connect-timeout", "5s")
+    assert r.returncode == 0, r.stderr
+    assert c.request("POST", "/exapp_storage/app1", body(1)).status == 204  # AppAPI again
+    rc, out = verify(c)
+    assert rc == 0, out
+    log = json.loads(c.cli("audit", "log", "--json").stdout)
+    entries = log["entries"] if isinstance(log, dict) else log
+    sets = [e for e in entries if e["op"] == "exapp.timeouts"]
+    assert [e["subject"] for e in sets] == ["app1", "app1"]
+    assert [e["effect"]["set"] for e in sets] == [{"idle": 1800000}, {"connect": 5000}]
+    assert sets[1]["effect"]["route"] == "^/r1/.*"
+    last_put = [e for e in entries if e["op"] == "exapp.put"][-1]
+    assert last_put["effect"]["app"]["timeouts"]["idle"] == 1800000
+    c.stop()
+    db = db_of(c)
+    db.execute("UPDATE exapp_timeouts SET ms = 1000 WHERE app_id = 'app1' AND kind = 'idle'")
+    db.commit()
+    db.close()
+    rc, out = verify(c)
+    assert rc == 1 and "ExApp app1" in out, out

@@ -196,7 +196,7 @@ def test_oversized_chunked_body_is_413_and_daemon_unharmed(ctl):
             s.sendall(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             pass
-        s.settimeout(10)
+        s.settimeout(60)
         head = s.recv(4096)
     assert head.startswith(b"HTTP/1.1 413 ")
     assert ctl.request("GET", "/heartbeat").status == 200
