@@ -110,9 +110,23 @@ publish_dataplanes(struct publish *pub)
 {
     json_t *a;
 
+    json_t *d;
+    double now = now_mono();
+    size_t i;
+
     pthread_mutex_lock(&pub->mtx);
     a = json_deep_copy(pub->dp_info);
     pthread_mutex_unlock(&pub->mtx);
+    /* The copy holds when each link connected and was last heard from; ages are of now. */
+    json_array_foreach(a, i, d)
+    {
+        json_object_set_new(d, "connected_seconds",
+                            json_real(now - json_real_value(json_object_get(d, "connected_at"))));
+        json_object_set_new(d, "seen_seconds_ago",
+                            json_real(now - json_real_value(json_object_get(d, "seen_at"))));
+        json_object_del(d, "connected_at");
+        json_object_del(d, "seen_at");
+    }
     return a;
 }
 
@@ -123,7 +137,6 @@ update_dp_info(struct publish *pub)
     json_t *a = json_array(), *tunnels;
     struct dataplane *dp;
     struct link *l;
-    double now = now_mono();
     size_t i;
 
     for (l = link_server_links(pub->ls); l != NULL; l = l->next) {
@@ -142,9 +155,8 @@ update_dp_info(struct publish *pub)
         json_array_append_new(a, json_pack("{s:s,s:I,s:I,s:I,s:f,s:f,s:o}", "dp_id", l->dp_id,
                                            "pid", (json_int_t)l->pid, "applied_version",
                                            (json_int_t)dp->acked_version, "table_version",
-                                           (json_int_t)pub->version, "connected_seconds",
-                                           now - l->connected, "seen_seconds_ago",
-                                           now - l->last_seen, "tunnels", tunnels));
+                                           (json_int_t)pub->version, "connected_at", l->connected,
+                                           "seen_at", l->last_seen, "tunnels", tunnels));
     }
     pthread_mutex_lock(&pub->mtx);
     json_decref(pub->dp_info);

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from harness import HARP_CTL, ProtoClient, run_ctl, wait_for
+from proto_frames import message
 from helpers.backends import raw_request
 
 KEY = "test-shared-key-0123"
@@ -178,8 +179,10 @@ def test_a_table_over_the_frame_limit_is_never_marked_sent(ctl_factory):
     ctl.secrets.append("old-token-secret")
     ctl.start()
     dp = ProtoClient(os.path.join(ctl.state_dir, "ctl.sock"), timeout=5)
-    wait_for(lambda: "exceeds the 16777216-byte frame limit; not sent" in ctl.log(),
-             what="the refusal logged")
+    def refused():
+        dp.send(message("ping-from-dp"))  # a live data plane: never silent 30 s, however slow
+        return "exceeds the 16777216-byte frame limit; not sent" in ctl.log()
+    wait_for(refused, what="the refusal logged")
     assert ctl.request("DELETE", "/exapp_storage/old00").status == 204
     msg = dp.recv()
     assert msg["type"] == "snapshot", "a snapshot, never a delta from a version never sent"

