@@ -123,8 +123,8 @@ cmd_log(struct cli_opts *opts, struct store *st)
     }
     if (sqlite3_prepare_v2(st->db,
                            "SELECT seq, at, actor, op, subject, version, effect, prev_hash, hash "
-                           "FROM audit_log WHERE at >= ?1 AND (?2 IS NULL OR (op LIKE 'exapp.%' "
-                           "AND subject = lower(?2))) ORDER BY seq",
+                           "FROM audit_log WHERE at >= ?1 AND (?2 IS NULL OR ((op LIKE 'exapp.%' "
+                           "OR op LIKE 'k8s.%') AND subject = lower(?2))) ORDER BY seq",
                            -1, &s, NULL) != SQLITE_OK) {
         fprintf(stderr, "harp-ctl: database: %s\n", sqlite3_errmsg(st->db));
         json_decref(a);

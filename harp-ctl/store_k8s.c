@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
-/* The k8s_expose table (schema 0008). Every function takes the store's mutex. */
+/* The k8s_expose table (schema 0008). Every function takes the store's mutex; each change
+ * appends its audit entry in its transaction. */
 #include "config.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "audit.h"
 #include "log.h"
 #include "store.h"
 
@@ -15,7 +17,8 @@ store_k8s_put(struct store *st, const char *app_id, const struct k8s_expose *e)
     int rc = -1;
 
     pthread_mutex_lock(&st->mtx);
-    if (sqlite3_prepare_v2(st->db,
+    if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(st->db,
                            "INSERT OR REPLACE INTO k8s_expose (app_id, kind, upstream_host, "
                            "upstream_port, node_name, node_selector, address_type, service, "
                            "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, unixepoch())",
@@ -29,12 +32,20 @@ store_k8s_put(struct store *st, const char *app_id, const struct k8s_expose *e)
         sqlite3_bind_text(s, 7, e->address_type[0] ? e->address_type : "InternalIP", -1,
                           SQLITE_STATIC);
         sqlite3_bind_text(s, 8, e->service, -1, SQLITE_STATIC);
-        if (sqlite3_step(s) == SQLITE_DONE) {
+        if (sqlite3_step(s) == SQLITE_DONE &&
+            audit_append(st->db, "k8s.expose", app_id,
+                         json_pack("{s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:s}", "app_id", app_id, "kind",
+                                   e->kind, "upstream_host", e->upstream_host, "upstream_port",
+                                   (int)e->upstream_port, "node_name", e->node_name,
+                                   "node_selector", e->node_selector, "address_type",
+                                   e->address_type, "service", e->service)) == 0 &&
+            sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
             rc = 0;
         }
     }
     if (rc == -1) {
         log_warnx("store: write k8s expose of %s: %s", app_id, sqlite3_errmsg(st->db));
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     }
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->mtx);
@@ -91,12 +102,20 @@ store_k8s_delete(struct store *st, const char *app_id)
     int rc = -1;
 
     pthread_mutex_lock(&st->mtx);
-    if (sqlite3_prepare_v2(st->db, "DELETE FROM k8s_expose WHERE app_id = ?1", -1, &s, NULL) ==
-        SQLITE_OK) {
+    if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(st->db, "DELETE FROM k8s_expose WHERE app_id = ?1", -1, &s, NULL) ==
+            SQLITE_OK) {
         sqlite3_bind_text(s, 1, app_id, -1, SQLITE_STATIC);
-        if (sqlite3_step(s) == SQLITE_DONE) {
+        if (sqlite3_step(s) == SQLITE_DONE &&
+            (sqlite3_changes(st->db) == 0 ||
+             audit_append(st->db, "k8s.delete", app_id, json_pack("{s:s}", "app_id", app_id)) ==
+                 0) &&
+            sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
             rc = 0;
         }
+    }
+    if (rc == -1) {
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     }
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->mtx);

@@ -244,6 +244,13 @@ def test_nodeport_resolves_the_same_after_restart(k8s):
     wait_for(asked, timeout=30, what="look-up")
     assert stored(k8s, "keep") == ("198.51.100.2", port)
     assert sum(1 for m, p, *_ in d.requests if m == "POST" and p.endswith("/services")) == creates
+    # The expose options are state: an audit entry, and the chain verifies.
+    log = json.loads(ctl.cli("audit", "log", "--app", "keep", "--json").stdout)
+    entries = log["entries"] if isinstance(log, dict) else log
+    (e,) = [e for e in entries if e["op"] == "k8s.expose"]
+    assert (e["effect"]["kind"], e["effect"]["node_name"]) == ("nodeport", "n2")
+    r = ctl.cli("audit", "verify")
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_docker_apps_cost_no_kubernetes_call(make_gateway, double, docker_engine):
