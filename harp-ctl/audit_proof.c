@@ -308,12 +308,9 @@ proof_acks(const json_t *acks, const json_t *v)
 int
 audit_proof_check(const char *file, const char *pub)
 {
-    char prev[CANON_HASH_HEX], th[CANON_HASH_HEX], why[256] = "", *text, *canon;
-    json_t *proof, *table = NULL, *v, *j;
+    char *text, msg[512];
     size_t len;
-    int64_t seq = 0;
-    long acks = -1;
-    bool ok;
+    int rc;
 
     if (pub == NULL) {
         fprintf(stderr, "harp-ctl: audit check-proof needs --key PUBKEY (harp-ctl audit key)\n");
@@ -322,6 +319,21 @@ audit_proof_check(const char *file, const char *pub)
     if ((text = slurp(file, &len)) == NULL) {
         return 2;
     }
+    rc = audit_proof_verify(text, len, pub, msg, sizeof(msg));
+    printf("%s\n", msg);
+    free(text);
+    return rc;
+}
+
+int
+audit_proof_verify(const char *text, size_t len, const char *pub, char *msg, size_t msglen)
+{
+    char prev[CANON_HASH_HEX], th[CANON_HASH_HEX], why[256] = "", *canon;
+    json_t *proof, *table = NULL, *v, *j;
+    int64_t seq = 0;
+    long acks = -1;
+    bool ok;
+
     proof = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
     canon = proof != NULL ? canon_dump(proof) : NULL;
     v = json_object_get(proof, "version");
@@ -352,15 +364,15 @@ audit_proof_check(const char *file, const char *pub)
         }
     }
     if (why[0] != '\0') {
-        printf("proof INVALID: %s\n", why);
+        snprintf(msg, msglen, "proof INVALID: %s", why);
     } else {
-        printf("proof valid: table version %lld (table %s) follows from entries up to %lld, "
-               "signed by harp-ctl; co-signed by %ld data plane%s\n",
-               (long long)num(v, "version"), th, (long long)seq, acks, acks == 1 ? "" : "s");
+        snprintf(msg, msglen,
+                 "proof valid: table version %lld (table %s) follows from entries up to %lld, "
+                 "signed by harp-ctl; co-signed by %ld data plane%s",
+                 (long long)num(v, "version"), th, (long long)seq, acks, acks == 1 ? "" : "s");
     }
     json_decref(table);
     json_decref(proof);
     free(canon);
-    free(text);
     return why[0] != '\0' ? 1 : 0;
 }

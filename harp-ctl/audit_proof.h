@@ -14,5 +14,8 @@ int audit_proof_write(struct store *st, const char *pub, const char *version, co
 /* Checks the proof in <file> against harp-ctl's public key <pub> (hex), with no database;
  * prints the result. A CLI exit code: 0 valid, 1 invalid, 2 usage. */
 int audit_proof_check(const char *file, const char *pub);
+/* audit_proof_check() of the <len> bytes at <text> (a NUL after them), printing nothing: the
+ * verdict in <msg>. 0 valid, 1 invalid. */
+int audit_proof_verify(const char *text, size_t len, const char *pub, char *msg, size_t msglen);
 
 #endif
