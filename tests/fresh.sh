@@ -31,6 +31,13 @@ cleanup() {
     rc=$?
     set +e
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+    # and whatever runs in the root (the namespaces' first process outside it included)
+    for p in /proc/[0-9]*; do
+        case "$(readlink "$p/root" 2>/dev/null) $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)" in
+        "$root "* | *" $root") kill -KILL "${p#/proc/}" 2>/dev/null ;;
+        esac
+    done
+    sleep 1
     ip netns del "$ns" 2>/dev/null
     ip link del "$host_if" 2>/dev/null
     iptables -t nat -D POSTROUTING -s "$net.0/30" -j MASQUERADE 2>/dev/null
