@@ -292,6 +292,8 @@ serve_main(env_lookup_cb lookup, void *lookup_arg, bool allow_empty)
     if (ca_init(&ctl, &err) == -1) {
         log_errorx("serve: HP_CERTS_DIR: %s", err.msg);
         store_close(ctl.store);
+        canon_key_free(ctl.audit_key);
+        curl_global_cleanup();
         env_free(&ctl.cfg);
         return 1;
     }
@@ -304,6 +306,8 @@ serve_main(env_lookup_cb lookup, void *lookup_arg, bool allow_empty)
         ca_renew_free(ctl.renew);
         engines_stop(ctl.engines);
         store_close(ctl.store);
+        canon_key_free(ctl.audit_key);
+        curl_global_cleanup();
         env_free(&ctl.cfg);
         return 1;
     }
@@ -317,6 +321,8 @@ serve_main(env_lookup_cb lookup, void *lookup_arg, bool allow_empty)
         publish_stop(ctl.pub);
         ca_renew_free(ctl.renew);
         store_close(ctl.store);
+        canon_key_free(ctl.audit_key);
+        curl_global_cleanup();
         env_free(&ctl.cfg);
         return 1;
     }

@@ -215,27 +215,29 @@ def test_appapi_daemon_check(harp):
 
 def test_docker_exapp_deploy_through_the_container(harp):
     """03/04: AppAPI's test deploy (pull, create, certificates, start, heartbeat, init,
-    enable, register) and its removal, through the container onto the engine."""
-    from test_docker_replay import expect, send
+    enable, register) and its removal, through the container onto the engine, under the
+    replay's per-run names (test_docker_replay.renamed)."""
+    from test_docker_replay import DEPLOY, expect, renamed, send
     api = harp.docker.engine.api
-    repo, tag = EXAPP_IMAGE.rsplit(":", 1)
+    image, container = renamed(EXAPP_IMAGE), f"nc_app_{DEPLOY}"
+    repo, tag = image.rsplit(":", 1)
     assert api.request("POST", f"/images/{IMAGE}/tag?repo={repo}&tag={tag}")[0] == 201
     gw = types.SimpleNamespace(port=harp.exapps[1], app_port=str(free_port()), stored=set(),
                                api=api)
     try:
         for name in ("03-test-deploy-register.txt", "04-test-deploy-unregister.txt"):
-            state = {"container": "nc_app_test-deploy", "gpu": False,
-                     "exists": api.json("GET", "/containers/nc_app_test-deploy/json")[0] == 200}
+            state = {"container": container, "gpu": False,
+                     "exists": api.json("GET", f"/containers/{container}/json")[0] == 200}
             for method, target, headers, body in parse_capture(name):
                 expect(gw, method, target, send(gw, method, target, headers, body), state)
             if name.startswith("03"):
-                c = api.json("GET", "/containers/nc_app_test-deploy/json")[1]
-                assert c["State"]["Running"] and c["Config"]["Image"] == EXAPP_IMAGE
-        assert api.json("GET", "/containers/nc_app_test-deploy/json")[0] == 404
+                c = api.json("GET", f"/containers/{container}/json")[1]
+                assert c["State"]["Running"] and c["Config"]["Image"] == image
+        assert api.json("GET", f"/containers/{container}/json")[0] == 404
     finally:
-        api.remove_container("nc_app_test-deploy")
-        api.remove_volume("nc_app_test-deploy_data")
-        api.request("DELETE", f"/images/{EXAPP_IMAGE}")
+        api.remove_container(container)
+        api.remove_volume(f"{container}_data")
+        api.request("DELETE", f"/images/{image}")
 
 
 def test_killed_data_plane_is_back(harp):
