@@ -599,6 +599,16 @@ ca_fingerprint(const char *pem)
     return xstrdup(fp);
 }
 
+int
+ca_key_sha256(const char *pem, char out[CANON_HASH_HEX])
+{
+    X509 *x = pem_cert(pem);
+    int rc = x != NULL ? canon_pubkey_sha256(X509_get0_pubkey(x), out) : -1;
+
+    X509_free(x);
+    return rc;
+}
+
 /* --- description ------------------------------------------------------------------------- */
 
 static json_t *

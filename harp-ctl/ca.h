@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "canon.h"
 #include "ctl.h"
 #include "store.h"
 
@@ -34,6 +35,8 @@ long ca_lifetime(const struct ctl *ctl);
 int64_t ca_not_before(const char *pem);
 int64_t ca_not_after(const char *pem);
 char *ca_fingerprint(const char *pem);
+/* canon_pubkey_sha256 of the certificate's key ("" and -1 when <pem> is not one). */
+int ca_key_sha256(const char *pem, char out[CANON_HASH_HEX]);
 /* At start (nothing when HP_FRP_DISABLE_TLS=true): files already in the directory are used
  * (and adopted into the store), else the stored ones are written, else new ones generated.
  * -1 with <err> when the directory holds an incomplete or unreadable set. */

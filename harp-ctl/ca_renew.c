@@ -65,32 +65,44 @@ renewed(struct ctl *ctl, const char *kind)
     store_cert_state_set(ctl->store, "last_renewal_kind", kind);
 }
 
-static json_t *tunnels_since(struct ctl *ctl, bool old, bool fresh, int64_t since);
+static json_t *tunnels_since(struct ctl *ctl, bool old, const char *moved_to, int64_t since);
 
 /* The ports of the tunnels up, those on the old chain when <old_only>: a JSON array. */
 static json_t *
 tunnel_ports(struct ctl *ctl, bool old_only)
 {
-    return tunnels_since(ctl, old_only, false, 0);
+    return tunnels_since(ctl, old_only, NULL, 0);
 }
 
-/* The ports of the tunnels up: those on the old chain when <old>, else those on the new
- * chain up after <since> (whole seconds) when <fresh>, else all. */
+/* The ports of the tunnels up: those on the old chain when <old>; else, with <moved_to>,
+ * those whose client certificate is signed by that key (canon_pubkey_sha256 of the current
+ * CA; a data plane that does not say which key signed it: those up on the new chain after
+ * <since>, whole seconds); else all. */
 static json_t *
-tunnels_since(struct ctl *ctl, bool old, bool fresh, int64_t since)
+tunnels_since(struct ctl *ctl, bool old, const char *moved_to, int64_t since)
 {
     json_t *dps = ctl->pub != NULL ? publish_dataplanes(ctl->pub) : json_array(), *d, *t;
     json_t *names = json_array();
+    const char *ik;
     size_t i, k;
+    bool oc, take;
 
     json_array_foreach(dps, i, d)
     {
         json_array_foreach(json_object_get(d, "tunnels"), k, t)
         {
-            bool oc = json_is_true(json_object_get(t, "old_chain"));
-
-            if (old ? oc
-                    : !fresh || (!oc && json_integer_value(json_object_get(t, "since")) > since)) {
+            oc = json_is_true(json_object_get(t, "old_chain"));
+            ik = json_string_value(json_object_get(t, "issuer_key"));
+            if (old) {
+                take = oc;
+            } else if (moved_to == NULL) {
+                take = true;
+            } else if (ik != NULL && ik[0] != '\0') {
+                take = moved_to[0] != '\0' && strcmp(ik, moved_to) == 0;
+            } else {
+                take = !oc && json_integer_value(json_object_get(t, "since")) > since;
+            }
+            if (take) {
                 json_array_append(names, json_object_get(t, "port"));
             }
         }
@@ -272,12 +284,19 @@ pending_update(struct ctl *ctl)
 {
     char *v = store_cert_state_get(ctl->store, "pending_clients"), *out;
     json_t *pending = v != NULL ? json_loads(v, 0, NULL) : NULL;
-    json_t *up = tunnels_since(ctl, false, true, state_int(ctl, "overlap_started"));
-    json_t *old = tunnel_ports(ctl, true), *left = json_array(), *n, *m;
+    char key[CANON_HASH_HEX] = "";
+    struct cert_rec recs[3];
+    json_t *up, *old, *left = json_array(), *n, *m;
     size_t i, k, count;
     bool moved, dup;
 
     free(v);
+    if (store_cert_get_all(ctl->store, recs) == 1) {
+        ca_key_sha256(recs[0].cert_pem, key);
+        store_cert_free(recs);
+    }
+    up = tunnels_since(ctl, false, key, state_int(ctl, "overlap_started"));
+    old = tunnel_ports(ctl, true);
     json_array_extend(pending != NULL ? pending : (pending = json_array()), old);
     json_array_foreach(pending, i, n)
     {

@@ -148,9 +148,10 @@ update_dp_info(struct publish *pub)
         for (i = 0; i < dp->ntunnels; i++) {
             json_array_append_new(
                 tunnels,
-                json_pack("{s:s,s:i,s:s,s:I,s:b}", "name", dp->tunnels[i].name, "port",
+                json_pack("{s:s,s:i,s:s,s:I,s:b,s:s}", "name", dp->tunnels[i].name, "port",
                           (int)dp->tunnels[i].port, "peer", dp->tunnels[i].peer, "since",
-                          (json_int_t)dp->tunnels[i].since, "old_chain", dp->tunnels[i].old_chain));
+                          (json_int_t)dp->tunnels[i].since, "old_chain", dp->tunnels[i].old_chain,
+                          "issuer_key", dp->tunnels[i].issuer_key));
         }
         json_array_append_new(a, json_pack("{s:s,s:I,s:I,s:I,s:f,s:f,s:o}", "dp_id", l->dp_id,
                                            "pid", (json_int_t)l->pid, "applied_version",

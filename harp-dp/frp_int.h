@@ -138,6 +138,7 @@ struct session {
     bool rx_paused;      /* input stopped until the output drains */
     bool flushing;       /* closed; its last frames (GO_AWAY) still going out */
     bool old_chain;      /* its client certificate is not of the current CA (a rotation) */
+    char issuer_key[65]; /* canon_pubkey_sha256 of the key that signed it; "" without TLS */
     char ip[64];
     unsigned port;
     uint32_t ping_id;

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "canon.h"
 #include "frp_int.h"
 #include "listen.h"
 #include "log.h"
@@ -165,6 +166,20 @@ issued_by(const struct session *s, X509 *ca)
     return yes;
 }
 
+/* The key that signed the client's certificate, as the verified chain has it: the control
+ * plane compares it with the current CA's to tell clients that moved to a rotated CA from
+ * those still on the old one, whatever files this data plane has loaded yet. */
+static void
+note_issuer(struct session *s)
+{
+    STACK_OF(X509) *chain = SSL_get0_verified_chain(s->ssl);
+
+    s->issuer_key[0] = '\0';
+    if (chain != NULL && sk_X509_num(chain) >= 2) {
+        canon_pubkey_sha256(X509_get0_pubkey(sk_X509_value(chain, 1)), s->issuer_key);
+    }
+}
+
 /* The first bytes decide: TLS, or plain yamux. -1 with *<why> when the session must close. */
 static int
 session_rx(struct session *s, const uint8_t *p, size_t len, const char **why)
@@ -223,6 +238,7 @@ session_rx(struct session *s, const uint8_t *p, size_t len, const char **why)
         }
         s->stage = SS_YAMUX;
         s->old_chain = !issued_by(s, tls_ca);
+        note_issuer(s);
     }
     while ((n = SSL_read(s->ssl, b, sizeof(b))) > 0) {
         fbuf_add(&s->in, b, (size_t)n);

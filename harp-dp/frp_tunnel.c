@@ -180,8 +180,10 @@ frp_tunnels(struct msg_tunnel **out)
             t->port = ports[i]->port;
             snprintf(t->peer, sizeof(t->peer), "%s", ports[i]->peer);
             t->since = (int64_t)ports[i]->since;
-            t->old_chain =
-                ports[i]->ctl != NULL && ports[i]->ctl->s != NULL && ports[i]->ctl->s->old_chain;
+            if (ports[i]->ctl != NULL && ports[i]->ctl->s != NULL) {
+                t->old_chain = ports[i]->ctl->s->old_chain;
+                snprintf(t->issuer_key, sizeof(t->issuer_key), "%s", ports[i]->ctl->s->issuer_key);
+            }
         }
     }
     return n;

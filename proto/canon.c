@@ -4,6 +4,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,6 +152,21 @@ canon_key_pub(struct evp_pkey_st *k, char out[CANON_KEY_HEX])
         return -1;
     }
     hex(raw, len, out);
+    return 0;
+}
+
+int
+canon_pubkey_sha256(const struct evp_pkey_st *k, char out[CANON_HASH_HEX])
+{
+    unsigned char *der = NULL;
+    int n = k != NULL ? i2d_PUBKEY((EVP_PKEY *)k, &der) : -1;
+
+    out[0] = '\0';
+    if (n <= 0) {
+        return -1;
+    }
+    canon_sha256(der, (size_t)n, out);
+    OPENSSL_free(der);
     return 0;
 }
 

@@ -46,6 +46,9 @@ struct evp_pkey_st *canon_key_new(void);
 void canon_key_free(struct evp_pkey_st *k);
 /* The public key in hex. */
 int canon_key_pub(struct evp_pkey_st *k, char out[CANON_KEY_HEX]);
+/* SHA-256 of any public key's DER SubjectPublicKeyInfo: what names the key of a certificate
+ * authority across its certificates (a self-signed one and a cross-signed one). 0, or -1. */
+int canon_pubkey_sha256(const struct evp_pkey_st *k, char out[CANON_HASH_HEX]);
 /* Signs the canonical text of <j>. 0, or -1. */
 int canon_sign(struct evp_pkey_st *k, const json_t *j, char sig[CANON_SIG_HEX]);
 /* true when <sig> (hex) is <pub>'s (hex) signature of the canonical text of <j>. */

@@ -131,6 +131,9 @@ struct msg_tunnel {
     char peer[MSG_TUNNEL_PEER_MAX + 1];
     int64_t since;  /* unix time */
     bool old_chain; /* its client certificate is of a rotated CA (sent only when true) */
+    /* SHA-256 of the public key that signed its client certificate (canon_pubkey_sha256),
+     * hex; "" without TLS (sent only when set) */
+    char issuer_key[MSG_HASH_HEX + 1];
 };
 
 struct msg_event {

@@ -255,7 +255,8 @@ decode_tunnel(const json_t *v, size_t i, struct msg_tunnel *t, struct hp_err *er
     if (msg_get_str(v, what, "name", true, MSG_TUNNEL_NAME_MAX, t->name, err) == -1 ||
         msg_get_int(v, what, "port", true, 0, 65535, &port, err) == -1 ||
         msg_get_str(v, what, "peer", true, MSG_TUNNEL_PEER_MAX, t->peer, err) == -1 ||
-        msg_get_int(v, what, "since", true, INT64_MIN, INT64_MAX, &t->since, err) == -1) {
+        msg_get_int(v, what, "since", true, INT64_MIN, INT64_MAX, &t->since, err) == -1 ||
+        msg_get_hex(v, what, "issuer_key", false, MSG_HASH_HEX, t->issuer_key, err) == -1) {
         return -1;
     }
     oc = json_object_get(v, "old_chain");
@@ -333,6 +334,9 @@ msg_event_encode(const struct msg *m, json_t *o)
 
         if (t->old_chain) {
             json_object_set_new(o1, "old_chain", json_true());
+        }
+        if (t->issuer_key[0] != '\0') {
+            json_object_set_new(o1, "issuer_key", json_string(t->issuer_key));
         }
         json_array_append_new(a, o1);
     }

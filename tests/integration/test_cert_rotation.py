@@ -6,6 +6,7 @@ OpenSSL) and, when present, the real frpc 0.61.1."""
 import json
 import shutil
 import ssl
+import time
 
 import pytest
 
@@ -100,20 +101,46 @@ def test_rotation_keeps_tunnels_and_old_certificates_work_until_the_overlap_ends
     c.close()
 
 
+def key_sha256(ca_file):
+    """SHA-256 of the DER public key of the certificate in <ca_file>, in hex."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    import hashlib
+    k = x509.load_pem_x509_certificate(open(ca_file, "rb").read()).public_key()
+    return hashlib.sha256(k.public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)).hexdigest()
+
+
+def tunnel_issuers(gw):
+    r = gw.ctl.cli("tunnel", "list", "--json")
+    assert r.returncode == 0, r.stderr
+    return {t["port"]: t["issuer_key"] for t in json.loads(r.stdout)["tunnels"]}
+
+
 def test_overlap_ends_by_itself_when_every_known_client_moved(frp, tmp_path):
+    # Whether a client moved is told by the key that signed its certificate, not by the time
+    # its tunnel came up: the whole sequence may fall within one second of the rotation.
     gw = frp()
-    c = Frpc(gw.frp_port, tls=copy_files(gw, tmp_path / "old"))
+    old = copy_files(gw, tmp_path / "old")
+    c = Frpc(gw.frp_port, tls=old)
     assert c.login().get("run_id")
     port = tunnel_port()
     assert "error" not in c.new_proxy("moving", port, ("tcp", gw.backend.port))
+    wait_for(lambda: tunnel_issuers(gw).get(port) == key_sha256(old["ca"]),
+             what="the tunnel reported with its issuer's key")
+    time.sleep(1 - time.time() % 1)  # at the start of a second, for the rest to fit in it
     assert gw.ctl.cli("certs", "rotate").returncode == 0
     assert status(gw)["overlap"]["pending_clients"] == [port]
     c.close()
     wait_for(lambda: port_free(port), what="the old tunnel closed")
     # The client comes back with the renewed files: it moved, and was the only one known.
-    c = Frpc(gw.frp_port, tls=copy_files(gw, tmp_path / "new"))
+    new = copy_files(gw, tmp_path / "new")
+    assert key_sha256(new["ca"]) != key_sha256(old["ca"])
+    c = Frpc(gw.frp_port, tls=new)
     assert c.login().get("run_id")
     assert "error" not in c.new_proxy("moving", port, ("tcp", gw.backend.port))
+    wait_for(lambda: tunnel_issuers(gw).get(port) == key_sha256(new["ca"]),
+             what="the tunnel reported with the new CA's key")
     wait_for(lambda: status(gw)["overlap"] is None, timeout=120,
              what="the overlap ended once the client moved")
     wait_for(lambda: "every known client moved" in gw.ctl.log(), what="the reason logged")
@@ -159,15 +186,21 @@ def test_real_frpc_rotation_with_overlap(frp, docker_engine, tmp_path):
         app = exapp_frpc_dir(gw, out, tmp_path / "app", port)
         runs.append(RealFrpc(app))
         wait_for(lambda: not port_free(port), timeout=60, what="the old-file frpc's proxy")
-        assert "start proxy success" in runs[-1].output()
+        wait_for(lambda: "start proxy success" in runs[-1].output(), what="frpc told of it")
         assert docker_through(gw, 24001)
         runs[-1].kill9()
         wait_for(lambda: port_free(port), what="its tunnel closed")
 
         assert gw.ctl.cli("certs", "finish").returncode == 0
+        mark, dp_mark = len(RealFrpc.log_of(app)), len(gw.dps[0].log())
         runs.append(RealFrpc(app))
-        wait_for(lambda: "certificate" in runs[-1].output() or "tls" in runs[-1].output(),
+        # frpc words the refusal as the TLS error or as yamux's "session shutdown", depending
+        # on which side of the handshake notices first.
+        wait_for(lambda: "connect to server error" in runs[-1].output()[mark:] or
+                 "login to server failed" in runs[-1].output()[mark:],
                  timeout=60, what="the old files refused after the overlap")
+        assert "TLS handshake with 127.0.0.1 failed" in gw.dps[0].log()[dp_mark:]
+        assert "start proxy success" not in runs[-1].output()[mark:]
         assert port_free(port)
         runs[-1].kill9()
         again = tmp_path / "again"

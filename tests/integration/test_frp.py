@@ -582,8 +582,14 @@ class RealFrpc:
                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         return self
 
+    @staticmethod
+    def log_of(d):
+        """What frpc runs in <d> wrote so far ("" before the first)."""
+        p = d / "frpc.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
     def output(self):
-        return (self.dir / "frpc.log").read_text(errors="replace")
+        return self.log_of(self.dir)
 
     def kill9(self):
         self.p.kill()
