@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "audit.h"
 #include "audit_proof.h"
@@ -24,6 +25,9 @@
 #include "xmalloc.h"
 
 #define PROOF_FORMAT "harp-audit-proof-1"
+/* The largest proof written or read: entries since the last checkpoint (`audit prune` makes
+ * one) and a table, far above what 10,000 ExApps and a year of changes take. */
+#define PROOF_MAX (256u * 1024 * 1024)
 
 static const char *
 col(sqlite3_stmt *s, int i)
@@ -138,6 +142,15 @@ audit_proof_write(struct store *st, const char *pub, const char *version, const 
              want, ack_row));
     json_decref(cp);
     text = proof != NULL ? canon_dump(proof) : NULL;
+    if (text != NULL && strlen(text) + 1 > PROOF_MAX) {
+        fprintf(stderr,
+                "harp-ctl: the proof would be %zu bytes, more than %u: `harp-ctl audit prune` "
+                "makes a checkpoint it starts from\n",
+                strlen(text) + 1, PROOF_MAX);
+        free(text);
+        json_decref(proof);
+        return 1;
+    }
     f = text != NULL ? fopen(out, "we") : NULL;
     if (f != NULL && fprintf(f, "%s\n", text) > 0 && fclose(f) == 0 && (f = NULL) == NULL) {
         printf("proof of table version %lld (%zu entries, %zu acknowledgements) written to %s\n",
@@ -155,11 +168,13 @@ audit_proof_write(struct store *st, const char *pub, const char *version, const 
     return rc;
 }
 
-/* The whole of <file> in a new NUL-terminated buffer, or NULL after printing why. */
+/* The whole of <file> (at most PROOF_MAX bytes) in a new NUL-terminated buffer, or NULL after
+ * printing why. */
 static char *
 slurp(const char *file, size_t *len)
 {
     FILE *f = fopen(file, "re");
+    struct stat sb;
     char *buf = NULL;
     size_t cap = 0, n;
 
@@ -168,12 +183,23 @@ slurp(const char *file, size_t *len)
         fprintf(stderr, "harp-ctl: %s: %s\n", file, strerror(errno));
         return NULL;
     }
-    do {
-        cap = cap ? cap * 2 : 65536;
-        buf = xrealloc(buf, cap + 1);
-        n = fread(buf + *len, 1, cap - *len, f);
-        *len += n;
-    } while (*len == cap);
+    if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > (off_t)PROOF_MAX) {
+        n = PROOF_MAX + 1; /* not read at all */
+    } else {
+        do { /* up to one byte past the limit, to tell a file at it from one beyond */
+            cap = cap == 0 ? 65536 : cap * 2 > PROOF_MAX + 1 ? PROOF_MAX + 1 : cap * 2;
+            buf = xrealloc(buf, cap + 1);
+            *len += fread(buf + *len, 1, cap - *len, f);
+        } while (*len == cap && cap <= PROOF_MAX);
+        n = *len;
+    }
+    if (ferror(f) || n > PROOF_MAX) {
+        fprintf(stderr, "harp-ctl: %s: %s\n", file,
+                ferror(f) ? strerror(errno) : "larger than a proof can be (256 MiB)");
+        fclose(f);
+        free(buf);
+        return NULL;
+    }
     buf[*len] = '\0';
     fclose(f);
     return buf;

@@ -31,6 +31,8 @@
 /* The longest delay a canary may ask for (a front proxy's read timeout, probed); as long as
  * wait_for_start may hold a connection. */
 #define CANARY_MAX_DELAY_S 120
+#define CANARY_MAX_NONCE 64
+#define CANARY_NONCE_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
 
 static json_t *
 check_state_dir(const struct ctl *ctl)
@@ -235,20 +237,29 @@ on_canary(struct api_req *req, struct api_resp *resp)
     const char *nonce = api_query(req, "nonce"), *delay = api_query(req, "delay");
     const char *up = api_header(req, "Upgrade"), *xff = api_header(req, "X-Forwarded-For");
     const char *via = api_header(req, API_VIA_DATAPLANE);
-    unsigned long s = 0;
-    char *end = NULL;
+    unsigned s = 0;
+    size_t n = nonce != NULL ? strspn(nonce, CANARY_NONCE_CHARS) : 0;
+    size_t d = delay != NULL ? strspn(delay, "0123456789") : 0;
 
-    if (nonce == NULL || strlen(nonce) > 64) {
-        api_error(resp, 400, "nonce: required, at most 64 characters");
+    if (nonce == NULL || n == 0 || n > CANARY_MAX_NONCE || nonce[n] != '\0') {
+        api_error(resp, 400, "nonce: required, 1 to 64 letters, digits, '-' or '_'");
         return;
     }
     if (delay != NULL) {
-        s = strtoul(delay, &end, 10);
-        if (delay[0] == '\0' || *end != '\0' || s > CANARY_MAX_DELAY_S) {
-            api_error(resp, 400, "delay: seconds, from 0 to 120");
+        if (d == 0 || d > 3 || delay[d] != '\0' ||
+            (s = (unsigned)strtoul(delay, NULL, 10)) > CANARY_MAX_DELAY_S) {
+            api_error(resp, 400, "delay: whole seconds, from 0 to 120");
             return;
         }
-        sleep((unsigned)s);
+        /* In steps, so that a stop does not wait for it. */
+        log_debug("doctor: a canary waits %u s before it answers", s);
+        for (s *= 10; s > 0; s--) {
+            if (__atomic_load_n(&req->ctl->stopping, __ATOMIC_RELAXED)) {
+                api_text(resp, 503, "harp-ctl is stopping");
+                return;
+            }
+            usleep(100000);
+        }
     }
     api_json(resp, 200,
              json_pack("{s:s,s:s,s:o,s:o,s:o}", "harp_canary", nonce, "path", req->path, "upgrade",

@@ -273,6 +273,25 @@ def test_bytes_all_over_a_small_proof_matter(ctl_factory, tmp_path):
         assert rc == 1 and "proof INVALID" in out, (p, out)
 
 
+def test_check_proof_reads_at_most_256_mib(ctl_factory, tmp_path):
+    c = ctl_factory().start()
+    assert c.request("POST", "/exapp_storage/one", body(1)).status == 204
+    c.stop()
+    key = c.cli("audit", "key").stdout.strip()
+    proof = tmp_path / "proof.json"
+    assert c.cli("audit", "proof", "--out", str(proof)).returncode == 0
+    limit = 256 * 1024 * 1024
+    at, past = tmp_path / "at.json", tmp_path / "past.json"
+    for f, size in ((at, limit), (past, limit + 1)):
+        f.write_bytes(proof.read_bytes())
+        os.truncate(f, size)  # sparse: zeros after the proof
+    rc, out = check_proof(c, str(at), key)
+    assert rc == 1 and "proof INVALID" in out, out  # read whole, and refused for its bytes
+    rc, out = check_proof(c, str(past), key)
+    assert rc == 2 and "larger than a proof can be" in out, out
+    assert check_proof(c, str(proof), key)[0] == 0
+
+
 def test_pruning_behind_a_signed_checkpoint_keeps_the_chain_verifiable(ctl_factory, tmp_path):
     c = populated(ctl_factory)
     key = c.cli("audit", "key").stdout.strip()

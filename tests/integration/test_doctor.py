@@ -192,3 +192,45 @@ def test_control_plane_down_and_bad_options(ctl_factory, tmp_path):
                 ["--read-timeout", "5"], ["--public-url", "ftp://x"], ["extra"]):
         r = ctl.cli("doctor", *bad)
         assert r.returncode == 2 and r.stderr, (bad, r.stdout)
+
+
+def test_canary_arguments_and_their_limits(ctl_factory):
+    ctl = ctl_factory()
+    ctl.start()
+    ok = ctl.request("GET", "/doctor/canary?nonce=" + "a" * 64)
+    assert ok.status == 200 and ok.json()["harp_canary"] == "a" * 64
+    assert ctl.request("GET", "/doctor/canary?nonce=Ab-_9&delay=0").json()["harp_canary"] == "Ab-_9"
+    assert ctl.request("GET", "/doctor/canary?nonce=x", key=False).status == 401
+    for q, arg in (("nonce=" + "a" * 65, "nonce"), ("", "nonce"), ("nonce=", "nonce"),
+                   ("nonce=a%20b", "nonce"), ("nonce=%C3%A9", "nonce"), ("nonce=%FF", "nonce"),
+                   ("nonce=a&delay=121", "delay"), ("nonce=a&delay=", "delay"),
+                   ("nonce=a&delay=-1", "delay"), ("nonce=a&delay=+5", "delay"),
+                   ("nonce=a&delay=%205", "delay"), ("nonce=a&delay=1.5", "delay"),
+                   ("nonce=a&delay=0120", "delay"), ("nonce=a&delay=99999999999999999999", "delay")):
+        r = ctl.request("GET", "/doctor/canary?" + q)
+        assert r.status == 400 and arg in r.text, (q, r.status, r.text)
+    assert ctl.check_alive() is None
+
+
+def test_a_canary_waiting_does_not_hold_up_a_stop(ctl_factory):
+    import threading
+    import time
+    ctl = ctl_factory()
+    ctl.start()
+    answers = []
+
+    def ask():
+        try:
+            answers.append(ctl.request("GET", "/doctor/canary?nonce=a&delay=120").status)
+        except OSError as e:  # the stop closed the connection before the answer went out
+            answers.append(e)
+
+    t = threading.Thread(target=ask, daemon=True)
+    t.start()
+    wait_for(lambda: "a canary waits 120 s" in ctl.log(), what="the canary waiting")
+    start = time.monotonic()
+    ctl.stop()
+    t.join(60)
+    assert answers and answers[0] != 200, answers
+    # A stop that waited for the canary would take its 120 s.
+    assert time.monotonic() - start < 110
