@@ -64,6 +64,11 @@ int store_timeouts_set(struct store *st, const char *app_id, const char *route,
 /* Fills the timeouts of <apps> (sorted by id; only <only> when not NULL) from the table; the
  * caller holds mtx. -1 on a database failure. */
 int store_timeouts_load(struct store *st, struct exapp *apps, size_t n, const char *only);
+/* Runs <sql> (its ?1: <only>, or NULL for every app; rows ordered by app id in column 0) and
+ * calls <row> with each row and the app of <apps> (sorted by id) it belongs to; rows of other
+ * apps are skipped. 0, or -1 on a database error. */
+int store_app_rows(struct store *st, const char *sql, struct exapp *apps, size_t n,
+                   const char *only, void (*row)(sqlite3_stmt *s, struct exapp *app));
 
 /* Bans by client IP (canonical text). <reason> is "failures" or "operator". */
 int store_ban_put(struct store *st, const char *ip, int failures, const char *reason,

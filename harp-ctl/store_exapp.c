@@ -250,19 +250,15 @@ load_bruteforce(struct exapp_route *r, const char *text)
     json_decref(a);
 }
 
-/* Reads the routes of every app in <apps> (sorted by id) with one query. */
-static int
-load_routes(struct store *st, struct exapp *apps, size_t n, const char *only)
+int
+store_app_rows(struct store *st, const char *sql, struct exapp *apps, size_t n, const char *only,
+               void (*row)(sqlite3_stmt *s, struct exapp *app))
 {
     sqlite3_stmt *s;
     size_t i = 0;
     int rc;
 
-    if (sqlite3_prepare_v2(st->db,
-                           "SELECT app_id, url, access_level, bruteforce_protection "
-                           "FROM exapp_routes WHERE ?1 IS NULL OR app_id = ?1 "
-                           "ORDER BY app_id, position",
-                           -1, &s, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
         return -1;
     }
     if (only != NULL) {
@@ -270,25 +266,40 @@ load_routes(struct store *st, struct exapp *apps, size_t n, const char *only)
     }
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *id = (const char *)sqlite3_column_text(s, 0);
-        struct exapp *a;
-        struct exapp_route *r;
 
         while (i < n && strcmp(apps[i].app_id, id) < 0) {
             i++;
         }
-        if (i == n || strcmp(apps[i].app_id, id) != 0) {
-            continue;
+        if (i < n && strcmp(apps[i].app_id, id) == 0) {
+            row(s, &apps[i]);
         }
-        a = &apps[i];
-        a->routes = xrealloc(a->routes, (a->nroutes + 1) * sizeof(*a->routes));
-        r = &a->routes[a->nroutes++];
-        memset(r, 0, sizeof(*r));
-        r->url = col_dup(s, 1);
-        r->access_level = sqlite3_column_int(s, 2);
-        load_bruteforce(r, (const char *)sqlite3_column_text(s, 3));
     }
     sqlite3_finalize(s);
     return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void
+route_row(sqlite3_stmt *s, struct exapp *a)
+{
+    struct exapp_route *r;
+
+    a->routes = xrealloc(a->routes, (a->nroutes + 1) * sizeof(*a->routes));
+    r = &a->routes[a->nroutes++];
+    memset(r, 0, sizeof(*r));
+    r->url = col_dup(s, 1);
+    r->access_level = sqlite3_column_int(s, 2);
+    load_bruteforce(r, (const char *)sqlite3_column_text(s, 3));
+}
+
+/* Reads the routes of every app in <apps> (sorted by id) with one query. */
+static int
+load_routes(struct store *st, struct exapp *apps, size_t n, const char *only)
+{
+    return store_app_rows(st,
+                          "SELECT app_id, url, access_level, bruteforce_protection "
+                          "FROM exapp_routes WHERE ?1 IS NULL OR app_id = ?1 "
+                          "ORDER BY app_id, position",
+                          apps, n, only, route_row);
 }
 
 static void

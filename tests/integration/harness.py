@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 from proto_frames import PROTO_VERSION, frame, message, split
@@ -382,3 +383,46 @@ class Dp(Process):
                     return int(line.split()[1])
         return 0
 
+
+
+def exapp_body(i, port=23000):
+    """The <i>th of a series of distinct ExApp registrations (POST /exapp_storage/APP)."""
+    return {"exapp_token": f"tok-{i}-secret", "exapp_version": f"1.{i}.0", "host": "127.0.0.1",
+            "port": port + (i % 1000),
+            "routes": [{"url": f"^/r{i}/.*", "access_level": i % 3,
+                        "bruteforce_protection": [401]}]}
+
+
+def kill9_during_a_burst(ctl, at_least=200, writers=4):
+    """Registrations posted by <writers> threads until <ctl> is killed with SIGKILL, once at
+    least <at_least> were acknowledged: {app_id: body} of those acknowledged."""
+    acked = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(w):
+        i = 0
+        while not stop.is_set():
+            app_id, b = f"w{w}-{i}", exapp_body(i)
+            try:
+                r = http_request(ctl.addr, "POST", f"/exapp_storage/{app_id}", b,
+                                 {"harp-shared-key": ctl.key}, timeout=5)
+            except OSError:
+                return
+            if r.status == 204:
+                with lock:
+                    acked[app_id] = b
+            i += 1
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 20 * MULT
+    while len(acked) < at_least and time.monotonic() < deadline:
+        time.sleep(0.01)
+    ctl.kill9()
+    stop.set()
+    for t in threads:
+        t.join()
+    assert len(acked) >= at_least, "the burst was too slow to be meaningful"
+    return acked

@@ -7,19 +7,14 @@ import json
 import os
 import sqlite3
 import stat
-import threading
 import time
 
 import pytest
 
-from harness import MULT, http_request
+from harness import exapp_body, kill9_during_a_burst
 
 
-def body(i, port=23000):
-    return {"exapp_token": f"tok-{i}-secret", "exapp_version": f"1.{i}.0", "host": "127.0.0.1",
-            "port": port + (i % 1000),
-            "routes": [{"url": f"^/r{i}/.*", "access_level": i % 3,
-                        "bruteforce_protection": [401]}]}
+body = exapp_body
 
 
 def db_of(c):
@@ -157,35 +152,7 @@ def test_verify_names_the_tampered_entry_or_version(ctl_factory, tamper):
 
 def test_kill9_during_a_burst_leaves_a_chain_with_every_acknowledged_change(ctl_factory):
     c = ctl_factory().start()
-    acked = []
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def writer(w):
-        i = 0
-        while not stop.is_set():
-            app_id = f"w{w}-{i}"
-            try:
-                r = http_request(c.addr, "POST", f"/exapp_storage/{app_id}", body(i),
-                                 {"harp-shared-key": c.key}, timeout=5)
-            except OSError:
-                return
-            if r.status == 204:
-                with lock:
-                    acked.append(app_id)
-            i += 1
-
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 20 * MULT
-    while len(acked) < 200 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    c.kill9()
-    stop.set()
-    for t in threads:
-        t.join()
-    assert len(acked) >= 200, "the burst was too slow to be meaningful"
+    acked = kill9_during_a_burst(c)
     rc, out = verify(c)
     assert rc == 0, out
     log = json.loads(c.cli("audit", "log", "--json").stdout)

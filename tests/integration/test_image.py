@@ -295,6 +295,20 @@ def test_docker_health_and_control_plane_exit(harp):
     assert "harp-ctl exited with status" in d.run("logs", harp.name).stderr
 
 
+def daemon_check(port, where):
+    """AppAPI's daemon check (the captured ping) through <port>, until it answers 200."""
+    method, target, headers, body = parse_capture("01-daemon-check.txt")[0]
+    headers = {k: v for k, v in headers.items() if k != "Host"}
+
+    def ping():
+        try:
+            r = http_request(("127.0.0.1", port), method, target, body, headers, timeout=10)
+        except OSError:
+            return None
+        return r if r.status == 200 else None
+    return until(ping, 120, f"AppAPI's ping through {where}")
+
+
 def test_readme_line_with_published_ports(docker, image, request):
     """HaRP's README line as it is (bridge network, ports 8780 and 8782 published, here on
     ports the engine picks), named volumes for /certs and the state: AppAPI's daemon check
@@ -312,17 +326,7 @@ def test_readme_line_with_published_ports(docker, image, request):
                "--name", name, "-h", "appapi-harp", "--restart", "unless-stopped",
                "-p", "127.0.0.1::8780", "-p", "127.0.0.1::8782", "-d", TAG)
     port = int(docker.run("port", name, "8780/tcp").stdout.split()[0].rsplit(":", 1)[1])
-    method, target, headers, body = parse_capture("01-daemon-check.txt")[0]
-    headers = {k: v for k, v in headers.items() if k != "Host"}
-
-    def ping():
-        try:
-            r = http_request(("127.0.0.1", port), method, target, body, headers, timeout=10)
-        except OSError:
-            return None
-        return r if r.status == 200 else None
-    r = until(ping, 120, "AppAPI's ping through the published port")
-    assert r.body == b"OK"
+    assert daemon_check(port, "the published port").body == b"OK"
 
 
 def test_compose_service(docker, image, tmp_path, request):
@@ -366,16 +370,7 @@ def test_compose_service(docker, image, tmp_path, request):
     assert r.returncode == 0, r.stdout + r.stderr
     r = run("port", "appapi-harp", "8780", extra={"HP_SHARED_KEY": key})
     port = int(r.stdout.strip().rsplit(":", 1)[1])
-    method, target, headers, body = parse_capture("01-daemon-check.txt")[0]
-    headers = {k: v for k, v in headers.items() if k != "Host"}
-
-    def ping():
-        try:
-            r = http_request(("127.0.0.1", port), method, target, body, headers, timeout=10)
-        except OSError:
-            return None
-        return r if r.status == 200 else None
-    assert until(ping, 120, "AppAPI's ping through the compose service").body == b"OK"
+    assert daemon_check(port, "the compose service").body == b"OK"
     c = docker.inspect(f"{RUN}-compose_appapi-harp_1")
     assert c["Config"]["Hostname"] == "appapi-harp"
     assert c["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"

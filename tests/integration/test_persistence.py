@@ -4,17 +4,11 @@ and a kill -9 in the middle of a burst loses none that got a 2xx."""
 import os
 import sqlite3
 import stat
-import threading
-import time
 
-from harness import MULT, SCHEMA_VERSION, base_env, http_request, run_ctl
+from harness import SCHEMA_VERSION, base_env, exapp_body, kill9_during_a_burst, run_ctl
 
 
-def body(i, port=23000):
-    return {"exapp_token": f"tok-{i}-secret", "exapp_version": f"1.{i}.0", "host": "127.0.0.1",
-            "port": port + (i % 1000),
-            "routes": [{"url": f"^/r{i}/.*", "access_level": i % 3,
-                        "bruteforce_protection": [401]}]}
+body = exapp_body
 
 
 def test_restart_keeps_every_registration(ctl_factory):
@@ -33,35 +27,7 @@ def test_restart_keeps_every_registration(ctl_factory):
 
 def test_kill9_during_a_burst_loses_no_acknowledged_registration(ctl_factory):
     c = ctl_factory().start()
-    acked = {}
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def writer(w):
-        i = 0
-        while not stop.is_set():
-            app_id = f"w{w}-{i}"
-            try:
-                r = http_request(c.addr, "POST", f"/exapp_storage/{app_id}", body(i),
-                                 {"harp-shared-key": c.key}, timeout=5)
-            except OSError:
-                return
-            if r.status == 204:
-                with lock:
-                    acked[app_id] = body(i)
-            i += 1
-
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 20 * MULT
-    while len(acked) < 200 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    c.kill9()
-    stop.set()
-    for t in threads:
-        t.join()
-    assert len(acked) >= 200, "the burst was too slow to be meaningful"
+    acked = kill9_during_a_burst(c)
 
     db = sqlite3.connect(os.path.join(c.state_dir, "harp.db"))
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
