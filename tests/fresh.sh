@@ -12,6 +12,9 @@
 #      curl to /exapps/app_api/info), then 'tests/run.sh'. Each one's time is printed; the
 #      script's exit status is non-zero when any of them failed.
 # KEEP=1 keeps the work directory (/var/tmp/harp-fresh.*) with the logs.
+# With arguments (pytest's, e.g. tests/integration/test_docker.py -k lifecycle), those tests run
+# on up.sh's build in place of tests/run.sh, and the tests' dockerd keeps its log
+# (/var/tmp/harp-dockerd-*.log in the root): to look into one failure.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" -eq 0 ] || { echo "fresh.sh: run as root (debootstrap, namespaces, chroot)" >&2; exit 1; }
@@ -96,7 +99,13 @@ timed() {
 timed up deploy/up.sh
 timed status harp-ctl status
 timed info sh -c 'curl -fsS -H "harp-shared-key: $(cat /var/lib/harp/shared_key)" http://127.0.0.1:8780/exapps/app_api/info'
-timed tests tests/run.sh
+if [ $# -eq 0 ]; then
+    timed tests tests/run.sh
+else
+    timed deps deploy/deps.sh test
+    export HARP_BUILDDIR=/root/harp/build HARP_SRCDIR=/root/harp HARP_KEEP_DOCKERD_LOG=1
+    timed tests /usr/bin/python3 -m pytest -p no:cacheprovider -q -r fEs "$@"
+fi
 EOF
 chmod +x "$root/root/fresh-inside.sh"
 
@@ -112,7 +121,8 @@ ip netns exec "$ns" unshare --mount --pid --fork --propagation private sh -c '
     mount --rbind /dev "$r/dev"
     mount -t tmpfs tmpfs "$r/run"
     mount -t tmpfs tmpfs "$r/tmp"
-    exec chroot "$r" /root/fresh-inside.sh
-' sh "$root" || rc=$?
+    shift
+    exec chroot "$r" /root/fresh-inside.sh "$@"
+' sh "$root" "$@" || rc=$?
 step "done: rc $rc"
 exit $rc

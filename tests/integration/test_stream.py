@@ -6,6 +6,8 @@ sockets on both sides: a scripted backend (helpers/stream_backend.py) and a raw 
 import socket
 import time
 
+import pytest
+
 from harness import MULT
 from helpers.stream_backend import StreamBackend, read_exact, read_head, header
 
@@ -109,11 +111,14 @@ SCRIPTS = {"/events": ordered_events, "/chunks": ordered_chunks, "/expect": expe
            "/close": close_delimited, "/ok": echo_len}
 
 
-def start(make_gateway):
+@pytest.fixture
+def streaming(make_gateway):
+    """A gateway and the backend registered behind it; the backend stops after the test."""
     gw = make_gateway(register=False)
     be = StreamBackend(SCRIPTS)
     gw.register(app_id="streamapp", port=be.port, routes=ROUTES)
-    return gw, be
+    yield gw, be
+    be.stop()
 
 
 def connect(gw):
@@ -140,143 +145,119 @@ def get_ok(s):
     assert body == b"keep-alive works"
 
 
-def test_sse_events_pass_one_by_one(make_gateway):
-    gw, be = start(make_gateway)
-    try:
-        s = connect(gw)
-        s.sendall(b"GET /exapps/streamapp/events HTTP/1.1\r\nHost: x\r\n"
-                  b"Accept: text/event-stream\r\n\r\n")
-        buf, delays = b"", []
-        for i in range(3):
-            buf = recv_until(s, buf, f"data: event {i}\n\n".encode())
-            delays.append(time.monotonic() - be.times[f"written{i}"])
-            be.event(f"got{i}").set()  # the backend writes the next event only now
-        buf = recv_until(s, buf, b"\r\n0\r\n\r\n")
-        print(f"SSE: each event reached the client {[f'{d * 1000:.2f}' for d in delays]} ms "
-              "after the backend wrote it")
-        assert "held_back" not in be.times
-        assert max(delays) < 5 * MULT, "generous: an event is never held for more input"
+def test_sse_events_pass_one_by_one(streaming):
+    gw, be = streaming
+    s = connect(gw)
+    s.sendall(b"GET /exapps/streamapp/events HTTP/1.1\r\nHost: x\r\n"
+              b"Accept: text/event-stream\r\n\r\n")
+    buf, delays = b"", []
+    for i in range(3):
+        buf = recv_until(s, buf, f"data: event {i}\n\n".encode())
+        delays.append(time.monotonic() - be.times[f"written{i}"])
+        be.event(f"got{i}").set()  # the backend writes the next event only now
+    buf = recv_until(s, buf, b"\r\n0\r\n\r\n")
+    print(f"SSE: each event reached the client {[f'{d * 1000:.2f}' for d in delays]} ms "
+          "after the backend wrote it")
+    assert "held_back" not in be.times
+    assert max(delays) < 5 * MULT, "generous: an event is never held for more input"
+    get_ok(s)
+    s.close()
+
+
+def test_chunked_response_passes_chunk_by_chunk(streaming):
+    gw, be = streaming
+    s = connect(gw)
+    s.sendall(b"GET /exapps/streamapp/chunks HTTP/1.1\r\nHost: x\r\n\r\n")
+    buf = b""
+    for i in range(3):
+        buf = recv_until(s, buf, b'{"token": %d}\n' % i)
+        be.event(f"chunk{i}").set()
+    recv_until(s, buf, b"\r\n0\r\n\r\n")
+    get_ok(s)
+    s.close()
+
+
+def test_expect_100_continue(streaming):
+    gw, be = streaming
+    s = connect(gw)
+    body = b"b" * 50000
+    s.sendall(b"POST /exapps/streamapp/expect HTTP/1.1\r\nHost: x\r\n"
+              b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+    # the body is sent only after the backend's 100 came through
+    buf = recv_until(s, b"", b"\r\n\r\n")
+    assert buf.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), buf
+    s.sendall(body)
+    head, rest = read_head(s, buf[len(b"HTTP/1.1 100 Continue\r\n\r\n"):])
+    assert head.startswith(b"HTTP/1.1 200"), head
+    got, _ = read_exact(s, len(body), rest)
+    assert got == body and be.got["body"] == body
+    assert be.got["expect"] == "100-continue", "the expectation reaches the ExApp"
+    get_ok(s)
+    s.close()
+
+
+def test_interim_responses_pass_before_the_final_one(streaming):
+    gw, be = streaming
+    s = connect(gw)
+    s.sendall(b"GET /exapps/streamapp/interim HTTP/1.1\r\nHost: x\r\n\r\n")
+    buf = recv_until(s, b"", b"HTTP/1.1 102 Processing\r\n\r\n")
+    assert buf == (b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+                   b"HTTP/1.1 102 Processing\r\n\r\n"), "both, as they are, before the final"
+    be.event("interim_sent").set()
+    buf = recv_until(s, b"", b"final")
+    assert buf == b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"
+    get_ok(s)
+    s.close()
+
+
+def test_trailers_pass_byte_exact(streaming):
+    gw, be = streaming
+    s = connect(gw)
+    s.sendall(b"GET /exapps/streamapp/trailers HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n")
+    buf = recv_until(s, b"", b"X-Other: 1\r\n\r\n")
+    assert buf == TRAILED
+    get_ok(s)
+    s.close()
+
+
+def test_head_responses_have_no_body(streaming):
+    gw, be = streaming
+    s = connect(gw)
+    for target in (b"/exapps/streamapp/head", b"/exapps/streamapp/head?chunked"):
+        s.sendall(b"HEAD " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, rest = read_head(s)
+        assert head is not None and head.startswith(b"HTTP/1.1 200") and rest == b"", head
+        get_ok(s)  # the connection was not waiting for 12345 bytes
+    s.close()
+
+
+def test_204_and_304_have_no_body(streaming):
+    gw, be = streaming
+    s = connect(gw)
+    for status in (b"204", b"304"):
+        s.sendall(b"GET /exapps/streamapp/nobody/" + status + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, rest = read_head(s)
+        assert head.startswith(b"HTTP/1.1 " + status) and rest == b"", head
         get_ok(s)
-        s.close()
-    finally:
-        be.stop()
+    s.close()
 
 
-def test_chunked_response_passes_chunk_by_chunk(make_gateway):
-    gw, be = start(make_gateway)
-    try:
+def test_close_delimited_responses_pass_and_close(streaming):
+    gw, be = streaming
+    for version in (b"v11", b"v10"):
+        for i in range(3):
+            be.event(f"part{i}").clear()
         s = connect(gw)
-        s.sendall(b"GET /exapps/streamapp/chunks HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.sendall(b"GET /exapps/streamapp/close/" + version + b" HTTP/1.1\r\nHost: x\r\n\r\n")
         buf = b""
         for i in range(3):
-            buf = recv_until(s, buf, b'{"token": %d}\n' % i)
-            be.event(f"chunk{i}").set()
-        recv_until(s, buf, b"\r\n0\r\n\r\n")
-        get_ok(s)
+            buf = recv_until(s, buf, b"part %d;" % i)  # streamed, not held until the end
+            be.event(f"part{i}").set()
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            buf += data
+        assert buf.endswith(b"\r\n\r\npart 0;part 1;part 2;"), buf
+        assert b"Content-Length" not in buf and b"chunked" not in buf
         s.close()
-    finally:
-        be.stop()
-
-
-def test_expect_100_continue(make_gateway):
-    gw, be = start(make_gateway)
-    try:
-        s = connect(gw)
-        body = b"b" * 50000
-        s.sendall(b"POST /exapps/streamapp/expect HTTP/1.1\r\nHost: x\r\n"
-                  b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
-        # the body is sent only after the backend's 100 came through
-        buf = recv_until(s, b"", b"\r\n\r\n")
-        assert buf.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), buf
-        s.sendall(body)
-        head, rest = read_head(s, buf[len(b"HTTP/1.1 100 Continue\r\n\r\n"):])
-        assert head.startswith(b"HTTP/1.1 200"), head
-        got, _ = read_exact(s, len(body), rest)
-        assert got == body and be.got["body"] == body
-        assert be.got["expect"] == "100-continue", "the expectation reaches the ExApp"
-        get_ok(s)
-        s.close()
-    finally:
-        be.stop()
-
-
-def test_interim_responses_pass_before_the_final_one(make_gateway):
-    gw, be = start(make_gateway)
-    try:
-        s = connect(gw)
-        s.sendall(b"GET /exapps/streamapp/interim HTTP/1.1\r\nHost: x\r\n\r\n")
-        buf = recv_until(s, b"", b"HTTP/1.1 102 Processing\r\n\r\n")
-        assert buf == (b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
-                       b"HTTP/1.1 102 Processing\r\n\r\n"), "both, as they are, before the final"
-        be.event("interim_sent").set()
-        buf = recv_until(s, b"", b"final")
-        assert buf == b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"
-        get_ok(s)
-        s.close()
-    finally:
-        be.stop()
-
-
-def test_trailers_pass_byte_exact(make_gateway):
-    gw, be = start(make_gateway)
-    try:
-        s = connect(gw)
-        s.sendall(b"GET /exapps/streamapp/trailers HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n")
-        buf = recv_until(s, b"", b"X-Other: 1\r\n\r\n")
-        assert buf == TRAILED
-        get_ok(s)
-        s.close()
-    finally:
-        be.stop()
-
-
-def test_head_responses_have_no_body(make_gateway):
-    gw, be = start(make_gateway)
-    try:
-        s = connect(gw)
-        for target in (b"/exapps/streamapp/head", b"/exapps/streamapp/head?chunked"):
-            s.sendall(b"HEAD " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
-            head, rest = read_head(s)
-            assert head is not None and head.startswith(b"HTTP/1.1 200") and rest == b"", head
-            get_ok(s)  # the connection was not waiting for 12345 bytes
-        s.close()
-    finally:
-        be.stop()
-
-
-def test_204_and_304_have_no_body(make_gateway):
-    gw, be = start(make_gateway)
-    try:
-        s = connect(gw)
-        for status in (b"204", b"304"):
-            s.sendall(b"GET /exapps/streamapp/nobody/" + status + b" HTTP/1.1\r\nHost: x\r\n\r\n")
-            head, rest = read_head(s)
-            assert head.startswith(b"HTTP/1.1 " + status) and rest == b"", head
-            get_ok(s)
-        s.close()
-    finally:
-        be.stop()
-
-
-def test_close_delimited_responses_pass_and_close(make_gateway):
-    gw, be = start(make_gateway)
-    try:
-        for version in (b"v11", b"v10"):
-            for i in range(3):
-                be.event(f"part{i}").clear()
-            s = connect(gw)
-            s.sendall(b"GET /exapps/streamapp/close/" + version + b" HTTP/1.1\r\nHost: x\r\n\r\n")
-            buf = b""
-            for i in range(3):
-                buf = recv_until(s, buf, b"part %d;" % i)  # streamed, not held until the end
-                be.event(f"part{i}").set()
-            while True:
-                data = s.recv(65536)
-                if not data:
-                    break
-                buf += data
-            assert buf.endswith(b"\r\n\r\npart 0;part 1;part 2;"), buf
-            assert b"Content-Length" not in buf and b"chunked" not in buf
-            s.close()
-    finally:
-        be.stop()

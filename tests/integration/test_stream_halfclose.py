@@ -6,6 +6,8 @@ while the backend's direction stays open."""
 import hashlib
 import socket
 
+import pytest
+
 from harness import MULT
 from helpers.stream_backend import StreamBackend, read_exact, header
 
@@ -49,11 +51,14 @@ def ws(b, c, head, rest):
     return False, b""
 
 
-def start(make_gateway):
+@pytest.fixture
+def half_closing(make_gateway):
+    """A gateway and the backend registered behind it; the backend stops after the test."""
     gw = make_gateway(register=False)
     be = StreamBackend({"/big": big, "/close": then_close, "/ws": ws})
     gw.register(app_id="hcapp", port=be.port, routes=ROUTES)
-    return gw, be
+    yield gw, be
+    be.stop()
 
 
 def read_all(s):
@@ -76,83 +81,71 @@ def responses(buf):
     return out
 
 
-def test_client_half_close_after_request_gets_the_whole_response(make_gateway):
-    gw, be = start(make_gateway)
-    try:
-        s = socket.create_connection(("127.0.0.1", gw.port))
-        s.settimeout(WAIT)
-        body = b"q" * 100000
-        s.sendall(b"POST /exapps/hcapp/big HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
-                  % len(body) + body)
-        s.shutdown(socket.SHUT_WR)  # as nc -N or a Docker hijacked stream does
-        (head, got), = responses(read_all(s))  # whole, then the gateway closes
-        assert head.startswith(b"HTTP/1.1 200")
-        assert got == hashlib.sha256(body).hexdigest().encode() + b"\n" + b"z" * BIG
-        s.close()
-    finally:
-        be.stop()
+def test_client_half_close_after_request_gets_the_whole_response(half_closing):
+    gw, be = half_closing
+    s = socket.create_connection(("127.0.0.1", gw.port))
+    s.settimeout(WAIT)
+    body = b"q" * 100000
+    s.sendall(b"POST /exapps/hcapp/big HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+              % len(body) + body)
+    s.shutdown(socket.SHUT_WR)  # as nc -N or a Docker hijacked stream does
+    (head, got), = responses(read_all(s))  # whole, then the gateway closes
+    assert head.startswith(b"HTTP/1.1 200")
+    assert got == hashlib.sha256(body).hexdigest().encode() + b"\n" + b"z" * BIG
+    s.close()
 
 
-def test_pipelined_requests_before_the_half_close_are_all_answered(make_gateway):
-    gw, be = start(make_gateway)
-    try:
-        s = socket.create_connection(("127.0.0.1", gw.port))
-        s.settimeout(WAIT)
-        s.sendall(b"GET /exapps/hcapp/big HTTP/1.1\r\nHost: x\r\n\r\n" * 2 +
-                  b"GET /exapps/hcapp/close HTTP/1.1\r\nHost: x\r\n\r\n")
-        s.shutdown(socket.SHUT_WR)
-        got = responses(read_all(s))
-        assert [h.split(b"\r\n")[0] for h, _ in got] == [b"HTTP/1.1 200 OK"] * 3
-        assert len(got[0][1]) == len(got[1][1]) > BIG and got[2][1] == b"done"
-        s.close()
-    finally:
-        be.stop()
+def test_pipelined_requests_before_the_half_close_are_all_answered(half_closing):
+    gw, be = half_closing
+    s = socket.create_connection(("127.0.0.1", gw.port))
+    s.settimeout(WAIT)
+    s.sendall(b"GET /exapps/hcapp/big HTTP/1.1\r\nHost: x\r\n\r\n" * 2 +
+              b"GET /exapps/hcapp/close HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.shutdown(socket.SHUT_WR)
+    got = responses(read_all(s))
+    assert [h.split(b"\r\n")[0] for h, _ in got] == [b"HTTP/1.1 200 OK"] * 3
+    assert len(got[0][1]) == len(got[1][1]) > BIG and got[2][1] == b"done"
+    s.close()
 
 
-def test_backend_closing_after_its_response_is_not_an_error(make_gateway):
-    gw, be = start(make_gateway)
-    try:
-        s = socket.create_connection(("127.0.0.1", gw.port))
-        s.settimeout(WAIT)
-        # Unannounced, the client connection stays and the next request gets a new upstream;
-        # the close must have happened before that request (one racing with it is the
-        # keep-alive race every proxy has). Announced (Connection: close), the header reaches
-        # the client, whose connection then ends after the whole response.
-        be.event("closed").set()
-        for target in (b"/close", b"/close", b"/close?announced"):
-            be.event("closed").wait(WAIT)
-            be.event("closed").clear()
-            s.sendall(b"GET /exapps/hcapp" + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
-            buf = b""
-            while not buf.endswith(b"done"):
-                data = s.recv(4096)
-                assert data, "the client connection stays open until the whole response"
-                buf += data
-            assert buf.startswith(b"HTTP/1.1 200 OK\r\n")
-        assert b"Connection: close" in buf and s.recv(4096) == b""
-        s.close()
-        log = gw.dps[0].log()
-        assert " 502 " not in log and "bad_gateway" not in log, log[-2000:]
-    finally:
-        be.stop()
-
-
-def test_websocket_directions_close_independently(make_gateway):
-    gw, be = start(make_gateway)
-    try:
-        s = socket.create_connection(("127.0.0.1", gw.port))
-        s.settimeout(WAIT)
-        s.sendall(b"GET /exapps/hcapp/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
-                  b"Upgrade: websocket\r\n\r\n")
+def test_backend_closing_after_its_response_is_not_an_error(half_closing):
+    gw, be = half_closing
+    s = socket.create_connection(("127.0.0.1", gw.port))
+    s.settimeout(WAIT)
+    # Unannounced, the client connection stays and the next request gets a new upstream;
+    # the close must have happened before that request (one racing with it is the
+    # keep-alive race every proxy has). Announced (Connection: close), the header reaches
+    # the client, whose connection then ends after the whole response.
+    be.event("closed").set()
+    for target in (b"/close", b"/close", b"/close?announced"):
+        be.event("closed").wait(WAIT)
+        be.event("closed").clear()
+        s.sendall(b"GET /exapps/hcapp" + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
         buf = b""
-        while b"\r\n\r\n" not in buf:
-            buf += s.recv(4096)
-        assert buf.startswith(b"HTTP/1.1 101")
-        s.sendall(b"last words")
-        s.shutdown(socket.SHUT_WR)  # the client's direction ends; the backend's goes on
-        rest = buf.split(b"\r\n\r\n", 1)[1] + read_all(s)
-        assert rest == b"after your end: last words"
-        assert be.got["ws"] == b"last words"
-        s.close()
-    finally:
-        be.stop()
+        while not buf.endswith(b"done"):
+            data = s.recv(4096)
+            assert data, "the client connection stays open until the whole response"
+            buf += data
+        assert buf.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Connection: close" in buf and s.recv(4096) == b""
+    s.close()
+    log = gw.dps[0].log()
+    assert " 502 " not in log and "bad_gateway" not in log, log[-2000:]
+
+
+def test_websocket_directions_close_independently(half_closing):
+    gw, be = half_closing
+    s = socket.create_connection(("127.0.0.1", gw.port))
+    s.settimeout(WAIT)
+    s.sendall(b"GET /exapps/hcapp/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+              b"Upgrade: websocket\r\n\r\n")
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(4096)
+    assert buf.startswith(b"HTTP/1.1 101")
+    s.sendall(b"last words")
+    s.shutdown(socket.SHUT_WR)  # the client's direction ends; the backend's goes on
+    rest = buf.split(b"\r\n\r\n", 1)[1] + read_all(s)
+    assert rest == b"after your end: last words"
+    assert be.got["ws"] == b"last words"
+    s.close()

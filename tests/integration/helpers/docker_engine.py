@@ -181,6 +181,8 @@ class Engine:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+        if os.environ.get("HARP_KEEP_DOCKERD_LOG") == "1":  # tests/fresh.sh, to look into one
+            shutil.copy(self.log.name, self.dir + ".log")
         # dockerd leaves its network namespaces bind-mounted under exec/netns
         netns = os.path.join(self.dir, "exec", "netns")
         for name in os.listdir(netns) if os.path.isdir(netns) else ():
