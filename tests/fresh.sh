@@ -6,8 +6,9 @@
 #      tree in /root/harp, as 'git clone' leaves it.
 #   2. A network namespace of its own: loopback and a veth pair to this host (10.231.N.0/30),
 #      masqueraded so that apt reaches Debian's archive; nothing it runs can see or take this
-#      host's ports. A mount and PID namespace around a chroot with /proc, /sys, cgroup2, /dev
-#      and tmpfs /run and /tmp, so that the tests' own dockerd runs there.
+#      host's ports. A mount and PID namespace around the root (made "/" by pivot_root) with
+#      /proc, /sys, this machine's cgroup hierarchies as they are (v1, v2 or both), /dev and
+#      tmpfs /run and /tmp, so that the tests' own dockerd runs there as on a machine.
 #   3. There, from /root/harp: 'deploy/up.sh', the README's checks ('harp-ctl status' and the
 #      curl to /exapps/app_api/info), then 'tests/run.sh'. Each one's time is printed; the
 #      script's exit status is non-zero when any of them failed.
@@ -18,7 +19,7 @@
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" -eq 0 ] || { echo "fresh.sh: run as root (debootstrap, namespaces, chroot)" >&2; exit 1; }
-for tool in debootstrap ip iptables unshare git; do
+for tool in debootstrap ip iptables nsenter unshare git; do
     command -v $tool >/dev/null || { echo "fresh.sh: $tool is missing" >&2; exit 1; }
 done
 
@@ -36,7 +37,7 @@ cleanup() {
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
     # and whatever runs in the root (the namespaces' first process outside it included)
     for p in /proc/[0-9]*; do
-        case "$(readlink "$p/root" 2>/dev/null) $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)" in
+        case "$(readlink "$p/root" 2>/dev/null) $({ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null)" in
         "$root "* | *" $root") kill -KILL "${p#/proc/}" 2>/dev/null ;;
         esac
     done
@@ -111,18 +112,26 @@ chmod +x "$root/root/fresh-inside.sh"
 
 step "deploy/up.sh, the README's checks, tests/run.sh (inside; logs in $root/root)"
 rc=0
-ip netns exec "$ns" unshare --mount --pid --fork --propagation private sh -c '
+# nsenter, not 'ip netns exec': that one mounts a sysfs of its own on /sys, which hides the
+# cgroup hierarchies mounted under /sys/fs/cgroup.
+nsenter --net="/run/netns/$ns" unshare --mount --pid --fork --propagation private sh -c '
     set -e
     r=$1
     mount --bind "$r" "$r"
     mount -t proc proc "$r/proc"
     mount -t sysfs sysfs "$r/sys"
-    mount -t cgroup2 cgroup2 "$r/sys/fs/cgroup"
+    mount --rbind /sys/fs/cgroup "$r/sys/fs/cgroup"
     mount --rbind /dev "$r/dev"
     mount -t tmpfs tmpfs "$r/run"
     mount -t tmpfs tmpfs "$r/tmp"
     shift
-    exec chroot "$r" /root/fresh-inside.sh "$@"
+    # The root becomes "/" by pivot_root, as a container or a machine has it: under a bare
+    # chroot, runc cannot pivot into a container'"'"'s root and exec runs in the outer one.
+    mkdir -p "$r/.oldroot"
+    cd "$r"
+    pivot_root . .oldroot
+    umount -l /.oldroot
+    exec /usr/sbin/chroot . /root/fresh-inside.sh "$@"
 ' sh "$root" "$@" || rc=$?
 step "done: rc $rc"
 exit $rc
