@@ -165,3 +165,31 @@ store_table_version(struct store *st)
     pthread_mutex_unlock(&st->mtx);
     return v;
 }
+
+int
+store_app_rows(struct store *st, const char *sql, struct exapp *apps, size_t n, const char *only,
+               void (*row)(sqlite3_stmt *s, struct exapp *app))
+{
+    sqlite3_stmt *s;
+    size_t i = 0;
+    int rc;
+
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    if (only != NULL) {
+        sqlite3_bind_text(s, 1, only, -1, SQLITE_STATIC);
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(s, 0);
+
+        while (i < n && strcmp(apps[i].app_id, id) < 0) {
+            i++;
+        }
+        if (i < n && strcmp(apps[i].app_id, id) == 0) {
+            row(s, &apps[i]);
+        }
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
