@@ -94,7 +94,8 @@ def test_rotation_keeps_tunnels_and_old_certificates_work_until_the_overlap_ends
     assert not (gw.frp_dir / "ca-previous.crt").exists()
     assert not logs_in(gw, old)
     assert not logs_in(gw, {"ca": new["ca"], "cert": old["cert"], "key": old["key"]})
-    assert "TLS handshake with 127.0.0.1 failed" in gw.dps[0].log()
+    wait_for(lambda: "TLS handshake with 127.0.0.1 failed" in gw.dps[0].log(),
+             what="the data plane's log of the refusal")  # the client may tell first
     assert logs_in(gw, new)
     assert get(port).status == 200  # the session opened before is not cut
     assert gw.ctl.cli("certs", "finish").returncode != 0  # nothing left to finish
@@ -199,7 +200,8 @@ def test_real_frpc_rotation_with_overlap(frp, docker_engine, tmp_path):
         wait_for(lambda: "connect to server error" in runs[-1].output()[mark:] or
                  "login to server failed" in runs[-1].output()[mark:],
                  timeout=60, what="the old files refused after the overlap")
-        assert "TLS handshake with 127.0.0.1 failed" in gw.dps[0].log()[dp_mark:]
+        wait_for(lambda: "TLS handshake with 127.0.0.1 failed" in gw.dps[0].log()[dp_mark:],
+                 what="the data plane's log of the refusal")
         assert "start proxy success" not in runs[-1].output()[mark:]
         assert port_free(port)
         runs[-1].kill9()
