@@ -52,6 +52,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "canon.h"
 #include "frp.h"
 #include "frp_msg.h"
 #include "yamux.h"
@@ -138,7 +139,7 @@ struct session {
     bool rx_paused;      /* input stopped until the output drains */
     bool flushing;       /* closed; its last frames (GO_AWAY) still going out */
     bool old_chain;      /* its client certificate is not of the current CA (a rotation) */
-    char issuer_key[65]; /* canon_pubkey_sha256 of the key that signed it; "" without TLS */
+    char issuer_key[CANON_HASH_HEX]; /* canon_pubkey_sha256 of its signer; "" without TLS */
     char ip[64];
     unsigned port;
     uint32_t ping_id;

@@ -125,13 +125,14 @@ nsenter --net="/run/netns/$ns" unshare --mount --pid --fork --propagation privat
     mount -t tmpfs tmpfs "$r/run"
     mount -t tmpfs tmpfs "$r/tmp"
     shift
+    # Nothing of the caller'"'"'s environment goes in (fresh-inside.sh sets HOME and PATH).
     # The root becomes "/" by pivot_root, as a container or a machine has it: under a bare
     # chroot, runc cannot pivot into a container'"'"'s root and exec runs in the outer one.
     mkdir -p "$r/.oldroot"
     cd "$r"
     pivot_root . .oldroot
     umount -l /.oldroot
-    exec /usr/sbin/chroot . /root/fresh-inside.sh "$@"
+    exec /usr/sbin/chroot . /usr/bin/env -i /root/fresh-inside.sh "$@"
 ' sh "$root" "$@" || rc=$?
 step "done: rc $rc"
 exit $rc
