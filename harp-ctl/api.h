@@ -70,5 +70,9 @@ extern const struct api_route api_doctor_routes[];
 extern const struct api_route api_k8s_routes[];
 extern const struct api_route api_k8s_status_routes[];
 extern const struct api_route api_k8s_expose_routes[];
+extern const struct api_route api_metrics_routes[];
+
+/* The Prometheus text of GET /metrics (api_metrics.c); the caller frees it. */
+char *api_metrics_render(struct ctl *ctl);
 
 #endif

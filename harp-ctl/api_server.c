@@ -23,6 +23,7 @@
 
 struct api {
     struct MHD_Daemon *mhd;
+    struct MHD_Daemon *metrics; /* HP_METRICS_ADDRESS, or NULL */
     struct ctl *ctl;
 };
 
@@ -34,9 +35,9 @@ struct conn_state {
 };
 
 static const struct api_route *const route_tables[] = {
-    api_harp_routes,       api_docker_routes,     api_ops_routes,
-    api_engines_routes,    api_certs_routes,      api_k8s_routes,
-    api_k8s_status_routes, api_k8s_expose_routes, api_doctor_routes};
+    api_harp_routes,   api_docker_routes, api_ops_routes,        api_engines_routes,
+    api_certs_routes,  api_k8s_routes,    api_k8s_status_routes, api_k8s_expose_routes,
+    api_doctor_routes, api_metrics_routes};
 
 /* The route for <path>; *<allow> collects the methods of routes with that path. */
 static const struct api_route *
@@ -269,32 +270,86 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
     log_warnx("api: %s", buf);
 }
 
+/* HP_METRICS_ADDRESS: GET /metrics alone, without the key (on an address the operator
+ * chose for it). */
+static enum MHD_Result
+on_metrics_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                   const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    struct api *api = cls;
+    struct api_resp resp = {0};
+    enum MHD_Result ret;
+
+    (void)version;
+    (void)upload;
+    if (*con_cls == NULL) {
+        *con_cls = api; /* the head: answer once the body (ignored) is read */
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (strcmp(url, "/metrics") != 0) {
+        api_error(&resp, 404, NULL);
+        return reply(conn, &resp, NULL);
+    }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        api_error(&resp, 405, NULL);
+        return reply(conn, &resp, "GET");
+    }
+    resp.status = 200;
+    resp.body = api_metrics_render(api->ctl);
+    resp.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    ret = reply(conn, &resp, NULL);
+    return ret;
+}
+
+/* <addr> (host:port, IP literal) of variable <var> into <ss>; adds MHD_USE_IPv6 to <flags> for
+ * an IPv6 one. */
+static int
+parse_listen(const char *var, const char *addr, struct sockaddr_storage *ss, unsigned *flags,
+             unsigned *portp, struct hp_err *err)
+{
+    char host[256];
+    unsigned port;
+    struct hp_err sub;
+
+    memset(ss, 0, sizeof(*ss));
+    if (env_parse_hostport(addr, host, sizeof(host), &port, &sub) == -1) {
+        err_set(err, "%s: %s", var, sub.msg);
+        return -1;
+    }
+    if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+        ((struct sockaddr_in *)ss)->sin_family = AF_INET;
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+    } else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+        ((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+        *flags |= MHD_USE_IPv6;
+    } else {
+        err_set(err, "%s: %s is not an IP address", var, host);
+        return -1;
+    }
+    *portp = port;
+    return 0;
+}
+
 struct api *
 api_server_start(struct ctl *ctl, struct hp_err *err)
 {
     struct api *api = xcalloc(1, sizeof(*api));
     struct sockaddr_storage ss;
-    char host[256];
     unsigned port;
     /* A thread per connection: Docker calls (wait_for_start: up to 105 s) block only their own
      * connection. */
     unsigned flags =
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    unsigned mflags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
 
-    memset(&ss, 0, sizeof(ss));
     api->ctl = ctl;
-    if (env_parse_hostport(ctl->cfg.control_address, host, sizeof(host), &port, err) == -1) {
-        goto fail;
-    }
-    if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-        ((struct sockaddr_in *)&ss)->sin_family = AF_INET;
-        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
-    } else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
-        ((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
-        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
-        flags |= MHD_USE_IPv6;
-    } else {
-        err_set(err, "HP_CONTROL_ADDRESS: %s is not an IP address", host);
+    if (parse_listen("HP_CONTROL_ADDRESS", ctl->cfg.control_address, &ss, &flags, &port, err) ==
+        -1) {
         goto fail;
     }
     api->mhd = MHD_start_daemon(
@@ -309,8 +364,30 @@ api_server_start(struct ctl *ctl, struct hp_err *err)
                 ctl->cfg.control_address);
         goto fail;
     }
+    if (ctl->cfg.metrics_address[0] != '\0') {
+        if (parse_listen("HP_METRICS_ADDRESS", ctl->cfg.metrics_address, &ss, &mflags, &port,
+                         err) == -1) {
+            goto fail;
+        }
+        /* One thread polls them all; a scrape takes milliseconds. */
+        api->metrics = MHD_start_daemon(
+            mflags, (uint16_t)port, NULL, NULL, on_metrics_request, api, MHD_OPTION_EXTERNAL_LOGGER,
+            on_mhd_log, api, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+            MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_END);
+        if (api->metrics == NULL) {
+            err_set(err,
+                    "HP_METRICS_ADDRESS: cannot listen on %s (in use, or not an address of "
+                    "this host)",
+                    ctl->cfg.metrics_address);
+            goto fail;
+        }
+    }
     return api;
 fail:
+    if (api->mhd != NULL) {
+        MHD_stop_daemon(api->mhd);
+    }
     free(api);
     return NULL;
 }
@@ -319,6 +396,9 @@ void
 api_server_stop(struct api *api)
 {
     if (api != NULL) {
+        if (api->metrics != NULL) {
+            MHD_stop_daemon(api->metrics);
+        }
         MHD_stop_daemon(api->mhd);
         free(api);
     }

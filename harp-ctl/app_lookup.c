@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "app_lookup.h"
+#include "counters.h"
 #include "exapp.h"
 #include "log.h"
 #include "msg.h"
@@ -149,7 +150,14 @@ lookup_worker(void *arg, bool cancelled)
 
     memset(&app, 0, sizeof(app));
     if (!cancelled) {
+        double t0 = now_mono();
+
         result = nextcloud_exapp_meta(al->cfg, lk->app_id, &app, &err);
+        counters_nc_call(NC_CALL_EXAPP_META,
+                         result == 1   ? NC_OUT_OK
+                         : result == 0 ? NC_OUT_NOT_FOUND
+                                       : NC_OUT_ERROR,
+                         now_mono() - t0);
     }
     /* exapp-meta answers for disabled apps too: a removed one comes back only if Nextcloud
      * holds it enabled (AppAPI's push of the enable was lost). */

@@ -39,6 +39,7 @@
 
 #include "app_lookup.h"
 #include "canon.h"
+#include "counters.h"
 #include "ctl.h"
 #include "failures.h"
 #include "k8s_upstream.h"
@@ -53,6 +54,7 @@
 /* What the publisher keeps of a data plane that said hello (link->data). */
 struct dataplane {
     int64_t sent_version, acked_version;
+    double propagation; /* seconds from the publication of a version to its ack; -1: none yet */
     char dp_key[MSG_HASH_HEX + 1]; /* from hello: verifies its table_acks */
     struct msg_tunnel *tunnels;    /* as the data plane last reported them */
     size_t ntunnels;
@@ -79,6 +81,7 @@ struct publish {
     size_t napps;
     json_t *table; /* app_id -> the published form of each, to find what changed */
     int64_t version;
+    double version_at;            /* monotonic, when <version> was published */
     struct msg_table_audit audit; /* of <version>, as signed for the audit chain */
     double audit_pruned;          /* wall time of the last HP_AUDIT_RETENTION_DAYS pruning */
     struct msg_ban *bans;         /* as last pushed */
@@ -91,6 +94,7 @@ struct publish {
     struct msg_engine *engines; /* as last given */
     size_t nengines;
     bool engines_known;
+    int64_t shared_version; /* a copy of <version> for other threads */
 };
 
 void
@@ -153,11 +157,12 @@ update_dp_info(struct publish *pub)
                           (json_int_t)dp->tunnels[i].since, "old_chain", dp->tunnels[i].old_chain,
                           "issuer_key", dp->tunnels[i].issuer_key));
         }
-        json_array_append_new(a, json_pack("{s:s,s:I,s:I,s:I,s:f,s:f,s:o}", "dp_id", l->dp_id,
-                                           "pid", (json_int_t)l->pid, "applied_version",
-                                           (json_int_t)dp->acked_version, "table_version",
-                                           (json_int_t)pub->version, "connected_at", l->connected,
-                                           "seen_at", l->last_seen, "tunnels", tunnels));
+        json_array_append_new(
+            a, json_pack("{s:s,s:I,s:I,s:I,s:f,s:f,s:o,s:o}", "dp_id", l->dp_id, "pid",
+                         (json_int_t)l->pid, "applied_version", (json_int_t)dp->acked_version,
+                         "table_version", (json_int_t)pub->version, "connected_at", l->connected,
+                         "seen_at", l->last_seen, "tunnels", tunnels, "propagation_seconds",
+                         dp->propagation >= 0 ? json_real(dp->propagation) : json_null()));
     }
     pthread_mutex_lock(&pub->mtx);
     json_decref(pub->dp_info);
@@ -302,6 +307,10 @@ publish_changes(struct publish *pub)
     pub->apps = apps;
     pub->napps = n;
     pub->version = version;
+    pub->version_at = now_mono();
+    pthread_mutex_lock(&pub->mtx);
+    pub->shared_version = version;
+    pthread_mutex_unlock(&pub->mtx);
     for (l = link_server_links(pub->ls); l != NULL; l = l->next) {
         if (l->hello && ((struct dataplane *)l->data)->sent_version != version) {
             send_snapshot(pub, l);
@@ -320,6 +329,27 @@ send_engines(struct publish *pub, struct link *l)
     m.engines.nengines = pub->nengines;
     link_server_send(l, &m);
     pthread_mutex_unlock(&pub->mtx);
+}
+
+json_t *
+publish_engines_info(struct publish *pub)
+{
+    json_t *a = json_array();
+    size_t i;
+
+    pthread_mutex_lock(&pub->mtx);
+    for (i = 0; i < pub->nengines; i++) {
+        const struct msg_engine *e = &pub->engines[i];
+
+        if (!e->refused) {
+            json_array_append_new(a, json_pack("{s:i,s:s,s:b,s:s,s:s}", "port", (int)e->port,
+                                               "address", e->address, "reachable",
+                                               e->api_max[0] != '\0', "api_min", e->api_min,
+                                               "api_max", e->api_max));
+        }
+    }
+    pthread_mutex_unlock(&pub->mtx);
+    return a;
 }
 
 void
@@ -431,6 +461,9 @@ publish_stats(struct publish *pub, json_t *o)
     json_object_set_new(o, "app_lookups", pool_json(&st));
     json_object_set_new(o, "dataplane_bad_messages",
                         json_integer((json_int_t)link_server_bad_messages(pub->ls)));
+    pthread_mutex_lock(&pub->mtx);
+    json_object_set_new(o, "table_version", json_integer(pub->shared_version));
+    pthread_mutex_unlock(&pub->mtx);
 }
 
 /* failures.c asks whether <ip> is banned already. */
@@ -452,6 +485,7 @@ static void
 on_ban_added(void *ctx, const char *ip)
 {
     (void)ip;
+    counters_ban();
     push_bans(ctx);
 }
 
@@ -484,6 +518,7 @@ on_event(struct publish *pub, struct link *l, struct msg *m)
     struct dataplane *dp = l->data;
 
     if (m->event.event == MSG_EVENT_FAILURE) {
+        counters_failure();
         failures_add(pub->fails, m->event.ip, now_wall());
         return;
     }
@@ -507,6 +542,8 @@ on_hello(void *ctx, struct link *l, const struct msg_hello *hello)
 
     dp->sent_version = -1;
     dp->acked_version = hello->version;
+    dp->propagation = -1;
+    counters_dp_hello(l->dp_id, l->pid);
     memcpy(dp->dp_key, hello->dp_key, sizeof(dp->dp_key));
     l->data = dp;
     log_info("publish: data plane %s (pid %lld) connected at version %lld", l->dp_id, l->pid,
@@ -525,8 +562,15 @@ on_message(void *ctx, struct link *l, struct msg *m)
 
     switch (m->type) {
     case MSG_ACK:
+        if (m->ack.version == pub->version && dp->acked_version != pub->version &&
+            pub->version_at > 0) {
+            dp->propagation = now_mono() - pub->version_at;
+        }
         dp->acked_version = m->ack.version;
         update_dp_info(pub);
+        break;
+    case MSG_METRICS:
+        counters_dp_update(l->dp_id, &m->metrics);
         break;
     case MSG_TABLE_ACK:
         on_table_ack(pub, l, &m->table_ack);
@@ -551,6 +595,7 @@ on_close(void *ctx, struct link *l)
     struct dataplane *dp = l->data;
 
     if (dp != NULL) {
+        counters_dp_gone(l->dp_id);
         free(dp->tunnels);
         free(dp);
         l->data = NULL;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "counters.h"
 #include "exapp.h"
 #include "log.h"
 #include "msg.h"
@@ -147,9 +148,16 @@ auth_worker(void *arg, bool cancelled)
 
     ar->result = NC_USER_ERROR;
     if (!cancelled) {
+        double t0 = now_mono();
+
         ar->result =
             nextcloud_user_info(ul->cfg, ar->app_id, ar->msg.auth.headers, ar->msg.auth.nheaders,
                                 ar->user_id, sizeof(ar->user_id), &ar->level, &err);
+        counters_nc_call(NC_CALL_USER_INFO,
+                         ar->result == NC_USER        ? NC_OUT_OK
+                         : ar->result == NC_ANONYMOUS ? NC_OUT_ANONYMOUS
+                                                      : NC_OUT_ERROR,
+                         now_mono() - t0);
     }
     if (ar->result == NC_USER_ERROR) {
         snprintf(ar->error, sizeof(ar->error), "%s", err.msg);

@@ -48,6 +48,7 @@
 
 #include "conn.h"
 #include "dp.h"
+#include "metrics.h"
 #include "xmalloc.h"
 
 #define QUEUE_HIGH (256u * 1024)
@@ -168,6 +169,7 @@ conn_close_up(struct conn *c)
         return;
     }
     c->up = NULL;
+    dp_counters.upstream_conns -= c->up_connected;
     c->up_connected = false;
     c->up_paused = false;
     lws_set_opaque_user_data(up, NULL);
@@ -433,6 +435,7 @@ conn_free(struct conn *c)
     wheel_del(&wheel, &c->timer);
     heads_unlink(c);
     nconns--;
+    dp_counters.client_conns--;
     if (c->ready) {
         struct conn **pp;
 
@@ -527,6 +530,7 @@ conn_client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
     case LWS_CALLBACK_RAW_ADOPT:
     case LWS_CALLBACK_RAW_ADOPT_FILE:
         c = xcalloc(1, sizeof(*c));
+        c->to_cli.total = &dp_counters.bytes_out;
         c->cli = wsi;
         c->last_cli = c->last_up = lws_now_usecs();
         c->sent_cli = c->last_cli;
@@ -550,6 +554,7 @@ conn_client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
         }
         lws_set_opaque_user_data(wsi, c);
         nconns++;
+        dp_counters.client_conns++;
         conn_arm(c, c->last_cli, c->last_cli + secs_us(dp->timeout_client_s));
         return 0;
     case LWS_CALLBACK_RAW_RX:
@@ -557,6 +562,7 @@ conn_client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
             return 0;
         }
         c->last_cli = lws_now_usecs();
+        dp_counters.bytes_in += len;
         in_append(&c->in, &c->in_len, &c->in_cap, in, len);
         c->cli_rx = true;
         conn_mark_ready(c);
@@ -578,6 +584,7 @@ conn_client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
             c->cli_eof = true;
             conn_flow(c);
         } else {
+            dp_counters.bytes_in += (size_t)n;
             in_append(&c->in, &c->in_len, &c->in_cap, rbuf, (size_t)n);
         }
         c->cli_rx = true;
@@ -631,6 +638,7 @@ conn_upstream_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             return -1;
         }
         c->up_connected = true;
+        dp_counters.upstream_conns++;
         lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
         c->last_up = lws_now_usecs();
         conn_kick_up(c);
@@ -674,6 +682,7 @@ conn_upstream_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         }
         lws_set_opaque_user_data(wsi, NULL);
         c->up = NULL;
+        dp_counters.upstream_conns -= c->up_connected;
         c->up_connected = false;
         up_h->on_upstream_closed(c);
         eof_check(c);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "cidr.h"
+#include "access_log.h"
 #include "clientip.h"
 #include "headers.h"
 #include "queue.h"
@@ -27,6 +28,13 @@ struct conn_work {
     struct http1_head req, resp;
     struct decision dec; /* kept while the ExApp's host name is resolved */
     int64_t retry_after; /* of a 429 to a banned client, in seconds */
+    /* the current request, for metrics and the access log (request.c: request_end) */
+    bool open;                   /* its head was read and it is not counted yet */
+    int level;                   /* the access level of the route that decided it; -1: none */
+    lws_usec_t start;            /* when its head was read */
+    uint64_t out0;               /* to_cli.pushed then */
+    char app[EXAPP_ID_MAX + 1];  /* the ExApp it is counted under; "": none */
+    char id[REQUEST_ID_MAX + 1]; /* its X-Request-ID (with the access log on); "": none */
 };
 
 /* One client connection; created by conn.c when lws adopts the socket, freed by conn.c from
@@ -71,6 +79,7 @@ struct conn {
     unsigned to_s[EXAPP_NTIMEOUTS]; /* the current request's timeouts, seconds (timeouts.h) */
     lws_usec_t last_cli, last_up;
     bool closing_seen; /* the timer already found it closing */
+    bool ws_counted;   /* counted as an open WebSocket (upgraded) */
     /* an unfinished request head: on the heads list, oldest first (design note 8) */
     struct conn *head_prev, *head_next;
     bool in_heads;

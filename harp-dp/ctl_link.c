@@ -36,6 +36,7 @@
 #include "dp.h"
 #include "frame.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "secret.h"
 #include "xmalloc.h"
@@ -43,6 +44,8 @@
 #define RECONNECT_MS 200
 #define PING_S 5
 #define SILENCE_MAX_S 20
+/* Metrics wait while this much is still to be sent on the link. */
+#define METRICS_BACKLOG_MAX (1024 * 1024)
 
 struct pending {
     int64_t id;
@@ -62,7 +65,7 @@ struct ctl_link {
     size_t out_len, out_off;
     int64_t next_id;
     struct pending *pending;
-    lws_sorted_usec_list_t sul_retry, sul_ping;
+    lws_sorted_usec_list_t sul_retry, sul_ping, sul_metrics;
     lws_usec_t last_rx;
     bool logged_down;
     struct log_rate bad_log;
@@ -414,6 +417,29 @@ bad_frame(struct ctl_link *l, const char *why)
     }
 }
 
+/* The counters (metrics.h), unless the link is behind with what it has to send already. */
+static void
+send_metrics(struct ctl_link *l)
+{
+    struct msg m;
+
+    if (!ctl_link_up(l) || l->out_len - l->out_off > METRICS_BACKLOG_MAX) {
+        return;
+    }
+    metrics_fill(&m);
+    send_msg(l, &m);
+    free(m.metrics.apps);
+}
+
+static void
+on_metrics_timer(lws_sorted_usec_list_t *sul)
+{
+    struct ctl_link *l = lws_container_of(sul, struct ctl_link, sul_metrics);
+
+    send_metrics(l);
+    lws_sul_schedule(dp->ctx, 0, &l->sul_metrics, on_metrics_timer, LWS_US_PER_SEC);
+}
+
 /* welcome: the first message; 0 when the control plane speaks this version. */
 static int
 on_welcome(struct ctl_link *l, const struct msg *m)
@@ -442,6 +468,8 @@ on_welcome(struct ctl_link *l, const struct msg *m)
     }
     l->logged_down = false;
     ctl_link_tunnels(l);
+    metrics_resend_all();
+    send_metrics(l);
     return 0;
 }
 
@@ -668,6 +696,7 @@ ctl_link_start(const struct ctl_link_handlers *h)
     }
     connect_link(&l->sul_retry);
     lws_sul_schedule(dp->ctx, 0, &l->sul_ping, on_ping_timer, PING_S * LWS_US_PER_SEC);
+    lws_sul_schedule(dp->ctx, 0, &l->sul_metrics, on_metrics_timer, LWS_US_PER_SEC);
     return l;
 }
 
@@ -679,6 +708,7 @@ ctl_link_stop(struct ctl_link *l)
     }
     lws_sul_cancel(&l->sul_retry);
     lws_sul_cancel(&l->sul_ping);
+    lws_sul_cancel(&l->sul_metrics);
     if (l->wsi != NULL) {
         lws_set_opaque_user_data(l->wsi, NULL); /* its close comes with the context's end */
     }

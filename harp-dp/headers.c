@@ -117,7 +117,8 @@ headers_request(const struct http1_head *h, const struct headers_inject *in, cha
     for (i = 0; i < h->nheaders; i++) {
         const struct http1_header *hd = &h->headers[i];
 
-        if (headers_dropped(in->dest, hd->name, conn_hdr, in->upgrade)) {
+        if (headers_dropped(in->dest, hd->name, conn_hdr, in->upgrade) ||
+            (in->request_id != NULL && spelled_as(hd->name, "x-request-id"))) {
             continue;
         }
         put_span(&o, hd->name);
@@ -133,6 +134,11 @@ headers_request(const struct http1_head *h, const struct headers_inject *in, cha
     }
     if (in->upgrade) {
         puts_(&o, "Connection: Upgrade\r\n");
+    }
+    if (in->request_id != NULL) {
+        puts_(&o, "X-Request-ID: ");
+        puts_(&o, in->request_id);
+        puts_(&o, "\r\n");
     }
     if (in->dest == HEADERS_TO_EXAPP) {
         puts_(&o, "EX-APP-ID: ");

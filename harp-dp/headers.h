@@ -24,6 +24,8 @@ struct headers_inject {
     struct span version;
     const char *auth;
     const char *client; /* HEADERS_TO_CONTROL: the client's address as harp decided it */
+    /* X-Request-ID to send instead of every client spelling of it; NULL: the client's pass */
+    const char *request_id;
 };
 
 /* The rewritten head adds less than this to the client's head. */

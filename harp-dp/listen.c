@@ -26,6 +26,7 @@
 #include "dp.h"
 #include "listen.h"
 #include "log.h"
+#include "metrics.h"
 #include "refusal.h"
 
 #define PAUSE_US (100 * 1000)
@@ -62,6 +63,7 @@ refuse(int fd, bool tls)
     while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
     }
     close(fd);
+    dp_counters.refusals[REFUSAL_OVER_CAPACITY]++;
     if (log_rate_ok(&cap_log, 1, &n)) {
         log_warnx("listen: %lu connection(s) refused: %u open, the limit (HP_MAX_CONNECTIONS) "
                   "reason=%s",

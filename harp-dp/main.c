@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "access_log.h"
 #include "conn.h"
 #include "ctl_link.h"
 #include "dp.h"
@@ -213,6 +214,7 @@ main(int argc, char **argv)
     struct ev_loop *loop;
     ev_prepare turn;
     void *foreign[1];
+    enum access_log_mode alog = ACCESS_LOG_OFF;
     int i;
 
     for (i = 1; i < argc; i++) {
@@ -312,6 +314,8 @@ main(int argc, char **argv)
         return 1;
     }
     request_init();
+    access_log_parse(dp->cfg.access_log, &alog); /* env_load checked it */
+    access_log_start(dp->ctx, alog, dp->dp_id);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
@@ -373,6 +377,7 @@ main(int argc, char **argv)
     log_notice("dp: stopping");
     /* Whatever holds a timer in dp->ctx or wakes it goes before the context does. */
     resolve_stop();
+    access_log_stop();
     ctl_link_stop(dp->link);
     dp->link = NULL;
     lws_context_destroy(dp->ctx);

@@ -35,6 +35,10 @@ conn_queue_push(struct queue *q, const void *p, size_t n)
     }
     q->tail = s;
     q->bytes += n;
+    q->pushed += n;
+    if (q->total != NULL) {
+        *q->total += n;
+    }
 }
 
 void

@@ -6,6 +6,7 @@
 
 #include <libwebsockets.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct seg {
     struct seg *next;
@@ -16,6 +17,8 @@ struct seg {
 struct queue {
     struct seg *head, *tail;
     size_t bytes;
+    uint64_t pushed; /* every byte ever pushed */
+    uint64_t *total; /* when set, also counts them (metrics) */
 };
 
 void conn_queue_push(struct queue *q, const void *p, size_t n);

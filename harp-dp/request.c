@@ -36,6 +36,7 @@
 #include "dp.h"
 #include "headers.h"
 #include "log.h"
+#include "metrics.h"
 #include "request.h"
 #include "resolve.h"
 #include "sessions.h"
@@ -57,6 +58,55 @@ request_log(struct conn *c, unsigned status, const char *why, enum refusal_reaso
     } else {
         log_info("request: %s %s -> %s client=%s%s%s", c->log_method, c->log_path, why, client, rs,
                  rn);
+    }
+}
+
+/* The current request ended with <status> (0: none, the connection closes) and <reason>: it
+ * is counted (metrics.h) and written to the access log, once. A refusal before its head was
+ * read (head timeout, over capacity) counts as a request of no app. */
+static void
+request_end(struct conn *c, unsigned status, enum refusal_reason reason)
+{
+    struct conn_work *w = c->work;
+    lws_usec_t now = lws_now_usecs(), start = now;
+    const char *app = "";
+    int level = -1;
+    double secs;
+
+    if (reason != REFUSAL_NONE) {
+        dp_counters.refusals[reason]++;
+    }
+    if (w != NULL && w->open) {
+        w->open = false;
+        start = w->start;
+        app = w->app;
+        level = w->level;
+    } else if (reason == REFUSAL_NONE) {
+        return;
+    }
+    secs = (double)(now - start) / LWS_US_PER_SEC;
+    metrics_request(app, level, status, secs);
+    if (access_log_on()) {
+        char up[300] = "";
+        struct access_entry e = {
+            .client = c->client[0] ? c->client : c->peer,
+            .app = app,
+            .method = c->log_method,
+            .path = c->log_path,
+            .upstream = up,
+            .request_id = w != NULL ? w->id : "",
+            .status = status,
+            .reason = reason,
+            .bytes = w != NULL ? c->to_cli.pushed - w->out0 : 0,
+            .seconds = secs,
+        };
+
+        if (c->up_host[0] != '\0' && c->up_port != 0 &&
+            (reason == REFUSAL_NONE || reason == REFUSAL_UPSTREAM_UNREACHABLE ||
+             reason == REFUSAL_BAD_GATEWAY || reason == REFUSAL_UPSTREAM_TIMEOUT)) {
+            snprintf(up, sizeof(up), "%s:%u", c->up_host, c->up_port);
+        }
+        access_log_write(&e);
     }
 }
 
@@ -113,6 +163,7 @@ answer(struct conn *c, unsigned status, const char *ctype, const char *body, con
     if (!c->req_head_method) {
         conn_queue_puts(&c->to_cli, body);
     }
+    request_end(c, status, reason);
     if (keep && c->work->req.head_len > 0) {
         conn_consume(c->in, &c->in_len, c->work->req.head_len);
     }
@@ -129,6 +180,7 @@ request_fail(struct conn *c, unsigned status, enum refusal_reason reason, const 
 
     if (status == 0) {
         request_log(c, 0, why, reason);
+        request_end(c, 0, reason);
         conn_close(c);
         return;
     }
@@ -196,6 +248,7 @@ queue_head(struct conn *c, const struct decision *d)
     in.version = d->version;
     in.auth = d->auth;
     in.client = c->client;
+    in.request_id = c->work->id[0] != '\0' ? c->work->id : NULL;
     n = headers_request(&c->work->req, &in, head, sizeof(head));
     assert(n <= sizeof(head));
     conn_queue_push(&c->to_up, head, n);
@@ -322,12 +375,22 @@ again:
         failure(c);
     }
     c->route = d.route;
+    c->work->level = d.route != NULL ? d.route->access_level : -1;
+    if (d.app != NULL) {
+        snprintf(c->work->app, sizeof(c->work->app), "%s", d.app_id_lc);
+    } else if (d.verdict == VERDICT_TO_CONTROL || d.verdict == VERDICT_TO_DOCKER) {
+        snprintf(c->work->app, sizeof(c->work->app), "app_api");
+    } else {
+        c->work->app[0] = '\0';
+    }
     switch (d.verdict) {
     case VERDICT_AUTH:
         cookie = route_session_cookie(&c->work->req);
         if (cookie.n > 0 && sessions_get(cookie, &c->user)) {
+            dp_counters.session_hits++;
             goto again;
         }
+        dp_counters.session_misses++;
         hdrs = headers_for_auth(&c->work->req, &nhdrs);
         if (ctl_link_auth(dp->link, d.app_id_lc, cookie, hdrs, nhdrs, c) == -1) {
             c->user.state = USER_ERROR;
@@ -488,6 +551,15 @@ process_client(struct conn *c)
             c->req_keep_alive = st == HTTP1_OK && c->work->req.keep_alive;
             c->req_upgrade = st == HTTP1_OK && c->work->req.upgrade;
             c->req_framing = st == HTTP1_OK ? c->work->req.framing : HTTP1_BODY_NONE;
+            c->work->open = true;
+            c->work->start = lws_now_usecs();
+            c->work->out0 = c->to_cli.pushed;
+            c->work->level = -1;
+            c->work->app[0] = '\0';
+            c->work->id[0] = '\0';
+            if (st == HTTP1_OK && access_log_on()) {
+                request_id_pick(&c->work->req, c->work->id);
+            }
             if (st == HTTP1_OK) {
                 span_copy(c->log_method, sizeof(c->log_method), c->work->req.method);
                 span_copy(c->log_path, sizeof(c->log_path), c->work->req.path);
@@ -562,6 +634,7 @@ response_done(struct conn *c)
 {
     bool keep = c->req_keep_alive && c->resp_keep_alive && c->req_body_done;
 
+    request_end(c, c->work->resp.status, REFUSAL_NONE);
     c->rstate = RS_IDLE;
     if (!c->resp_keep_alive || !c->req_body_done || c->uin_len > 0) {
         conn_close_up(c);
@@ -619,6 +692,9 @@ process_upstream(struct conn *c)
             memset(&c->resp_chunk, 0, sizeof(c->resp_chunk));
             conn_consume(c->uin, &c->uin_len, c->work->resp.head_len);
             if (c->work->resp.status == 101) {
+                request_end(c, 101, REFUSAL_NONE);
+                c->ws_counted = true;
+                dp_counters.websocket_conns++;
                 c->state = ST_TUNNEL;
                 c->rstate = RS_BODY;
                 c->resp_framing = HTTP1_BODY_UNTIL_CLOSE;
@@ -672,6 +748,9 @@ process_upstream(struct conn *c)
 static void
 on_upstream_failed(struct conn *c)
 {
+    if (c->dest == HEADERS_TO_EXAPP && c->work != NULL && c->work->open) {
+        metrics_connect_error(c->work->app);
+    }
     if (c->dest == HEADERS_TO_EXAPP && c->up_name[0] != '\0') {
         resolve_invalidate(c->up_name);
     }
@@ -768,6 +847,12 @@ on_head_refused(struct conn *c, bool memory)
 static void
 on_free(struct conn *c)
 {
+    if (c->work != NULL && c->work->open) {
+        request_end(c, 0, REFUSAL_NONE); /* the connection went before its answer */
+    }
+    if (c->ws_counted) {
+        dp_counters.websocket_conns--;
+    }
     ctl_link_forget(dp->link, c);
     resolve_forget(c);
     world_unref(c->world);

@@ -68,6 +68,10 @@ static const struct var vars[] = {
     {"HP_FRP_MAX_PENDING", "256", V_UINT, OFF(frp_max_pending), 1, 100000, S_SERVE, false},
     {"HP_TRUSTED_PROXY_IPS", "", V_STR, OFF(trusted_proxy_ips), 0, 0, S_SERVE, false},
     {"HP_LOG_LEVEL", "warning", V_LOGLEVEL, OFF(log_level), 0, 0, S_ALL, false},
+    /* off, text or json: checked after the table */
+    {"HP_ACCESS_LOG", "off", V_STR, OFF(access_log), 0, 0, S_SERVE, false},
+    /* host:port of a second /metrics listener without the key; "": none. After the table. */
+    {"HP_METRICS_ADDRESS", "", V_STR, OFF(metrics_address), 0, 0, S_SERVE, false},
     {"HP_TIMEOUT_CONNECT", "30s", V_TIME, OFF(timeout_connect_ms), 0, 0, S_SERVE, false},
     {"HP_TIMEOUT_CLIENT", "30s", V_TIME, OFF(timeout_client_ms), 0, 0, S_SERVE, false},
     {"HP_TIMEOUT_SERVER", "1800s", V_TIME, OFF(timeout_server_ms), 0, 0, S_SERVE, false},
@@ -547,6 +551,22 @@ env_load(struct hp_config *cfg, enum env_scope scope, env_lookup_cb lookup, void
             goto fail;
         }
         cfg->nc_req_url = req_url(cfg->nc_instance_url);
+        if (strcasecmp(cfg->access_log, "off") != 0 && strcasecmp(cfg->access_log, "text") != 0 &&
+            strcasecmp(cfg->access_log, "json") != 0) {
+            err_set(err, "HP_ACCESS_LOG: must be one of off, text, json; got \"%s\"",
+                    cfg->access_log);
+            goto fail;
+        }
+        if (cfg->metrics_address[0] != '\0') {
+            char host[256];
+            unsigned port;
+            struct hp_err sub;
+
+            if (env_parse_hostport(cfg->metrics_address, host, sizeof(host), &port, &sub) == -1) {
+                err_set(err, "HP_METRICS_ADDRESS: %s (got \"%s\")", sub.msg, cfg->metrics_address);
+                goto fail;
+            }
+        }
         raw = lookup("HP_TIMEOUT_TUNNEL", arg);
         if (raw == NULL || raw[0] == '\0') {
             cfg->timeout_tunnel_ms = cfg->timeout_server_ms;

@@ -45,6 +45,8 @@ struct hp_config {
     char *trusted_proxy_ips;
     struct cidr_list *trusted; /* parsed from trusted_proxy_ips (ENV_SERVE) */
     enum log_level log_level;
+    char *access_log;      /* HP_ACCESS_LOG: off, text or json (any case) */
+    char *metrics_address; /* HP_METRICS_ADDRESS: "" for none */
     uint64_t timeout_connect_ms;
     uint64_t timeout_client_ms;
     uint64_t timeout_server_ms;

@@ -46,6 +46,11 @@ static const struct {
                     msg_lookup_encode},
     [MSG_EVENT] =
         {"event", MSG_FROM_DP, {{"event", F_STR}, {NULL, 0}}, msg_event_decode, msg_event_encode},
+    [MSG_METRICS] = {"metrics",
+                     MSG_FROM_DP,
+                     {{"refusals", F_OBJECT}, {"apps", F_ARRAY}, {NULL, 0}},
+                     msg_metrics_decode,
+                     msg_metrics_encode},
     [MSG_AUTH] = {"auth",
                   MSG_FROM_DP,
                   {{"id", F_INT}, {"app_id", F_STR}, {"cookie_b64", F_STR}, {"headers", F_ARRAY}},

@@ -14,10 +14,11 @@
 #include "cidr.h"
 #include "err.h"
 #include "exapp.h"
+#include "refusal.h"
 
 /* Bump when any message changes; both sides refuse a peer with another version at hello
  * (harp-ctl answers `error`, the data plane closes the link on a `welcome` of another). */
-#define PROTO_VERSION 5
+#define PROTO_VERSION 6
 
 enum msg_type {
     /* dp -> ctl */
@@ -29,6 +30,9 @@ enum msg_type {
     MSG_AUTH,      /* {id, app_id, cookie_b64, headers: [[name, value_b64], ...]}: who is the
                     * user; header values and the cookie are bytes, carried in base64 */
     MSG_EVENT,     /* {event: "failure", ip} | {event: "tunnels", tunnels: [...]} */
+    MSG_METRICS,   /* {client_conns, upstream_conns, websocket_conns, bytes_in, bytes_out,
+                    * session_hits, session_misses, refusals: {reason: n}, apps: [...]}: the
+                    * data plane's counters since it started, every second (msg_metrics) */
     MSG_TABLE_ACK, /* {version, table_hash, sig}: the table applied hashes to table_hash; sig
                     * by dp_key over the canonical {type: "harp.table_ack", version, dp_id,
                     * table_hash} (docs/audit.md) */
@@ -102,6 +106,41 @@ struct msg_table_audit {
     char table_hash[MSG_HASH_HEX + 1];
     char chain_head[MSG_HASH_HEX + 1];
     char sig[MSG_SIG_HEX + 1];
+};
+
+/* The counters of a data plane (metrics): totals since it started, so a message lost with a
+ * link loses nothing; apps lists only those that changed since the last message (all of them
+ * after a reconnection), at most MSG_METRICS_MAX_APPS a message. */
+#define MSG_METRICS_MAX_APPS 512
+/* public, user, admin, none (not decided by an ExApp route) */
+#define METRICS_NLEVELS 4
+/* 1xx, 2xx, 3xx, 4xx, 5xx, dropped (no status: the connection closed) */
+#define METRICS_NCLASSES 6
+/* request duration buckets, the last +Inf */
+#define METRICS_NBUCKETS 14
+#define METRICS_APP_NONE "-" /* requests of no known ExApp */
+
+/* The upper bounds (seconds) of the duration buckets but the last (+Inf). */
+extern const double metrics_bucket_le[METRICS_NBUCKETS - 1];
+/* "public", "user", "admin", "none"; "1xx" ... "5xx", "dropped". */
+extern const char *const metrics_level_names[METRICS_NLEVELS];
+extern const char *const metrics_class_names[METRICS_NCLASSES];
+
+struct msg_metrics_app {
+    char app_id[EXAPP_ID_MAX + 1]; /* an app id, or METRICS_APP_NONE */
+    int64_t requests[METRICS_NLEVELS][METRICS_NCLASSES];
+    int64_t connect_errors;            /* connections to the ExApp that failed */
+    int64_t buckets[METRICS_NBUCKETS]; /* requests by duration, each in its own bucket only */
+    double duration_sum;               /* seconds */
+};
+
+struct msg_metrics {
+    int64_t client_conns, upstream_conns, websocket_conns; /* open now */
+    int64_t bytes_in, bytes_out;                           /* from and to clients */
+    int64_t session_hits, session_misses; /* user sessions answered from the cache, or asked */
+    int64_t refusals[REFUSAL_MAX];        /* [REFUSAL_NONE] unused */
+    struct msg_metrics_app *apps;
+    size_t napps;
 };
 
 struct msg_lookup {
@@ -222,6 +261,7 @@ struct msg {
         struct msg_lookup lookup;
         struct msg_auth auth;
         struct msg_event event;
+        struct msg_metrics metrics;
         struct msg_snapshot snapshot;
         struct msg_delta delta;
         struct msg_lookup_reply lookup_reply;

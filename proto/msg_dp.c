@@ -353,6 +353,9 @@ msg_dp_free(struct msg *m)
     case MSG_EVENT:
         free(m->event.tunnels);
         break;
+    case MSG_METRICS:
+        free(m->metrics.apps);
+        break;
     default:
         break;
     }

@@ -52,6 +52,8 @@ int msg_auth_decode(const json_t *o, struct msg *m, struct hp_err *err);
 void msg_auth_encode(const struct msg *m, json_t *o);
 int msg_event_decode(const json_t *o, struct msg *m, struct hp_err *err);
 void msg_event_encode(const struct msg *m, json_t *o);
+int msg_metrics_decode(const json_t *o, struct msg *m, struct hp_err *err);
+void msg_metrics_encode(const struct msg *m, json_t *o);
 void msg_dp_free(struct msg *m);
 
 int msg_welcome_decode(const json_t *o, struct msg *m, struct hp_err *err);

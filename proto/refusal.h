@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
-/* Why harp-dp refused a request: one enum and one name table (pure). The names appear in the
- * request log as reason=<name>; metrics and access logs count them. */
-#ifndef HARP_DP_REFUSAL_H
-#define HARP_DP_REFUSAL_H
+/* Why a data plane refused a request: one enum and one name table (pure). The names appear in
+ * harp-dp's request and access logs as reason=<name> and in harp_refusals_total{reason} of the
+ * metrics (harp-ctl renders them, zero included). */
+#ifndef HARP_PROTO_REFUSAL_H
+#define HARP_PROTO_REFUSAL_H
 
 enum refusal_reason {
     REFUSAL_NONE,                 /* not a refusal */
