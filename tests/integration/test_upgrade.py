@@ -479,3 +479,59 @@ def test_frp_tunnel_through_the_old_process_lasts_during_the_drain(make_gateway,
     wait_for(lambda: exited(old), what="the old one exiting after its last FRP session")
     assert old.proc.returncode == 0, old.log()
     wait_for(lambda: port_free(tport), what="the tunnel's port released")
+
+
+def test_container_supervisor_sighup_replaces_its_data_planes_without_a_gap(ctl_factory, fake_nc):
+    import subprocess
+
+    from harness import BUILDDIR, SRCDIR
+    from helpers.backends import HttpBackend
+    ctl = ctl_factory(env={"NC_INSTANCE_URL": fake_nc.url})  # run by the supervisor
+    port = free_port()
+    env = ctl.env()
+    env.update(HP_DATA_PLANES="2", HP_EXAPPS_ADDRESS=f"127.0.0.1:{port}",
+               HP_FRP_ADDRESS=f"127.0.0.1:{free_port()}", HP_FRP_DISABLE_TLS="true",
+               PATH=f"{BUILDDIR}/harp-ctl:{BUILDDIR}/harp-dp:{env['PATH']}")
+    log_path = os.path.join(ctl.workdir, "supervise.log")
+    backend = HttpBackend()
+    with open(log_path, "ab") as log:
+        sup = subprocess.Popen(["bash", os.path.join(SRCDIR, "deploy/container/supervise.sh")],
+                               env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def sup_log():
+        with open(log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    load = None
+    try:
+        wait_for(lambda: "2 data planes" in sup_log(), what="the supervisor started")
+        body = {"exapp_token": "tok-secret-sup", "exapp_version": "1.0.0", "host": "127.0.0.1",
+                "port": backend.port, "routes": [{"url": "^/public", "access_level": 0}]}
+        ctl.secrets.append(body["exapp_token"])
+        assert ctl.request("POST", "/exapp_storage/testapp", body).status == 204
+
+        def served():
+            try:
+                return http_request(("127.0.0.1", port), "GET",
+                                    "/exapps/testapp/public/x").status == 200
+            except OSError:
+                return False
+        wait_for(served, what="the app served")
+        load = Load(port)
+        wait_for(lambda: load.count() > 100, what="requests flowing")
+        sup.send_signal(signal.SIGHUP)
+        for i in (1, 2):
+            wait_for(lambda: f"dp{i}: pid " in sup_log(), what=f"dp{i} taken over")
+        wait_for(lambda: sup_log().count("(taken over) exited with status 0") == 2,
+                 what="the old data planes drained")
+        before = load.count()
+        wait_for(lambda: load.count() > before + 100, what="requests served by the new ones")
+        load.stop()
+        assert load.failures == []
+        assert "could not be taken over" not in sup_log()
+    finally:
+        if load is not None:
+            load.stop()
+        sup.send_signal(signal.SIGTERM)
+        sup.wait(60 * MULT)
+        backend.stop()
+    assert sup.returncode == 0, sup_log()
