@@ -535,3 +535,42 @@ def test_container_supervisor_sighup_replaces_its_data_planes_without_a_gap(ctl_
         sup.wait(60 * MULT)
         backend.stop()
     assert sup.returncode == 0, sup_log()
+
+
+def test_https_listener_is_taken_over_too(make_gateway, tmp_path):
+    from test_cert_https import Conn, install, make_pem
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    install(certs, make_pem(certs, "a", "a.example"))
+    tport = free_port()
+    gw = make_gateway(env={"HP_CERTS_DIR": str(certs),
+                           "HP_EXAPPS_HTTPS_ADDRESS": f"127.0.0.1:{tport}"})
+    old = gw.dps[0]
+    failures, done = [], threading.Event()
+
+    def https_loop():
+        while not done.is_set():
+            try:
+                c = Conn(tport)
+                if c.get("/exapps/testapp/public/tls") != b"200":
+                    failures.append("status")
+                c.close()
+            except Exception as e:  # noqa: BLE001 - every failure counts
+                failures.append(repr(e))
+    t = threading.Thread(target=https_loop)
+    t.start()
+    try:
+        new = successor(old, "dp0-new")
+        gw.dps.append(new)
+        wait_for(lambda: took_over(new), what="the takeover")
+        wait_for(lambda: exited(old), what="the old one drained")
+        assert old.proc.returncode == 0, old.log()
+        assert f"listen: 127.0.0.1:{tport} (TLS) (taken over, paused)" in new.log()
+        c = Conn(tport)
+        assert server_pid(c.s, tport) == new.proc.pid
+        assert c.get("/exapps/testapp/public/after") == b"200"
+        c.close()
+    finally:
+        done.set()
+        t.join(30 * MULT)
+    assert failures == []
