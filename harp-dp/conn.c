@@ -61,6 +61,7 @@ static lws_sorted_usec_list_t tick_sul;
 static lws_usec_t horizon_us; /* the shortest timeout: how far ahead a connection is put */
 static char rbuf[64 * 1024];  /* what one read of a plain client socket takes */
 static unsigned nconns;
+static struct conn *all_conns; /* every client connection, newest first */
 static struct {
     struct conn *first, *last;
     size_t bytes;
@@ -427,6 +428,24 @@ conn_count(void)
     return nconns;
 }
 
+unsigned
+conn_close_idle(lws_usec_t idle_us)
+{
+    lws_usec_t now = lws_now_usecs();
+    struct conn *c;
+    unsigned n = 0;
+
+    for (c = all_conns; c != NULL; c = c->all_next) {
+        if (c->cli != NULL && c->state == ST_HEAD && c->rstate == RS_IDLE && c->in_len == 0 &&
+            !c->ready && c->to_cli.bytes == 0 && now - c->last_cli >= idle_us &&
+            now - c->sent_cli >= idle_us) {
+            conn_close(c);
+            n++;
+        }
+    }
+    return n;
+}
+
 /* --- callbacks --------------------------------------------------------------------------- */
 
 static void
@@ -436,6 +455,14 @@ conn_free(struct conn *c)
     heads_unlink(c);
     nconns--;
     dp_counters.client_conns--;
+    if (c->all_prev != NULL) {
+        c->all_prev->all_next = c->all_next;
+    } else {
+        all_conns = c->all_next;
+    }
+    if (c->all_next != NULL) {
+        c->all_next->all_prev = c->all_prev;
+    }
     if (c->ready) {
         struct conn **pp;
 
@@ -555,6 +582,11 @@ conn_client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
         lws_set_opaque_user_data(wsi, c);
         nconns++;
         dp_counters.client_conns++;
+        c->all_next = all_conns;
+        if (all_conns != NULL) {
+            all_conns->all_prev = c;
+        }
+        all_conns = c;
         conn_arm(c, c->last_cli, c->last_cli + secs_us(dp->timeout_client_s));
         return 0;
     case LWS_CALLBACK_RAW_RX:

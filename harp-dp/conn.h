@@ -85,6 +85,7 @@ struct conn {
     bool in_heads;
     size_t head_bytes; /* what it counts towards HP_MAX_HEAD_MEMORY */
     lws_usec_t head_since;
+    struct conn *all_prev, *all_next; /* every client connection (conn_close_idle) */
     /* deferred input (design note 6) */
     struct conn *ready_next;
     bool ready, cli_rx, up_rx;
@@ -118,6 +119,9 @@ struct conn_handlers {
 void conn_init(const struct conn_handlers *h);
 /* Client connections open now. */
 unsigned conn_count(void);
+/* Closes the connections between requests that have been silent both ways for <idle_us>
+ * (a data plane draining, upgrade.c): the number closed. */
+unsigned conn_close_idle(lws_usec_t idle_us);
 /* Processes the input read during the last service turn. */
 void conn_run_ready(void);
 int conn_client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

@@ -24,6 +24,8 @@ struct dp {
     unsigned max_conns;    /* client connections, HP_MAX_CONNECTIONS or from the fd limit */
     size_t max_head_bytes; /* unfinished request heads together, HP_MAX_HEAD_MEMORY */
     bool stopping;
+    bool draining; /* handed over to a new harp-dp (upgrade.c): no new connections, no keep-alive */
+    int exit_status;
 };
 
 extern struct dp *dp;

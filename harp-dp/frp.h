@@ -31,6 +31,8 @@ struct frp_setup {
     const struct hp_config *cfg;
     const bool *stopping; /* true once the process stops */
     unsigned timeout_server_s;
+    int frontend_fd; /* a listening socket taken over (upgrade.c), or -1: open one */
+    bool paused;     /* the frontend accepts nothing until listen_resume() */
     struct frp_hooks hooks;
 };
 
@@ -38,6 +40,8 @@ struct frp_setup {
  * HP_FRP_DISABLE_TLS=true. -1 with <err>. */
 int frp_start(const struct frp_setup *setup, struct hp_err *err);
 void frp_stop(void);
+/* Client sessions open (logged in or not). */
+unsigned frp_session_count(void);
 /* The tunnels up, in a new array of as many: the number. */
 size_t frp_tunnels(struct msg_tunnel **out);
 /* Closes tunnels on engine ports an operator removed, with their clients' sessions (the

@@ -444,6 +444,7 @@ frp_accept_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
     switch (reason) {
     case LWS_CALLBACK_RAW_CLOSE_FILE:
+        listen_forget(wsi);
         if (fl != NULL) {
             lws_sul_cancel(&fl->pause.sul);
             if (fl->px != NULL) {
@@ -656,23 +657,44 @@ frp_start(const struct frp_setup *su, struct hp_err *err)
         }
         lws_sul_schedule(setup.ctx, 0, &reload_sul, on_reload_timer, 5 * LWS_US_PER_SEC);
     }
-    if ((fd = listen_fd(su->cfg->frp_address, false, err)) == -1) {
+    fd = su->frontend_fd;
+    if (fd == -1 && (fd = listen_fd(su->cfg->frp_address, false, err)) == -1) {
         return -1;
     }
     d.filefd = fd;
     w = lws_adopt_descriptor_vhost(setup.vh, LWS_ADOPT_RAW_FILE_DESC, d, "harp-frp-accept", NULL);
     if (w == NULL) {
         err_set(err, "cannot add the FRP listener to the event loop");
+        close(fd);
         return -1;
     }
     fl = xcalloc(1, sizeof(*fl));
     fl->frontend = true;
     fl->pause.wsi = w;
     lws_set_opaque_user_data(w, fl);
+    listen_register(LISTEN_FRP, w);
+    if (su->paused) {
+        lws_rx_flow_control(w, 0);
+    }
     listen_reserve();
     log_notice("frp: FRP frontend on %s (%s)", su->cfg->frp_address,
                tls_required ? "TLS with client certificates" : "TLS disabled");
     return 0;
+}
+
+static void
+count_one(struct session *s, void *arg)
+{
+    (*(unsigned *)arg)++;
+}
+
+unsigned
+frp_session_count(void)
+{
+    unsigned n = 0;
+
+    session_foreach(count_one, &n);
+    return n;
 }
 
 void

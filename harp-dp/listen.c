@@ -39,6 +39,8 @@ struct listener {
 };
 
 static int reserve_fd = -1;
+static struct lws *registered[LISTEN_NROLES]; /* listen_register */
+static bool paused_all;                       /* until listen_resume() */
 static struct log_rate cap_log, fd_log;
 static char *tls_cert;            /* the HTTPS certificate and key file (listen_tls_watch) */
 static struct timespec tls_mtime; /* as last loaded */
@@ -76,7 +78,64 @@ resume(lws_sorted_usec_list_t *sul)
 {
     struct accept_pause *p = lws_container_of(sul, struct accept_pause, sul);
 
-    lws_rx_flow_control(p->wsi, 1);
+    if (!paused_all) {
+        lws_rx_flow_control(p->wsi, 1);
+    }
+}
+
+void
+listen_register(enum listen_role role, struct lws *w)
+{
+    registered[role] = w;
+}
+
+void
+listen_forget(struct lws *w)
+{
+    int i;
+
+    for (i = 0; i < LISTEN_NROLES; i++) {
+        if (registered[i] == w) {
+            registered[i] = NULL;
+        }
+    }
+}
+
+void
+listen_fds(int fds[LISTEN_NROLES])
+{
+    int i;
+
+    for (i = 0; i < LISTEN_NROLES; i++) {
+        fds[i] = registered[i] != NULL ? lws_get_socket_fd(registered[i]) : -1;
+    }
+}
+
+void
+listen_resume(void)
+{
+    int i;
+
+    paused_all = false;
+    for (i = 0; i < LISTEN_NROLES; i++) {
+        if (registered[i] != NULL) {
+            lws_rx_flow_control(registered[i], 1);
+        }
+    }
+}
+
+void
+listen_stop(void)
+{
+    int i;
+
+    for (i = 0; i < LISTEN_NROLES; i++) {
+        if (registered[i] != NULL) {
+            /* at once: an asynchronous kill waits for lws's next timeout check (a second) */
+            lws_set_timeout(registered[i], PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_SYNC);
+            registered[i] = NULL;
+        }
+    }
 }
 
 void
@@ -121,13 +180,12 @@ listen_shed(struct accept_pause *p, int err)
 }
 
 int
-listen_fd(const char *addr, bool reuseport, struct hp_err *err)
+listen_addr(const char *addr, struct sockaddr_storage *out, socklen_t *outlen, struct hp_err *err)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
     char host[256];
     unsigned port;
-    int fd, one = 1;
 
     memset(&ss, 0, sizeof(ss));
     if (env_parse_hostport(addr, host, sizeof(host), &port, err) == -1) {
@@ -145,6 +203,21 @@ listen_fd(const char *addr, bool reuseport, struct hp_err *err)
         err_set(err, "%s: not an IP address", host);
         return -1;
     }
+    *out = ss;
+    *outlen = sl;
+    return 0;
+}
+
+int
+listen_fd(const char *addr, bool reuseport, struct hp_err *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int fd, one = 1;
+
+    if (listen_addr(addr, &ss, &sl, err) == -1) {
+        return -1;
+    }
     fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
         (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1) ||
@@ -159,14 +232,15 @@ listen_fd(const char *addr, bool reuseport, struct hp_err *err)
 }
 
 int
-listen_start(const char *addr, struct lws_vhost *vh, bool tls, struct hp_err *err)
+listen_start(enum listen_role role, const char *addr, struct lws_vhost *vh, int fd, bool paused,
+             struct hp_err *err)
 {
     struct listener *li;
     struct lws *w;
     lws_sock_file_fd_type d;
-    int fd;
+    bool tls = role == LISTEN_HTTPS;
 
-    if ((fd = listen_fd(addr, true, err)) == -1) {
+    if (fd == -1 && (fd = listen_fd(addr, true, err)) == -1) {
         return -1;
     }
     d.filefd = fd;
@@ -182,7 +256,12 @@ listen_start(const char *addr, struct lws_vhost *vh, bool tls, struct hp_err *er
     li->tls = tls;
     li->pause.wsi = w;
     lws_set_opaque_user_data(w, li);
-    log_info("listen: %s%s", addr, tls ? " (TLS)" : "");
+    listen_register(role, w);
+    if (paused) {
+        paused_all = true;
+        lws_rx_flow_control(w, 0);
+    }
+    log_info("listen: %s%s%s", addr, tls ? " (TLS)" : "", paused ? " (taken over, paused)" : "");
     return 0;
 }
 
@@ -239,6 +318,7 @@ listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 
     switch (reason) {
     case LWS_CALLBACK_RAW_CLOSE_FILE:
+        listen_forget(wsi);
         if (li != NULL) {
             lws_sul_cancel(&li->pause.sul);
         }

@@ -2,14 +2,35 @@
 #ifndef HARP_DP_LISTEN_H
 #define HARP_DP_LISTEN_H
 
+#include <sys/socket.h>
+
 #include "dp.h"
 
+/* The socket address of <addr> ("host:port", IP literals): 0, or -1 with <err>. */
+int listen_addr(const char *addr, struct sockaddr_storage *out, socklen_t *outlen,
+                struct hp_err *err);
 /* A non-blocking listening socket on <addr> ("host:port", IP literals), with SO_REUSEPORT
  * when <reuseport>; -1 with <err>. */
 int listen_fd(const char *addr, bool reuseport, struct hp_err *err);
-/* Opens a SO_REUSEPORT listener on <addr> ("host:port") and adopts it into the loop; accepted
- * connections go to the "harp-client" protocol. 0, or -1 with <err>. */
-int listen_start(const char *addr, struct lws_vhost *vh, bool tls, struct hp_err *err);
+/* The listening sockets a data plane hands over to its successor (upgrade.c). */
+enum listen_role { LISTEN_HTTP, LISTEN_HTTPS, LISTEN_FRP, LISTEN_NROLES };
+/* Adopts listening socket <fd> into the loop or, when <fd> is -1, opens a SO_REUSEPORT one on
+ * <addr> ("host:port"); accepted connections go to the "harp-client" protocol (TLS for
+ * LISTEN_HTTPS). <paused>: it accepts nothing until listen_resume(). 0, or -1 with <err>
+ * (<fd> is closed). */
+int listen_start(enum listen_role role, const char *addr, struct lws_vhost *vh, int fd, bool paused,
+                 struct hp_err *err);
+/* Remembers <w> (adopted listening socket) as the listener of <role>; forgotten when it
+ * closes (listen_forget from its close callback). */
+void listen_register(enum listen_role role, struct lws *w);
+void listen_forget(struct lws *w);
+/* The descriptor of each role's listener, -1 for none. */
+void listen_fds(int fds[LISTEN_NROLES]);
+/* Paused listeners accept again. */
+void listen_resume(void);
+/* Closes this process's listeners at once, so not from their own callbacks (another
+ * process may hold the same sockets: they stay open there, with their queues). */
+void listen_stop(void);
 /* The TLS listeners' certificate and key file: loaded again when it changes (looked at before
  * each accept). */
 void listen_tls_watch(const char *cert);

@@ -22,11 +22,12 @@
 #include "request.h"
 #include "resolve.h"
 #include "sessions.h"
+#include "upgrade.h"
 #include "world.h"
 #include "xmalloc.h"
 
 static const char usage[] =
-    "usage: harp-dp [--id NAME] [--log-level LEVEL] [--frp]\n"
+    "usage: harp-dp [--id NAME] [--log-level LEVEL] [--frp] [--takeover PATH]\n"
     "\n"
     "A harp data plane: routes /exapps/<appid>/... on HP_EXAPPS_ADDRESS (and\n"
     "HP_EXAPPS_HTTPS_ADDRESS when $HP_CERTS_DIR/cert.pem exists) with the table that\n"
@@ -34,7 +35,10 @@ static const char usage[] =
     "control API at HP_CONTROL_ADDRESS. Reads the same HP_* variables as harp-ctl.\n"
     "Several harp-dp may run on the same ports. Stops on SIGTERM.\n"
     "--frp: also serve the FRP frontend on HP_FRP_ADDRESS (one data plane per host), TLS\n"
-    "with the certificates in $HP_CERTS_DIR/frp unless HP_FRP_DISABLE_TLS=true.\n";
+    "with the certificates in $HP_CERTS_DIR/frp unless HP_FRP_DISABLE_TLS=true.\n"
+    "--takeover PATH: take the listening sockets over from the harp-dp whose handover\n"
+    "socket is PATH ($HP_STATE_DIR/harp-dp-NAME.sock); once this one has its table, that\n"
+    "one drains and exits. SIGUSR2 makes a harp-dp start its executable that way.\n";
 
 /* The loop was woken by another thread (the resolver): deliver what it finished. */
 static int
@@ -74,6 +78,9 @@ on_table(void *ctx, struct exapp *apps, size_t n, int64_t version, struct hp_err
         return -1;
     }
     world_set_table(t);
+    if (upgrade_taking()) {
+        upgrade_taken();
+    }
     return 0;
 }
 
@@ -110,10 +117,18 @@ static const struct ctl_link_handlers link_handlers = {
     .tunnels = on_tunnels,
 };
 
+static volatile sig_atomic_t got_usr2, got_chld;
+
 static void
 on_signal(int sig)
 {
-    dp->stopping = true;
+    if (sig == SIGUSR2) {
+        got_usr2 = 1;
+    } else if (sig == SIGCHLD) {
+        got_chld = 1;
+    } else {
+        dp->stopping = true;
+    }
     if (dp->ctx != NULL) {
         lws_cancel_service(dp->ctx);
     }
@@ -186,6 +201,14 @@ static void
 after_turn(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     conn_run_ready();
+    if (got_usr2) {
+        got_usr2 = 0;
+        upgrade_spawn();
+    }
+    if (got_chld) {
+        got_chld = 0;
+        upgrade_reap();
+    }
     if (dp->stopping) {
         ev_break(loop, EVBREAK_ALL);
     }
@@ -207,7 +230,8 @@ main(int argc, char **argv)
     char *cert;
     struct hp_err err;
     struct opts o = {NULL};
-    const char *id = NULL;
+    const char *id = NULL, *takeover = NULL, *want[LISTEN_NROLES] = {NULL};
+    int fds[LISTEN_NROLES] = {-1, -1, -1};
     bool frp = false;
     char host[64], *summary, *line, *save = NULL;
     unsigned long nofile;
@@ -228,6 +252,8 @@ main(int argc, char **argv)
             frp = true;
         } else if (strcmp(argv[i], "--id") == 0 && i + 1 < argc) {
             id = argv[++i];
+        } else if (strcmp(argv[i], "--takeover") == 0 && i + 1 < argc) {
+            takeover = argv[++i];
         } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
             o.log_level = argv[++i];
         } else {
@@ -319,13 +345,24 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
-    if (listen_start(dp->cfg.exapps_address, dp->vh, false, &err) == -1) {
+    signal(SIGUSR2, on_signal);
+    signal(SIGCHLD, on_signal);
+    upgrade_init(loop, argc, argv);
+    /* HTTPS as HaRP: only when the certificate file (chain and key in one PEM) exists. */
+    cert = xasprintf("%s/cert.pem", dp->cfg.certs_dir);
+    want[LISTEN_HTTP] = dp->cfg.exapps_address;
+    want[LISTEN_HTTPS] = access(cert, R_OK) == 0 ? dp->cfg.exapps_https_address : NULL;
+    want[LISTEN_FRP] = frp ? dp->cfg.frp_address : NULL;
+    if (takeover != NULL && upgrade_take(takeover, want, fds, &err) == -1) {
+        log_errorx("upgrade: %s", err.msg);
+        return 1;
+    }
+    if (listen_start(LISTEN_HTTP, dp->cfg.exapps_address, dp->vh, fds[LISTEN_HTTP],
+                     takeover != NULL, &err) == -1) {
         log_errorx("dp: HP_EXAPPS_ADDRESS: %s", err.msg);
         return 1;
     }
-    /* HTTPS as HaRP: only when the certificate file (chain and key in one PEM) exists. */
-    cert = xasprintf("%s/cert.pem", dp->cfg.certs_dir);
-    if (access(cert, R_OK) == 0) {
+    if (want[LISTEN_HTTPS] != NULL) {
         info.vhost_name = "harp-tls";
         info.ssl_cert_filepath = cert;
         info.ssl_private_key_filepath = cert;
@@ -336,7 +373,8 @@ main(int argc, char **argv)
             log_errorx("dp: %s: cannot load the certificate and key", cert);
             return 1;
         }
-        if (listen_start(dp->cfg.exapps_https_address, tls_vh, true, &err) == -1) {
+        if (listen_start(LISTEN_HTTPS, dp->cfg.exapps_https_address, tls_vh, fds[LISTEN_HTTPS],
+                         takeover != NULL, &err) == -1) {
             log_errorx("dp: HP_EXAPPS_HTTPS_ADDRESS: %s", err.msg);
             return 1;
         }
@@ -350,6 +388,8 @@ main(int argc, char **argv)
                                .cfg = &dp->cfg,
                                .stopping = &dp->stopping,
                                .timeout_server_s = dp->timeout_server_s,
+                               .frontend_fd = fds[LISTEN_FRP],
+                               .paused = takeover != NULL,
                                .hooks = {.ctx = dp,
                                          .tunnels_changed = frp_tunnels_changed,
                                          .login_failed = frp_login_failed,
@@ -368,6 +408,13 @@ main(int argc, char **argv)
     dp->link = ctl_link_start(&link_handlers);
     log_notice("dp: serving HTTP on %s; control plane at %s", dp->cfg.exapps_address,
                dp->cfg.ctl_socket);
+    if (takeover == NULL) {
+        char *path = upgrade_default_path();
+
+        upgrade_serve(path);
+        free(path);
+        upgrade_notify("READY=1");
+    }
     ev_prepare_init(&turn, after_turn);
     ev_prepare_start(loop, &turn);
     if (!dp->stopping) {
@@ -375,6 +422,7 @@ main(int argc, char **argv)
     }
     ev_prepare_stop(loop, &turn);
     log_notice("dp: stopping");
+    upgrade_close();
     /* Whatever holds a timer in dp->ctx or wakes it goes before the context does. */
     resolve_stop();
     access_log_stop();
@@ -386,6 +434,7 @@ main(int argc, char **argv)
     sessions_clear();
     world_clear();
     env_free(&dp->cfg);
+    i = dp->exit_status;
     free(dp);
-    return 0;
+    return i;
 }

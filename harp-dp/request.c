@@ -151,7 +151,7 @@ answer(struct conn *c, unsigned status, const char *ctype, const char *body, con
 {
     char head[512];
     bool keep = c->state == ST_HEAD && c->req_keep_alive && c->req_framing == HTTP1_BODY_NONE &&
-                !c->req_upgrade;
+                !c->req_upgrade && !dp->draining;
 
     snprintf(head, sizeof(head),
              "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s%s\r\n", status,
@@ -647,6 +647,31 @@ response_done(struct conn *c)
     conn_flow(c);
 }
 
+/* A data plane draining (upgrade.c) ends each connection after its response: the response
+ * head goes out with its Connection and Keep-Alive lines replaced by "Connection: close", so
+ * that the client sends nothing more on it. */
+static void
+push_head_closing(struct conn *c)
+{
+    const struct http1_head *h = &c->work->resp;
+    const char *eol = memchr(c->uin, '\n', h->head_len);
+    size_t i;
+
+    c->req_keep_alive = false;
+    conn_queue_push(&c->to_cli, c->uin, eol != NULL ? (size_t)(eol - c->uin) + 1 : 0);
+    for (i = 0; i < h->nheaders; i++) {
+        if (span_ieq(h->headers[i].name, "connection") ||
+            span_ieq(h->headers[i].name, "keep-alive")) {
+            continue;
+        }
+        conn_queue_push(&c->to_cli, h->headers[i].name.p, h->headers[i].name.n);
+        conn_queue_puts(&c->to_cli, ": ");
+        conn_queue_push(&c->to_cli, h->headers[i].value.p, h->headers[i].value.n);
+        conn_queue_puts(&c->to_cli, "\r\n");
+    }
+    conn_queue_puts(&c->to_cli, "Connection: close\r\n\r\n");
+}
+
 static void
 process_upstream(struct conn *c)
 {
@@ -684,7 +709,11 @@ process_upstream(struct conn *c)
                     }
                 }
             }
-            conn_queue_push(&c->to_cli, c->uin, c->work->resp.head_len);
+            if (dp->draining && c->work->resp.status >= 200 && c->work->resp.status != 101) {
+                push_head_closing(c);
+            } else {
+                conn_queue_push(&c->to_cli, c->uin, c->work->resp.head_len);
+            }
             c->resp_started = true;
             c->resp_framing = c->work->resp.framing;
             c->resp_left = c->work->resp.content_length;

@@ -79,6 +79,9 @@ static const struct var vars[] = {
     {"HP_TIMEOUT_TUNNEL", NULL, V_TIME, OFF(timeout_tunnel_ms), 0, 0, S_SERVE, false},
     /* A request head must be complete this long after its first byte (408 otherwise). */
     {"HP_TIMEOUT_HEAD", "10s", V_TIME, OFF(timeout_head_ms), 0, 0, S_SERVE, false},
+    /* How long a harp-dp that handed its sockets to a new one waits for its WebSockets and FRP
+     * tunnels to close before it exits anyway. */
+    {"HP_DRAIN_TIMEOUT", "5m", V_TIME, OFF(drain_timeout_ms), 0, 0, S_SERVE, false},
     /* 0: derived from RLIMIT_NOFILE (harp-dp) */
     {"HP_MAX_CONNECTIONS", "0", V_UINT, OFF(max_connections), 0, 10000000, S_SERVE, false},
     /* MiB held by unfinished request heads, all connections together */

@@ -52,6 +52,7 @@ struct hp_config {
     uint64_t timeout_server_ms;
     uint64_t timeout_tunnel_ms;
     uint64_t timeout_head_ms;
+    uint64_t drain_timeout_ms;   /* HP_DRAIN_TIMEOUT: a harp-dp handing over (upgrade) */
     unsigned max_connections;    /* 0: derived from RLIMIT_NOFILE */
     unsigned max_head_memory_mb; /* unfinished request heads, all connections */
     double session_lifetime;

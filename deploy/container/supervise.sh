@@ -5,7 +5,9 @@
 # exits is started again at once (after 1 s if it ran less than 5 s). When harp-ctl exits,
 # the data planes are stopped and the container exits with its status (1 if that was 0).
 # SIGTERM/SIGINT stop the data planes, then harp-ctl, and exit with harp-ctl's status;
-# SIGHUP restarts the data planes one after the other (new certificates in /certs).
+# SIGHUP replaces the data planes one after the other without a gap (harp-dp --takeover: the
+# new one takes the listening sockets, the old one drains and exits; new certificates in /certs
+# are read); one that cannot be taken over is restarted.
 # Everything logs to stdout/stderr.
 set -u
 say() { echo "harp-container: $*" >&2; }
@@ -54,15 +56,41 @@ until curl -fsS -o /dev/null --max-time 2 "http://$ctl_addr/heartbeat" 2>/dev/nu
 done
 
 declare -a dp since
+declare -a draining=()
 start_dp() {
     local i=$1
+    shift
     if [ "$i" -eq 1 ]; then
-        harp-dp --id dp1 --frp &
+        harp-dp --id dp1 --frp "$@" &
     else
-        harp-dp --id "dp$i" &
+        harp-dp --id "dp$i" "$@" &
     fi
     dp[i]=$!
     since[i]=$SECONDS
+}
+
+# takeover I: a new dp<I> takes the listening sockets over from the running one, which drains
+# and exits by itself (docs/configuration.md, "Upgrade without a gap"). Fails when it did not
+# take over within 2 minutes: the running one then serves on.
+takeover() {
+    local i=$1 old sock ino new end
+    old=${dp[i]}
+    sock="${HP_STATE_DIR:-/var/lib/harp}/harp-dp-dp$i.sock"
+    ino=$(stat -c %i "$sock" 2>/dev/null) || return 1
+    start_dp "$i" --takeover "$sock"
+    new=${dp[i]}
+    end=$((SECONDS + 120))
+    while kill -0 "$new" 2>/dev/null && [ $SECONDS -lt $end ]; do
+        # the new one replaces the handover socket's file once it took over
+        if [ "$(stat -c %i "$sock" 2>/dev/null)" != "$ino" ]; then
+            draining+=("$old")
+            return 0
+        fi
+        sleep 0.1
+    done
+    stop "$new"
+    dp[i]=$old
+    return 1
 }
 
 # stop PID...: SIGTERM, then SIGKILL for what still runs after 10 s.
@@ -91,15 +119,20 @@ while :; do
     fi
     if [ "$signal" = HUP ]; then
         signal=""
-        say "SIGHUP: restarting the data planes one after the other"
+        say "SIGHUP: replacing the data planes one after the other"
         for ((i = 1; i <= n; i++)); do
-            stop "${dp[i]}"
-            start_dp "$i"
+            if takeover "$i"; then
+                say "dp$i: pid ${dp[i]} took over; the old one drains"
+            else
+                say "dp$i: could not be taken over; restarting it"
+                stop "${dp[i]}"
+                start_dp "$i"
+            fi
         done
         continue
     elif [ -n "$signal" ]; then
         say "SIG$signal: stopping the data planes, then harp-ctl"
-        stop "${dp[@]}"
+        stop "${dp[@]}" "${draining[@]}"
         kill -TERM "$ctl" 2>/dev/null
         wait "$ctl"
         exit $?
@@ -107,8 +140,17 @@ while :; do
         continue
     elif [ "$done_pid" = "$ctl" ]; then
         say "harp-ctl exited with status $status; stopping the data planes"
-        stop "${dp[@]}"
+        stop "${dp[@]}" "${draining[@]}"
         exit $((status ? status : 1))
+    fi
+    rest=()
+    for p in "${draining[@]}"; do
+        [ "$p" = "$done_pid" ] || rest+=("$p")
+    done
+    if [ ${#rest[@]} -ne ${#draining[@]} ]; then
+        say "harp-dp pid $done_pid (taken over) exited with status $status"
+        draining=("${rest[@]}")
+        continue
     fi
     for ((i = 1; i <= n; i++)); do
         [ "${dp[i]}" = "$done_pid" ] || continue

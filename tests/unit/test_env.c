@@ -78,6 +78,7 @@ test_defaults(void)
     IS_INT(cfg.timeout_tunnel_ms, 1800000, "HP_TIMEOUT_TUNNEL defaults to the server timeout");
     IS_INT(cfg.blacklist_count, 10, "HP_BLACKLIST_COUNT default");
     IS_INT(cfg.timeout_head_ms, 10000, "HP_TIMEOUT_HEAD default 10s");
+    IS_INT(cfg.drain_timeout_ms, 300000, "HP_DRAIN_TIMEOUT default 5m");
     IS_INT(cfg.max_connections, 0, "HP_MAX_CONNECTIONS default 0 (from the fd limit)");
     IS_INT(cfg.max_head_memory_mb, 32, "HP_MAX_HEAD_MEMORY default 32 MiB");
     IS_INT(cfg.blacklist_window, 300, "HP_BLACKLIST_WINDOW default");
@@ -262,6 +263,7 @@ test_values(void)
                       {"HP_TIMEOUT_SERVER", "10us"},
                       {"HP_TIMEOUT_TUNNEL", "0s"},
                       {"HP_TIMEOUT_HEAD", "2s"},
+                      {"HP_DRAIN_TIMEOUT", "1h"},
                       {"HP_MAX_CONNECTIONS", "500"},
                       {"HP_MAX_HEAD_MEMORY", "4"},
                       {"HP_EXAPPS_ADDRESS", "[::]:8780"},
@@ -296,6 +298,7 @@ test_values(void)
     IS_INT(cfg.timeout_server_ms, 1, "10us rounds up to 1 ms");
     IS_INT(cfg.timeout_tunnel_ms, 24LL * 86400000, "tunnel 0s means 24d");
     IS_INT(cfg.timeout_head_ms, 2000, "HP_TIMEOUT_HEAD 2s");
+    IS_INT(cfg.drain_timeout_ms, 3600000, "HP_DRAIN_TIMEOUT 1h");
     IS_INT(cfg.max_connections, 500, "HP_MAX_CONNECTIONS 500");
     IS_INT(cfg.max_head_memory_mb, 4, "HP_MAX_HEAD_MEMORY 4");
     IS_STR(cfg.exapps_address, "[::]:8780", "IPv6 bind address");
