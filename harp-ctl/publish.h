@@ -33,6 +33,9 @@ void publish_bans_changed(struct publish *pub, const char *forget_ip);
  * filled, so that equal lists compare equal): pushed to every data plane when it differs from
  * the last. Any thread. */
 void publish_engines(struct publish *pub, struct msg_engine *engines, size_t n);
+/* The live settings after a reload (copied): pushed to every data plane now, and to each
+ * that connects later. Any thread. */
+void publish_settings(struct publish *pub, const struct msg_settings *s);
 /* A new array describing each connected data plane. Any thread. */
 json_t *publish_dataplanes(struct publish *pub);
 /* Adds the look-up pools' counters and the count of bad messages from data planes to <o>.
