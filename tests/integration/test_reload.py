@@ -212,3 +212,40 @@ def test_restart_settings_reported_and_the_cli(reloadable, tmp_path):
     os.unlink(gw.envfile)
     r = gw.ctl.request("POST", "/api/v1/reload")
     assert r.status == 422 and str(gw.envfile) in r.text, r
+
+
+def test_reloads_while_user_lookups_run(reloadable, fake_nc):
+    """NC_INSTANCE_URL swapped back and forth while look-up workers call Nextcloud: every
+    request is answered by one of the two (run under the TSan build, no report either)."""
+    import threading
+    gw = reloadable()
+    nc2 = FakeNextcloud(fake_nc.key)
+    statuses, stop = [], threading.Event()
+
+    def client():
+        i = 0
+        while not stop.is_set():
+            i += 1
+            r = gw.get(f"/exapps/testapp/user/{i}", {"Cookie": f"oc_sessionPassphrase=s{i % 50}"})
+            statuses.append(r.status)
+
+    try:
+        for nc in (fake_nc, nc2):
+            nc.add_app("testapp", gw.backend.port)
+            nc.sessions.update({f"s{i}": (f"u{i}", 1) for i in range(50)})
+        threads = [threading.Thread(target=client) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for i in range(8):
+            write(gw.envfile, dict(BASE, NC_INSTANCE_URL=(nc2 if i % 2 == 0 else fake_nc).url))
+            r = gw.ctl.request("POST", "/api/v1/reload")
+            assert r.status == 200 and r.json()["live"][0]["name"] == "NC_INSTANCE_URL", r
+        wait_for(lambda: len(statuses) > 20, what="requests during the reloads")
+        stop.set()
+        for t in threads:
+            t.join()
+        assert set(statuses) == {200}, statuses
+        assert fake_nc.count("user-info") > 0 and nc2.count("user-info") > 0
+    finally:
+        stop.set()
+        nc2.stop()
