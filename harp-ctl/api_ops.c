@@ -13,6 +13,7 @@
 #include "cidr.h"
 #include "log.h"
 #include "outbound.h"
+#include "reload.h"
 
 static void
 on_status(struct api_req *req, struct api_resp *resp)
@@ -175,7 +176,8 @@ on_ban_add(struct api_req *req, struct api_resp *resp)
         return;
     }
     secs = json_object_get(body, "seconds");
-    n = secs == NULL ? (json_int_t)req->ctl->cfg.blacklist_window : json_integer_value(secs);
+    n = secs == NULL ? (json_int_t)ENV_LIVE(req->ctl->cfg.blacklist_window)
+                     : json_integer_value(secs);
     if (secs != NULL && (!json_is_integer(secs) || n < 1 || n > 31536000 * 10LL)) {
         api_error(resp, 400, "seconds: must be a whole number from 1 to 315360000");
         json_decref(body);
@@ -215,7 +217,22 @@ on_ban_rm(struct api_req *req, struct api_resp *resp)
     api_empty(resp, 204);
 }
 
+/* POST /api/v1/reload: as SIGHUP (reload.h). */
+static void
+on_reload(struct api_req *req, struct api_resp *resp)
+{
+    struct hp_err err;
+    json_t *report = reload_run(req->ctl, &err);
+
+    if (report == NULL) {
+        api_error(resp, 422, err.msg);
+        return;
+    }
+    api_json(resp, 200, report);
+}
+
 const struct api_route api_ops_routes[] = {
+    {"POST", "/api/v1/reload", false, false, on_reload},
     {"GET", "/api/v1/bans", false, false, on_ban_list},
     {"POST", "/api/v1/bans", false, false, on_ban_add},
     {"DELETE", "/api/v1/bans/", true, false, on_ban_rm},

@@ -13,11 +13,11 @@
 static void
 defaults_ms(const struct ctl *ctl, uint64_t d[EXAPP_NTIMEOUTS])
 {
-    d[EXAPP_TO_CONNECT] = ctl->cfg.timeout_connect_ms;
-    d[EXAPP_TO_REQUEST] = ctl->cfg.timeout_client_ms;
-    d[EXAPP_TO_FIRST_BYTE] = ctl->cfg.timeout_server_ms;
-    d[EXAPP_TO_IDLE] = ctl->cfg.timeout_server_ms;
-    d[EXAPP_TO_WS_IDLE] = ctl->cfg.timeout_tunnel_ms;
+    d[EXAPP_TO_CONNECT] = ENV_LIVE(ctl->cfg.timeout_connect_ms);
+    d[EXAPP_TO_REQUEST] = ENV_LIVE(ctl->cfg.timeout_client_ms);
+    d[EXAPP_TO_FIRST_BYTE] = ENV_LIVE(ctl->cfg.timeout_server_ms);
+    d[EXAPP_TO_IDLE] = ENV_LIVE(ctl->cfg.timeout_server_ms);
+    d[EXAPP_TO_WS_IDLE] = ENV_LIVE(ctl->cfg.timeout_tunnel_ms);
 }
 
 static json_t *

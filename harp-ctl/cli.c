@@ -59,6 +59,7 @@ static const char usage_main[] =
     "  audit check-proof F   check a proof offline (--key PUBKEY)\n"
     "  audit prune           drop old entries behind a signed checkpoint (--before T)\n"
     "  config check          validate the configuration and print the effective settings\n"
+    "  reload                re-read the settings (HP_ENV_FILE) in the running control plane\n"
     "  doctor                check the whole chain and name the fix for each failure\n"
     "                        ([--public-url URL] [--read-timeout S]: through the front proxy)\n"
     "  help [COMMAND]        this help, or the help of a command (also COMMAND --help)\n"
@@ -74,7 +75,8 @@ static const char usage_main[] =
     "  --version             print the version\n"
     "\n"
     "The CLI reads the shared key from HP_SHARED_KEY, HP_SHARED_KEY_FILE or\n"
-    "$HP_STATE_DIR/shared_key.\n"
+    "$HP_STATE_DIR/shared_key. HP_ENV_FILE names a file of NAME=value lines whose\n"
+    "values override the environment (the options still win).\n"
     "exit codes: 0 ok, 1 the control plane refused, 2 usage or configuration error,\n"
     "3 the control plane cannot be reached.\n";
 
@@ -86,7 +88,18 @@ static const char usage_serve[] =
     "HP_CONTROL_ADDRESS and the SQLite store in HP_STATE_DIR (created when missing).\n"
     "Needs HP_SHARED_KEY or HP_SHARED_KEY_FILE, and NC_INSTANCE_URL. Stops on SIGTERM.\n"
     "Once it has run, a missing or empty HP_STATE_DIR/harp.db stops it at start unless\n"
-    "--allow-empty is given (a new, empty database is then created).\n";
+    "--allow-empty is given (a new, empty database is then created).\n"
+    "SIGHUP (or 'harp-ctl reload') reads HP_ENV_FILE and the environment again: log\n"
+    "level, timeouts, trusted proxies, ban settings and NC_INSTANCE_URL change at once\n"
+    "(the data planes are told); other changes are logged as needing a restart.\n";
+
+static const char usage_reload[] =
+    "usage: harp-ctl reload [--json]\n"
+    "\n"
+    "Asks the running control plane to read its settings again (HP_ENV_FILE, then its\n"
+    "environment), as SIGHUP does. Prints each setting changed live and each changed\n"
+    "setting that needs a restart. An invalid settings file changes nothing: exit 1 with\n"
+    "the error naming the file and line.\n";
 
 static const char usage_status[] =
     "usage: harp-ctl status [--json]\n"
@@ -120,6 +133,9 @@ cli_lookup(const char *name, void *arg)
         v = o->shared_key_file;
     } else if (strcmp(name, "HP_SHARED_KEY") == 0 && o->shared_key_file != NULL) {
         return NULL;
+    }
+    if (v == NULL) {
+        v = env_file_get(o->file, name);
     }
     return v != NULL ? v : getenv(name);
 }
@@ -293,6 +309,49 @@ cli_time(long long t, char *buf, size_t len)
 }
 
 static int
+cmd_reload(struct cli_opts *opts)
+{
+    const json_t *v;
+    json_t *j;
+    char *text;
+    size_t i;
+    long st;
+    int rc = CLI_OK;
+
+    if (opts->help || opts->nargs != 1) {
+        fputs(usage_reload, opts->help ? stdout : stderr);
+        return opts->help ? CLI_OK : CLI_USAGE;
+    }
+    st = cli_call(opts, "POST", "/api/v1/reload", NULL, &j, &text);
+    if (st < 0) {
+        return cli_failed(st);
+    }
+    if (st != 200 || j == NULL) {
+        rc = cli_refused(st, text, "reload");
+    } else if (opts->json) {
+        cli_print_json(j);
+    } else {
+        json_array_foreach(json_object_get(j, "live"), i, v)
+        {
+            printf("%s %s -> %s (live)\n", json_string_value(json_object_get(v, "name")),
+                   json_string_value(json_object_get(v, "from")),
+                   json_string_value(json_object_get(v, "to")));
+        }
+        json_array_foreach(json_object_get(j, "restart"), i, v)
+        {
+            printf("%s changed: needs a restart\n", json_string_value(v));
+        }
+        if (json_array_size(json_object_get(j, "live")) == 0 &&
+            json_array_size(json_object_get(j, "restart")) == 0) {
+            printf("no setting changed\n");
+        }
+    }
+    json_decref(j);
+    free(text);
+    return rc;
+}
+
+static int
 cmd_status(struct cli_opts *opts)
 {
     json_t *j;
@@ -451,11 +510,14 @@ parse_args(int argc, char **argv, struct cli_opts *o)
     return 0;
 }
 
+static int cli_main_run(struct cli_opts *o);
+
 int
 cli_main(int argc, char **argv)
 {
     struct cli_opts opts;
-    const char *cmd;
+    const char *envfile;
+    struct hp_err err;
     int rc;
 
     memset(&opts, 0, sizeof(opts));
@@ -466,6 +528,24 @@ cli_main(int argc, char **argv)
     if (parse_args(argc, argv, &opts) == -1) {
         return CLI_USAGE;
     }
+    envfile = getenv("HP_ENV_FILE");
+    if (envfile != NULL && envfile[0] != '\0' && !opts.help &&
+        (opts.file = env_file_read(envfile, &err)) == NULL) {
+        fprintf(stderr, "harp-ctl: configuration error: HP_ENV_FILE: %s\n", err.msg);
+        return CLI_USAGE;
+    }
+    rc = cli_main_run(&opts);
+    env_file_free(opts.file);
+    return rc;
+}
+
+static int
+cli_main_run(struct cli_opts *o)
+{
+    struct cli_opts opts = *o;
+    const char *cmd;
+    int rc;
+
     if (opts.nargs > 0 && strcmp(opts.args[0], "help") == 0) {
         memmove(opts.args, opts.args + 1, sizeof(opts.args[0]) * (size_t)--opts.nargs);
         opts.help = true;
@@ -480,7 +560,7 @@ cli_main(int argc, char **argv)
             fputs(usage_serve, opts.help ? stdout : stderr);
             return opts.help ? CLI_OK : CLI_USAGE;
         }
-        return serve_main(cli_lookup, &opts, opts.allow_empty);
+        return serve_main(cli_lookup, o, &o->file, o->allow_empty);
     }
     if (strcmp(cmd, "config") == 0) {
         return cmd_config(&opts);
@@ -491,6 +571,8 @@ cli_main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (strcmp(cmd, "status") == 0) {
         rc = cmd_status(&opts);
+    } else if (strcmp(cmd, "reload") == 0) {
+        rc = cmd_reload(&opts);
     } else if (strcmp(cmd, "exapp") == 0) {
         rc = cli_exapp(&opts);
     } else if (strcmp(cmd, "dp") == 0) {

@@ -45,6 +45,7 @@ struct cli_opts {
     bool now;         /* certs rotate --now */
     const char *args[CLI_MAX_ARGS];
     int nargs;
+    struct env_file *file; /* HP_ENV_FILE: between the flags and the environment */
 };
 
 struct hp_config;
@@ -52,7 +53,8 @@ struct hp_config;
  * why. */
 int cli_config(struct cli_opts *opts, struct hp_config *cfg);
 
-/* An env_lookup_cb: flags in <arg> (struct cli_opts) first, then the environment. */
+/* An env_lookup_cb: flags in <arg> (struct cli_opts) first, then the settings file, then the
+ * environment. */
 const char *cli_lookup(const char *name, void *arg);
 
 /* Calls the daemon. Returns the HTTP status with *<out> the parsed JSON body (or NULL); -1

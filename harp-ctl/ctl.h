@@ -3,6 +3,7 @@
 #ifndef HARP_CTL_CTL_H
 #define HARP_CTL_CTL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <time.h>
 
@@ -24,6 +25,14 @@ struct ctl {
     time_t started;
     /* Set once serve stops: long waits (Kubernetes) end so the API can stop. */
     bool stopping; /* __atomic_ access */
+    /* Reloads (reload.c): how the settings are read, and what a reload replaced. Under
+     * reload_mtx; the live settings in <cfg> change by atomic stores (ENV_LIVE). */
+    pthread_mutex_t reload_mtx;
+    env_lookup_cb lookup;
+    void *lookup_arg;
+    struct env_file **file; /* the settings file the lookup consults (NULL: none) */
+    void **retired;         /* replaced strings, freed at exit: readers may still hold them */
+    size_t nretired;
 };
 
 #endif

@@ -69,7 +69,7 @@ check_nextcloud(struct ctl *ctl)
     }
     store_exapp_list_free(apps, n);
     nextcloud_probe(&ctl->cfg, app, &p);
-    return doctor_nextcloud(ctl->cfg.nc_instance_url, app, known, &p);
+    return doctor_nextcloud(ENV_LIVE(ctl->cfg.nc_instance_url), app, known, &p);
 }
 
 static json_t *

@@ -22,7 +22,7 @@
 struct fail_ip {
     char ip[IP_STR_MAX];
     double *ts;
-    size_t n;
+    size_t n, cap; /* cap: HP_BLACKLIST_COUNT when allocated (a reload may change it) */
     struct fail_ip *next;
 };
 
@@ -75,7 +75,7 @@ drop(struct failures *f, struct fail_ip **fp)
 static void
 prune(struct failures *f, double now, bool all)
 {
-    double window = f->cfg->blacklist_window;
+    double window = ENV_LIVE(f->cfg->blacklist_window);
     struct fail_ip **fp;
     size_t b;
 
@@ -93,8 +93,10 @@ prune(struct failures *f, double now, bool all)
 void
 failures_add(struct failures *f, const char *raw_ip, double now)
 {
-    const struct hp_config *cfg = f->cfg;
-    double window = cfg->blacklist_window;
+    /* Read once: a reload may change them meanwhile. */
+    unsigned count = ENV_LIVE(f->cfg->blacklist_count),
+             window_s = ENV_LIVE(f->cfg->blacklist_window);
+    double window = window_s;
     struct fail_ip **fp, *fi;
     struct ipaddr addr;
     struct hp_err err;
@@ -103,7 +105,7 @@ failures_add(struct failures *f, const char *raw_ip, double now)
     int64_t until;
     int rc;
 
-    if (cfg->blacklist_count == 0 || raw_ip == NULL || !ip_parse(raw_ip, strlen(raw_ip), &addr)) {
+    if (count == 0 || raw_ip == NULL || !ip_parse(raw_ip, strlen(raw_ip), &addr)) {
         return;
     }
     ip_format(&addr, ip);
@@ -121,7 +123,8 @@ failures_add(struct failures *f, const char *raw_ip, double now)
         }
         fi = xcalloc(1, sizeof(*fi));
         snprintf(fi->ip, sizeof(fi->ip), "%s", ip);
-        fi->ts = xcalloc(cfg->blacklist_count, sizeof(double));
+        fi->ts = xcalloc(count, sizeof(double));
+        fi->cap = count;
         fi->next = NULL;
         *fp = fi;
         f->n++;
@@ -132,12 +135,17 @@ failures_add(struct failures *f, const char *raw_ip, double now)
         }
     }
     fi->n = keep;
-    if (fi->n == cfg->blacklist_count) {
-        memmove(fi->ts, fi->ts + 1, (fi->n - 1) * sizeof(double));
-        fi->n--;
+    if (fi->cap < count) {
+        fi->ts = xrealloc(fi->ts, count * sizeof(double));
+        fi->cap = count;
+    }
+    if (fi->n >= count) { /* the oldest go: count - 1 stay (count lowered by a reload) */
+        keep = fi->n - (count - 1);
+        memmove(fi->ts, fi->ts + keep, (fi->n - keep) * sizeof(double));
+        fi->n -= keep;
     }
     fi->ts[fi->n++] = now;
-    if (fi->n < cfg->blacklist_count) {
+    if (fi->n < count) {
         return;
     }
     until = (int64_t)(fi->ts[0] + window + 0.999);
@@ -146,7 +154,7 @@ failures_add(struct failures *f, const char *raw_ip, double now)
     audit_set_actor(NULL);
     if (rc == 0) {
         log_notice("bans: %s banned until %lld after %zu failures in %u s", ip, (long long)until,
-                   fi->n, cfg->blacklist_window);
+                   fi->n, window_s);
     }
     drop(f, fp);
     f->hooks.ban_added(f->hooks.ctx, ip);

@@ -117,7 +117,8 @@ nextcloud_exapp_meta(const struct hp_config *cfg, const char *app_id, struct exa
     int ret = -1;
 
     esc = curl_easy_escape(NULL, app_id, 0);
-    url = xasprintf("%s/index.php/apps/app_api/harp/exapp-meta?appId=%s", cfg->nc_req_url, esc);
+    url = xasprintf("%s/index.php/apps/app_api/harp/exapp-meta?appId=%s", ENV_LIVE(cfg->nc_req_url),
+                    esc);
     curl_free(esc);
     key = xasprintf("harp-shared-key: %s", cfg->shared_key);
     hdrs = curl_slist_append(hdrs, key);
@@ -172,7 +173,8 @@ nextcloud_probe(const struct hp_config *cfg, const char *app_id, struct nc_probe
 
     memset(p, 0, sizeof(*p));
     esc = curl_easy_escape(NULL, app_id, 0);
-    url = xasprintf("%s/index.php/apps/app_api/harp/exapp-meta?appId=%s", cfg->nc_req_url, esc);
+    url = xasprintf("%s/index.php/apps/app_api/harp/exapp-meta?appId=%s", ENV_LIVE(cfg->nc_req_url),
+                    esc);
     curl_free(esc);
     key = xasprintf("harp-shared-key: %s", cfg->shared_key);
     hdrs = curl_slist_append(hdrs, key);
@@ -216,7 +218,8 @@ nextcloud_exapp_enabled(const struct hp_config *cfg, const struct exapp *app, st
     CURL *c;
     int ret = -1;
 
-    url = xasprintf("%s/ocs/v2.php/apps/app_api/api/v1/ex-app/config/get-values", cfg->nc_req_url);
+    url = xasprintf("%s/ocs/v2.php/apps/app_api/api/v1/ex-app/config/get-values",
+                    ENV_LIVE(cfg->nc_req_url));
     /* AUTHORIZATION-APP-API: base64("<user>:<secret>"), no user: a call of the app itself */
     cred = xasprintf(":%s", app->token);
     n = strlen(cred);
@@ -288,7 +291,8 @@ nextcloud_user_info(const struct hp_config *cfg, const char *app_id,
     CURL *c = NULL;
 
     esc = curl_easy_escape(NULL, app_id, 0);
-    url = xasprintf("%s/index.php/apps/app_api/harp/user-info?appId=%s", cfg->nc_req_url, esc);
+    url = xasprintf("%s/index.php/apps/app_api/harp/user-info?appId=%s", ENV_LIVE(cfg->nc_req_url),
+                    esc);
     curl_free(esc);
     for (i = 0; i < n; i++) {
         const struct msg_header *h = &headers[i];

@@ -28,7 +28,11 @@
  *    list of bans in force goes to every data plane (also after each snapshot and whenever an
  *    operator changes it or a ban expires).
  *
- *   hello -> snapshot, bans, engines --(change)--> delta / bans / engines ... --(close)-->
+ * 7. After a reload (reload.c) the live settings go to every data plane, and to each that
+ *    connects later; before the first reload each data plane keeps its own.
+ *
+ *   hello -> snapshot, bans, engines, settings? --(change)--> delta / bans / engines /
+ *   settings ... --(close)-->
  */
 #include "config.h"
 
@@ -88,13 +92,15 @@ struct publish {
     size_t nbans;
     /* Shared, under mtx. */
     pthread_mutex_t mtx;
-    bool changed, bans_changed, engines_changed;
+    bool changed, bans_changed, engines_changed, settings_changed;
     struct forget *forget;
     json_t *dp_info;
     struct msg_engine *engines; /* as last given */
     size_t nengines;
     bool engines_known;
-    int64_t shared_version; /* a copy of <version> for other threads */
+    int64_t shared_version;       /* a copy of <version> for other threads */
+    struct msg_settings settings; /* as a reload last gave them */
+    bool settings_known;          /* only after a reload: until then each its own */
 };
 
 void
@@ -189,7 +195,7 @@ send_snapshot(struct publish *pub, struct link *l)
 static void
 audit_retention(struct publish *pub)
 {
-    int64_t days = pub->ctl->cfg.audit_retention_days, n;
+    int64_t days = ENV_LIVE(pub->ctl->cfg.audit_retention_days), n;
     double now = now_wall();
     struct hp_err err;
 
@@ -376,6 +382,34 @@ publish_engines(struct publish *pub, struct msg_engine *engines, size_t n)
 }
 
 static void
+send_settings(struct publish *pub, struct link *l)
+{
+    struct msg m = {.type = MSG_SETTINGS};
+
+    pthread_mutex_lock(&pub->mtx);
+    if (pub->settings_known) {
+        m.settings = pub->settings;
+        link_server_send(l, &m);
+    }
+    pthread_mutex_unlock(&pub->mtx);
+}
+
+void
+publish_settings(struct publish *pub, const struct msg_settings *s)
+{
+    if (pub == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&pub->mtx);
+    free(pub->settings.trusted_proxy_ips);
+    pub->settings = *s;
+    pub->settings.trusted_proxy_ips = xstrdup(s->trusted_proxy_ips);
+    pub->settings_known = pub->settings_changed = true;
+    pthread_mutex_unlock(&pub->mtx);
+    link_server_wake(pub->ls);
+}
+
+static void
 send_bans(struct publish *pub, struct link *l)
 {
     struct msg m = {.type = MSG_BANS};
@@ -551,6 +585,7 @@ on_hello(void *ctx, struct link *l, const struct msg_hello *hello)
     send_snapshot(pub, l);
     send_bans(pub, l);
     send_engines(pub, l);
+    send_settings(pub, l);
     update_dp_info(pub);
 }
 
@@ -609,15 +644,16 @@ on_turn(void *ctx)
 {
     struct publish *pub = ctx;
     struct forget *forget, *f;
-    bool changed, bans_changed, engines_changed;
+    bool changed, bans_changed, engines_changed, settings_changed;
     struct link *l;
 
     pthread_mutex_lock(&pub->mtx);
     changed = pub->changed;
     bans_changed = pub->bans_changed;
     engines_changed = pub->engines_changed;
+    settings_changed = pub->settings_changed;
     forget = pub->forget;
-    pub->changed = pub->bans_changed = pub->engines_changed = false;
+    pub->changed = pub->bans_changed = pub->engines_changed = pub->settings_changed = false;
     pub->forget = NULL;
     pthread_mutex_unlock(&pub->mtx);
     if (changed) {
@@ -635,6 +671,13 @@ on_turn(void *ctx)
         for (l = link_server_links(pub->ls); l != NULL; l = l->next) {
             if (l->hello) {
                 send_engines(pub, l);
+            }
+        }
+    }
+    if (settings_changed) {
+        for (l = link_server_links(pub->ls); l != NULL; l = l->next) {
+            if (l->hello) {
+                send_settings(pub, l);
             }
         }
     }
@@ -733,6 +776,7 @@ publish_stop(struct publish *pub)
     store_exapp_list_free(pub->apps, pub->napps);
     free(pub->engines);
     free(pub->bans);
+    free(pub->settings.trusted_proxy_ips);
     pthread_mutex_destroy(&pub->mtx);
     free(pub);
 }

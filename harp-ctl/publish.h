@@ -36,6 +36,9 @@ void publish_engines(struct publish *pub, struct msg_engine *engines, size_t n);
 /* A new array of the engines as last published: [{port, address, reachable, api_min,
  * api_max}], those refused by an operator left out. Any thread. */
 json_t *publish_engines_info(struct publish *pub);
+/* The live settings after a reload (copied): pushed to every data plane now, and to each
+ * that connects later. Any thread. */
+void publish_settings(struct publish *pub, const struct msg_settings *s);
 /* A new array describing each connected data plane. Any thread. */
 json_t *publish_dataplanes(struct publish *pub);
 /* Adds the look-up pools' counters and the count of bad messages from data planes to <o>.

@@ -23,6 +23,7 @@
 #include "fdlimit.h"
 #include "log.h"
 #include "outbound.h"
+#include "reload.h"
 #include "serve.h"
 #include "xmalloc.h"
 
@@ -232,7 +233,7 @@ on_tunnels(void *ctx)
 }
 
 int
-serve_main(env_lookup_cb lookup, void *lookup_arg, bool allow_empty)
+serve_main(env_lookup_cb lookup, void *lookup_arg, struct env_file **file, bool allow_empty)
 {
     struct ctl ctl;
     struct api *api;
@@ -242,6 +243,10 @@ serve_main(env_lookup_cb lookup, void *lookup_arg, bool allow_empty)
     int sig, lockfd;
 
     memset(&ctl, 0, sizeof(ctl));
+    ctl.lookup = lookup;
+    ctl.lookup_arg = lookup_arg;
+    ctl.file = file;
+    pthread_mutex_init(&ctl.reload_mtx, NULL);
     if (env_load(&ctl.cfg, ENV_SERVE, lookup, lookup_arg, &err) == -1) {
         fprintf(stderr, "harp-ctl: configuration error: %s\n", err.msg);
         return 2;
@@ -337,7 +342,7 @@ serve_main(env_lookup_cb lookup, void *lookup_arg, bool allow_empty)
             continue;
         }
         if (sig == SIGHUP) {
-            log_info("serve: SIGHUP: nothing to reload yet");
+            json_decref(reload_run(&ctl, &err));
             continue;
         }
         break;
@@ -353,6 +358,7 @@ serve_main(env_lookup_cb lookup, void *lookup_arg, bool allow_empty)
     canon_key_free(ctl.audit_key);
     curl_global_cleanup();
     env_free(&ctl.cfg);
+    reload_free(&ctl);
     close(lockfd);
     return 0;
 }

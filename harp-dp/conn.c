@@ -408,16 +408,22 @@ on_tick(lws_sorted_usec_list_t *sul)
 }
 
 void
-conn_init(const struct conn_handlers *h)
+conn_defaults_changed(void)
 {
     unsigned s = dp->timeout_client_s;
 
-    up_h = h;
     s = dp->timeout_server_s < s ? dp->timeout_server_s : s;
     s = dp->timeout_tunnel_s < s ? dp->timeout_tunnel_s : s;
     s = dp->timeout_head_s < s ? dp->timeout_head_s : s;
     s = s < 1 ? 1 : s >= WHEEL_SLOTS ? WHEEL_SLOTS - 1 : s;
     horizon_us = secs_us(s);
+}
+
+void
+conn_init(const struct conn_handlers *h)
+{
+    up_h = h;
+    conn_defaults_changed();
     wheel_init(&wheel, (int64_t)(lws_now_usecs() / LWS_US_PER_SEC));
     lws_sul_schedule(dp->ctx, 0, &tick_sul, on_tick, LWS_US_PER_SEC);
 }

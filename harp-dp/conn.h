@@ -117,6 +117,8 @@ struct conn_handlers {
 
 /* Starts the connection timer (one for all connections); <h> must outlive the loop. */
 void conn_init(const struct conn_handlers *h);
+/* dp->timeout_*_s changed (a reload): the timer's horizon follows. */
+void conn_defaults_changed(void);
 /* Client connections open now. */
 unsigned conn_count(void);
 /* Closes the connections between requests that have been silent both ways for <idle_us>

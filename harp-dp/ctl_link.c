@@ -510,6 +510,9 @@ on_msg(struct ctl_link *l, struct msg *m)
     case MSG_ENGINES:
         l->h->on_engines(l->h->ctx, m->engines.engines, m->engines.nengines);
         return 0;
+    case MSG_SETTINGS:
+        l->h->on_settings(l->h->ctx, &m->settings);
+        return 0;
     case MSG_PING:
         send_msg(l, &pong);
         return 0;

@@ -27,6 +27,8 @@ struct ctl_link_handlers {
     /* The bans and engines lists as pushed, borrowed. */
     void (*on_bans)(void *ctx, const struct msg_ban *bans, size_t n);
     void (*on_engines)(void *ctx, const struct msg_engine *engines, size_t n);
+    /* The settings harp-ctl changed at a reload, borrowed. */
+    void (*on_settings)(void *ctx, const struct msg_settings *s);
     /* The answer to ctl_link_lookup() / ctl_link_auth() for <waiter>. */
     void (*on_lookup_reply)(void *ctx, void *waiter, bool unavailable);
     void (*on_auth_reply)(void *ctx, void *waiter, const struct user *u, lws_usec_t ttl_us);

@@ -47,6 +47,8 @@ size_t frp_tunnels(struct msg_tunnel **out);
 /* Closes tunnels on engine ports an operator removed, with their clients' sessions (the
  * clients reconnect and register again). */
 void frp_enforce_refusals(void);
+/* HP_TIMEOUT_SERVER changed (a reload): the idle limit of tunnels' users from now on. */
+void frp_set_timeout_server(unsigned s);
 
 /* lws protocols: the listeners, client sessions, and users of the tunnels' ports. */
 int frp_accept_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

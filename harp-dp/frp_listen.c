@@ -707,3 +707,9 @@ frp_stop(void)
     X509_free(tls_revoked);
     tls_ca = tls_revoked = NULL;
 }
+
+void
+frp_set_timeout_server(unsigned s)
+{
+    frp_conf.timeout_server_s = s;
+}

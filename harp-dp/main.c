@@ -62,6 +62,13 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* The command line's options (they win over the environment and over harp-ctl's settings),
+ * and the settings file HP_ENV_FILE (it wins over the environment). */
+struct opts {
+    const char *log_level;
+    struct env_file *file;
+};
+
 /* What the control plane pushes becomes a new snapshot (world.c). */
 static const struct table *
 current_table(void *ctx)
@@ -101,6 +108,63 @@ on_engines(void *ctx, const struct msg_engine *engines, size_t n)
     frp_enforce_refusals();
 }
 
+static unsigned secs(uint64_t ms);
+
+/* Logs one setting a reload changed, as harp-ctl does. */
+static void
+changed(const char *name, const char *from, const char *to)
+{
+    if (strcmp(from, to) != 0) {
+        log_notice("settings: %s %s -> %s (from harp-ctl)", name, from, to);
+    }
+}
+
+static void
+changed_secs(const char *name, unsigned *field, int64_t ms)
+{
+    char a[32], b[32];
+    unsigned s = secs((uint64_t)ms);
+
+    snprintf(a, sizeof(a), "%us", *field);
+    snprintf(b, sizeof(b), "%us", s);
+    changed(name, a, b);
+    *field = s;
+}
+
+/* harp-ctl's settings after a reload replace this process's own, but for its command-line
+ * options (--log-level). */
+static void
+on_settings(void *ctx, const struct msg_settings *s)
+{
+    struct opts *o = ctx;
+    struct cidr_list *trusted;
+
+    if (o->log_level == NULL) {
+        changed("HP_LOG_LEVEL", log_level_name(log_get_level()), log_level_name(s->log_level));
+        log_set_level(s->log_level);
+        dp->cfg.log_level = s->log_level;
+    }
+    changed_secs("HP_TIMEOUT_CONNECT", &dp->timeout_connect_s, s->timeout_connect_ms);
+    changed_secs("HP_TIMEOUT_CLIENT", &dp->timeout_client_s, s->timeout_client_ms);
+    changed_secs("HP_TIMEOUT_SERVER", &dp->timeout_server_s, s->timeout_server_ms);
+    changed_secs("HP_TIMEOUT_TUNNEL", &dp->timeout_tunnel_s, s->timeout_tunnel_ms);
+    changed_secs("HP_TIMEOUT_HEAD", &dp->timeout_head_s, s->timeout_head_ms);
+    conn_defaults_changed();
+    frp_set_timeout_server(dp->timeout_server_s);
+    if (strcmp(dp->cfg.trusted_proxy_ips, s->trusted_proxy_ips) != 0) {
+        changed("HP_TRUSTED_PROXY_IPS", dp->cfg.trusted_proxy_ips, s->trusted_proxy_ips);
+        trusted = xcalloc(1, sizeof(*trusted));
+        cidr_list_parse(s->trusted_proxy_ips, trusted);
+        free(dp->cfg.trusted);
+        free(dp->cfg.trusted_proxy_ips);
+        dp->cfg.trusted = trusted;
+        dp->cfg.trusted_proxy_ips = xstrdup(s->trusted_proxy_ips);
+    }
+    changed("HP_BAN_REPLY_429", dp->cfg.ban_reply_429 ? "true" : "false",
+            s->ban_reply_429 ? "true" : "false");
+    dp->cfg.ban_reply_429 = s->ban_reply_429;
+}
+
 static size_t
 on_tunnels(void *ctx, struct msg_tunnel **out)
 {
@@ -112,6 +176,7 @@ static const struct ctl_link_handlers link_handlers = {
     .on_table = on_table,
     .on_bans = on_bans,
     .on_engines = on_engines,
+    .on_settings = on_settings,
     .on_lookup_reply = request_lookup_done,
     .on_auth_reply = request_auth_done,
     .tunnels = on_tunnels,
@@ -160,19 +225,17 @@ frp_engine_refused(void *ctx, unsigned port)
     return world_engine_refused(port);
 }
 
-struct opts {
-    const char *log_level;
-};
-
 static const char *
 lookup(const char *name, void *arg)
 {
     struct opts *o = arg;
+    const char *v;
 
     if (strcmp(name, "HP_LOG_LEVEL") == 0 && o->log_level != NULL) {
         return o->log_level;
     }
-    return getenv(name);
+    v = env_file_get(o->file, name);
+    return v != NULL ? v : getenv(name);
 }
 
 static void
@@ -229,7 +292,9 @@ main(int argc, char **argv)
     struct lws_vhost *tls_vh;
     char *cert;
     struct hp_err err;
-    struct opts o = {NULL};
+    struct opts o = {NULL, NULL};
+    const char *envfile = getenv("HP_ENV_FILE");
+    struct ctl_link_handlers handlers = link_handlers;
     const char *id = NULL, *takeover = NULL, *want[LISTEN_NROLES] = {NULL};
     int fds[LISTEN_NROLES] = {-1, -1, -1};
     bool frp = false;
@@ -260,6 +325,10 @@ main(int argc, char **argv)
             fprintf(stderr, "harp-dp: unknown argument %s\n%s", argv[i], usage);
             return 2;
         }
+    }
+    if (envfile != NULL && envfile[0] != '\0' && (o.file = env_file_read(envfile, &err)) == NULL) {
+        fprintf(stderr, "harp-dp: configuration error: HP_ENV_FILE: %s\n", err.msg);
+        return 2;
     }
     dp = xcalloc(1, sizeof(*dp));
     if (env_load(&dp->cfg, ENV_SERVE, lookup, &o, &err) == -1) {
@@ -405,7 +474,8 @@ main(int argc, char **argv)
         log_errorx("dp: cannot start the resolver thread");
         return 1;
     }
-    dp->link = ctl_link_start(&link_handlers);
+    handlers.ctx = &o;
+    dp->link = ctl_link_start(&handlers);
     log_notice("dp: serving HTTP on %s; control plane at %s", dp->cfg.exapps_address,
                dp->cfg.ctl_socket);
     if (takeover == NULL) {
@@ -434,6 +504,7 @@ main(int argc, char **argv)
     sessions_clear();
     world_clear();
     env_free(&dp->cfg);
+    env_file_free(o.file);
     i = dp->exit_status;
     free(dp);
     return i;

@@ -638,6 +638,172 @@ env_free(struct hp_config *cfg)
     }
 }
 
+/* --- the settings file ------------------------------------------------------------------- */
+
+struct env_file_var {
+    char name[ENV_FILE_NAME_MAX + 1];
+    char *value;
+};
+
+struct env_file {
+    char *path;
+    struct env_file_var *vars;
+    size_t n;
+};
+
+void
+env_file_free(struct env_file *f)
+{
+    size_t i;
+
+    if (f == NULL) {
+        return;
+    }
+    for (i = 0; i < f->n; i++) {
+        secret_free(f->vars[i].value); /* HP_SHARED_KEY may be one of them */
+    }
+    free(f->vars);
+    free(f->path);
+    free(f);
+}
+
+const char *
+env_file_get(const struct env_file *f, const char *name)
+{
+    size_t i;
+
+    for (i = f != NULL ? f->n : 0; i > 0; i--) {
+        if (strcmp(f->vars[i - 1].name, name) == 0) {
+            return f->vars[i - 1].value;
+        }
+    }
+    return NULL;
+}
+
+const char *
+env_file_path(const struct env_file *f)
+{
+    return f->path;
+}
+
+/* One line (NUL-terminated, no newline) of <f>; <lineno> for errors. */
+static int
+file_line(struct env_file *f, char *line, size_t lineno, struct hp_err *err)
+{
+    char *p = line, *eq;
+    size_t n, i;
+
+    while (*p == ' ' || *p == '\t') {
+        p++;
+    }
+    if (*p == '\0' || *p == '#' || (p[0] == '\r' && p[1] == '\0')) {
+        return 0;
+    }
+    eq = strchr(p, '=');
+    if (eq == NULL) {
+        err_set(err, "%s:%zu: expected NAME=value", f->path, lineno);
+        return -1;
+    }
+    n = (size_t)(eq - p);
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t')) {
+        n--;
+    }
+    for (i = 0; i < n; i++) {
+        if (!(isalpha((unsigned char)p[i]) || p[i] == '_' ||
+              (i > 0 && isdigit((unsigned char)p[i])))) {
+            break;
+        }
+    }
+    if (n == 0 || i < n) {
+        err_set(err, "%s:%zu: a name is letters, digits and '_', not starting with a digit",
+                f->path, lineno);
+        return -1;
+    }
+    if (n > ENV_FILE_NAME_MAX) {
+        err_set(err, "%s:%zu: name longer than %d bytes", f->path, lineno, ENV_FILE_NAME_MAX);
+        return -1;
+    }
+    i = strlen(eq + 1);
+    if (i > 0 && eq[i] == '\r') {
+        eq[i] = '\0'; /* a file written on Windows */
+    }
+    f->vars = xrealloc(f->vars, (f->n + 1) * sizeof(*f->vars));
+    memcpy(f->vars[f->n].name, p, n);
+    f->vars[f->n].name[n] = '\0';
+    f->vars[f->n].value = xstrdup(eq + 1);
+    f->n++;
+    return 0;
+}
+
+struct env_file *
+env_file_read(const char *path, struct hp_err *err)
+{
+    struct env_file *f = xcalloc(1, sizeof(*f));
+    char *buf = NULL, *line, *nl;
+    struct stat st;
+    size_t len = 0, lineno = 0;
+    ssize_t r;
+    int fd;
+
+    f->path = xstrdup(path);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd == -1 || fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+        err_set(err, "%s: cannot read: %s", path,
+                fd == -1 ? strerror(errno) : "not a regular file");
+        goto fail;
+    }
+    buf = xmalloc(ENV_FILE_MAX_BYTES + 1);
+    while (len <= ENV_FILE_MAX_BYTES &&
+           (r = read(fd, buf + len, ENV_FILE_MAX_BYTES + 1 - len)) > 0) {
+        len += (size_t)r;
+    }
+    if (len > ENV_FILE_MAX_BYTES) {
+        err_set(err, "%s: larger than %u bytes", path, ENV_FILE_MAX_BYTES);
+        goto fail;
+    }
+    if ((nl = memchr(buf, '\0', len)) != NULL) {
+        for (line = buf, lineno = 1; line < nl; line++) {
+            lineno += *line == '\n';
+        }
+        err_set(err, "%s:%zu: a NUL byte: the file must be text", path, lineno);
+        goto fail;
+    }
+    buf[len] = '\0';
+    for (line = buf; *line != '\0'; line = nl + 1) {
+        nl = strchr(line, '\n');
+        if (nl == NULL) {
+            nl = line + strlen(line) - 1; /* the last line, without a newline */
+        } else {
+            *nl = '\0';
+        }
+        if (++lineno > ENV_FILE_MAX_LINES) {
+            err_set(err, "%s: more than %d lines", path, ENV_FILE_MAX_LINES);
+            goto fail;
+        }
+        if (strlen(line) > ENV_FILE_MAX_LINE) {
+            err_set(err, "%s:%zu: line longer than %d bytes", path, lineno, ENV_FILE_MAX_LINE);
+            goto fail;
+        }
+        if (file_line(f, line, lineno, err) == -1) {
+            goto fail;
+        }
+    }
+    close(fd);
+    secret_wipe(buf, len);
+    free(buf);
+    return f;
+fail:
+    if (fd != -1) {
+        close(fd);
+    }
+    if (buf != NULL) {
+        secret_wipe(buf, len);
+    }
+    free(buf);
+    env_file_free(f);
+    return NULL;
+}
+
 char *
 env_summary(const struct hp_config *cfg)
 {

@@ -106,4 +106,28 @@ void env_strip_quotes(char *s);
 /* Looks names up in the process environment. */
 const char *env_getenv(const char *name, void *arg);
 
+/* A settings file (HP_ENV_FILE): NAME=value lines as in harp.env (systemd's EnvironmentFile),
+ * read at start and at each reload; its values override the process environment. Blank lines
+ * and lines whose first non-blank character is '#' are skipped; a value is the rest of the
+ * line, quotes and surrounding whitespace removed as for any variable (env_load); a later
+ * line for the same name wins. Anything else is an error naming the file and the line. */
+#define ENV_FILE_MAX_BYTES (1u << 20)
+#define ENV_FILE_MAX_LINE 8192 /* bytes, without the newline */
+#define ENV_FILE_MAX_LINES 4096
+#define ENV_FILE_NAME_MAX 64
+
+struct env_file;
+
+/* Reads <path>: a new env_file, or NULL with <err> ("<path>:<line>: ..."). */
+struct env_file *env_file_read(const char *path, struct hp_err *err);
+/* The value of <name> in <f> (NULL: not in the file, or <f> NULL). */
+const char *env_file_get(const struct env_file *f, const char *name);
+/* The file's path as given to env_file_read(). */
+const char *env_file_path(const struct env_file *f);
+void env_file_free(struct env_file *f);
+
+/* Reads a setting that a reload may change while other threads run (harp-ctl serve):
+ * scalars are stored atomically and replaced strings are kept until exit (serve.c). */
+#define ENV_LIVE(field) __atomic_load_n(&(field), __ATOMIC_ACQUIRE)
+
 #endif

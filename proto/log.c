@@ -23,19 +23,20 @@ void
 log_init(const char *procname, enum log_level level)
 {
     log_proc = procname;
-    log_level = level;
+    __atomic_store_n(&log_level, level, __ATOMIC_RELAXED);
 }
 
+/* The level may change while other threads log (a reload): read and written atomically. */
 void
 log_set_level(enum log_level level)
 {
-    log_level = level;
+    __atomic_store_n(&log_level, level, __ATOMIC_RELAXED);
 }
 
 enum log_level
 log_get_level(void)
 {
-    return log_level;
+    return __atomic_load_n(&log_level, __ATOMIC_RELAXED);
 }
 
 /* Accepts HaRP's names (debug, info, warning, error) in any case, and the usual aliases. */
@@ -192,7 +193,7 @@ vlog(const char *lvl, const char *fmt, va_list ap, const char *suffix)
 
 #define LOG_BODY(minlevel, name, suffix)                                                           \
     va_list ap;                                                                                    \
-    if (log_level < (minlevel)) {                                                                  \
+    if (log_get_level() < (minlevel)) {                                                            \
         return;                                                                                    \
     }                                                                                              \
     va_start(ap, fmt);                                                                             \

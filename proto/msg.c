@@ -94,6 +94,11 @@ static const struct {
                            {{"id", F_INT}, {"message", F_STR}, {NULL, 0}},
                            msg_text_decode,
                            msg_text_encode},
+    [MSG_SETTINGS] = {"settings",
+                      MSG_FROM_CTL,
+                      {{"log_level", F_STR}, {"timeout_server_ms", F_INT}, {NULL, 0}},
+                      msg_settings_decode,
+                      msg_settings_encode},
     [MSG_ERROR] =
         {"error", MSG_BOTH, {{"message", F_STR}, {NULL, 0}}, msg_text_decode, msg_text_encode},
     [MSG_PING] = {"ping", MSG_BOTH, {{NULL, 0}}, NULL, NULL},

@@ -15,6 +15,7 @@
 #include "err.h"
 #include "exapp.h"
 #include "refusal.h"
+#include "log.h"
 
 /* Bump when any message changes; both sides refuse a peer with another version at hello
  * (harp-ctl answers `error`, the data plane closes the link on a `welcome` of another). */
@@ -52,6 +53,10 @@ enum msg_type {
     MSG_REQUEST_ERROR, /* {id, message}: request <id> (a look-up or auth) cannot be answered
                         * (malformed, or too many look-ups waiting): the data plane fails it
                         * with 503 */
+    MSG_SETTINGS,      /* {log_level, timeout_connect_ms, timeout_client_ms, timeout_server_ms,
+                        * timeout_tunnel_ms, timeout_head_ms, trusted_proxy_ips, ban_reply_429}:
+                        * the settings harp-ctl changed at a reload (HP_*), replacing the data
+                        * plane's own but for its command-line options */
     /* both ways */
     MSG_ERROR, /* {message}: the sender closes the link after it */
     MSG_PING,
@@ -75,8 +80,10 @@ const char *msg_type_name(enum msg_type t);
 #define MSG_MAX_TUNNELS 4096
 #define MSG_TUNNEL_NAME_MAX 127
 #define MSG_TUNNEL_PEER_MAX 63
-#define MSG_HASH_HEX 64 /* a SHA-256 or an Ed25519 public key, lower-case hex */
-#define MSG_SIG_HEX 128 /* an Ed25519 signature, lower-case hex */
+#define MSG_HASH_HEX 64               /* a SHA-256 or an Ed25519 public key, lower-case hex */
+#define MSG_SIG_HEX 128               /* an Ed25519 signature, lower-case hex */
+#define MSG_TRUSTED_PROXIES_MAX 65535 /* settings: HP_TRUSTED_PROXY_IPS, bytes */
+#define MSG_TIMEOUT_MS_MAX INT64_C(3153600000000) /* settings: 100 years */
 
 struct msg_hello {
     int64_t proto; /* when not PROTO_VERSION, the other fields were not decoded (zero) */
@@ -240,6 +247,15 @@ struct msg_engines {
     size_t nengines;
 };
 
+/* The live settings; the timeouts in milliseconds as HP_TIMEOUT_* give them. */
+struct msg_settings {
+    enum log_level log_level;
+    int64_t timeout_connect_ms, timeout_client_ms, timeout_server_ms, timeout_tunnel_ms,
+        timeout_head_ms;
+    char *trusted_proxy_ips; /* as HP_TRUSTED_PROXY_IPS is written (cidr_list_parse) */
+    bool ban_reply_429;
+};
+
 struct msg_text {
     char *message; /* request_error and error */
 };
@@ -269,6 +285,7 @@ struct msg {
         struct msg_bans bans;
         struct msg_engines engines;
         struct msg_text request_error;
+        struct msg_settings settings;
         struct msg_text error;
     };
 };

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* The messages harp-ctl sends: welcome, snapshot, delta, lookup_reply, auth_reply, bans,
- * engines, request_error (and error, which both sides send). Decoder and encoder of each side
- * by side. Pure. */
+ * engines, request_error, settings (and error, which both sides send). Decoder and encoder of each
+ * side by side. Pure. */
 #include "config.h"
 
 #include <stdio.h>
@@ -330,6 +330,52 @@ msg_engines_encode(const struct msg *m, json_t *o)
     json_object_set_new(o, "engines", a);
 }
 
+int
+msg_settings_decode(const json_t *o, struct msg *m, struct hp_err *err)
+{
+    static const char *const keys[] = {"timeout_connect_ms", "timeout_client_ms",
+                                       "timeout_server_ms", "timeout_tunnel_ms", "timeout_head_ms"};
+    struct msg_settings *s = &m->settings;
+    int64_t *ms[] = {&s->timeout_connect_ms, &s->timeout_client_ms, &s->timeout_server_ms,
+                     &s->timeout_tunnel_ms, &s->timeout_head_ms};
+    char level[16];
+    size_t i;
+
+    if (msg_get_str(o, "settings", "log_level", true, sizeof(level) - 1, level, err) == -1) {
+        return -1;
+    }
+    if (log_level_parse(level, &s->log_level) == -1) {
+        err_set(err, "settings: field \"log_level\" must be debug, info, warning or error");
+        return -1;
+    }
+    for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (msg_get_int(o, "settings", keys[i], true, 0, MSG_TIMEOUT_MS_MAX, ms[i], err) == -1) {
+            return -1;
+        }
+    }
+    return msg_get_strdup(o, "settings", "trusted_proxy_ips", true, MSG_TRUSTED_PROXIES_MAX,
+                          &s->trusted_proxy_ips, err) == -1 ||
+                   msg_get_bool(o, "settings", "ban_reply_429", true, &s->ban_reply_429, err) == -1
+               ? -1
+               : 0;
+}
+
+void
+msg_settings_encode(const struct msg *m, json_t *o)
+{
+    const struct msg_settings *s = &m->settings;
+
+    json_object_set_new(o, "log_level", json_string(log_level_name(s->log_level)));
+    json_object_set_new(o, "timeout_connect_ms", json_integer(s->timeout_connect_ms));
+    json_object_set_new(o, "timeout_client_ms", json_integer(s->timeout_client_ms));
+    json_object_set_new(o, "timeout_server_ms", json_integer(s->timeout_server_ms));
+    json_object_set_new(o, "timeout_tunnel_ms", json_integer(s->timeout_tunnel_ms));
+    json_object_set_new(o, "timeout_head_ms", json_integer(s->timeout_head_ms));
+    json_object_set_new(o, "trusted_proxy_ips",
+                        json_string(s->trusted_proxy_ips != NULL ? s->trusted_proxy_ips : ""));
+    json_object_set_new(o, "ban_reply_429", json_boolean(s->ban_reply_429));
+}
+
 /* request_error {id, message} and error {message}: the same text member. */
 int
 msg_text_decode(const json_t *o, struct msg *m, struct hp_err *err)
@@ -378,6 +424,9 @@ msg_ctl_free(struct msg *m)
     case MSG_REQUEST_ERROR:
     case MSG_ERROR:
         free(m->error.message);
+        break;
+    case MSG_SETTINGS:
+        free(m->settings.trusted_proxy_ips);
         break;
     default:
         break;

@@ -73,5 +73,7 @@ void msg_engines_encode(const struct msg *m, json_t *o);
 int msg_text_decode(const json_t *o, struct msg *m, struct hp_err *err);
 void msg_text_encode(const struct msg *m, json_t *o);
 void msg_ctl_free(struct msg *m);
+int msg_settings_decode(const json_t *o, struct msg *m, struct hp_err *err);
+void msg_settings_encode(const struct msg *m, json_t *o);
 
 #endif

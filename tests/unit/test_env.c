@@ -368,9 +368,125 @@ test_trusted_proxies(void)
     env_free(&cfg);
 }
 
+/* Writes <n> bytes of <text> to <path>. */
+static void
+put(const char *path, const char *text, size_t n)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+    OK(fd != -1 && write(fd, text, n) == (ssize_t)n, "%zu bytes written", n);
+    close(fd);
+}
+
+static void
+file_refused(const char *path, const char *text, size_t n, const char *want, const char *what)
+{
+    struct env_file *f;
+    struct hp_err err;
+
+    put(path, text, n);
+    f = env_file_read(path, &err);
+    OK(f == NULL, "refused: %s", what);
+    OK(f == NULL && strstr(err.msg, path) != NULL && strstr(err.msg, want) != NULL,
+       "the error names the file and says \"%s\": %s", want, f == NULL ? err.msg : "");
+    env_file_free(f);
+}
+
+/* The settings file (HP_ENV_FILE): harp.env's syntax, its limits, errors with file and line. */
+static void
+test_env_file(void)
+{
+    char dir[] = "/tmp/harp-test-envfile-XXXXXX", path[64], *big;
+    static const char good[] = "# harp settings\n"
+                               "\n"
+                               "   # indented comment\n"
+                               "HP_LOG_LEVEL=debug\n"
+                               "NC_INSTANCE_URL = \"http://nc.example\"\r\n"
+                               "HP_TIMEOUT_SERVER=1s\n"
+                               "HP_TIMEOUT_SERVER=2s\n"
+                               "HP_TRUSTED_PROXY_IPS=\n"
+                               "HP_SHARED_KEY=filekey";
+    struct env_file *f;
+    struct hp_config cfg;
+    struct hp_err err;
+    size_t n;
+
+    OK(mkdtemp(dir) != NULL, "temp dir");
+    snprintf(path, sizeof(path), "%s/harp.env", dir);
+    put(path, good, sizeof(good) - 1);
+    f = env_file_read(path, &err);
+    OK(f != NULL, "a harp.env file reads");
+    IS_STR(env_file_get(f, "HP_LOG_LEVEL"), "debug", "a value");
+    IS_STR(env_file_get(f, "NC_INSTANCE_URL"), " \"http://nc.example\"",
+           "spaces around '=' allowed, the value as written, without the CR");
+    IS_STR(env_file_get(f, "HP_TIMEOUT_SERVER"), "2s", "a later line wins");
+    IS_STR(env_file_get(f, "HP_TRUSTED_PROXY_IPS"), "", "an empty value");
+    IS_STR(env_file_get(f, "HP_SHARED_KEY"), "filekey", "the last line without a newline");
+    OK(env_file_get(f, "HP_STATE_DIR") == NULL, "an absent name");
+    OK(env_file_get(NULL, "HP_STATE_DIR") == NULL, "no file");
+    IS_STR(env_file_path(f), path, "its path");
+    {
+        struct kv env[] = {{"HP_SHARED_KEY", env_file_get(f, "HP_SHARED_KEY")},
+                           {"NC_INSTANCE_URL", env_file_get(f, "NC_INSTANCE_URL")},
+                           {NULL, NULL}};
+
+        IS_INT(load(&cfg, env, &err), 0, "its values load as variables");
+        IS_STR(cfg.nc_instance_url, "http://nc.example", "quotes and spaces removed as for any");
+        env_free(&cfg);
+    }
+    env_file_free(f);
+
+    file_refused(path, "HP_LOG_LEVEL=debug\nnot a setting\n", 32, ":2: expected NAME=value",
+                 "a line without '='");
+    file_refused(path, "1HP=x\n", 6, ":1: a name is letters", "a name starting with a digit");
+    file_refused(path, "HP-X=x\n", 7, ":1: a name is letters", "a name with '-'");
+    file_refused(path, "=x\n", 3, ":1: a name is letters", "no name");
+    file_refused(path, "export HP_X=1\n", 14, ":1: a name is letters", "shell syntax");
+    file_refused(path, "A=1\nB=2\0\n", 9, ":2: a NUL byte", "a NUL byte");
+    big = malloc(ENV_FILE_MAX_BYTES + 2);
+    memset(big, '#', ENV_FILE_MAX_BYTES + 1);
+    for (n = 1000; n < ENV_FILE_MAX_BYTES; n += 1000) {
+        big[n] = '\n';
+    }
+    file_refused(path, big, ENV_FILE_MAX_BYTES + 1, "larger than", "one byte past the size");
+    put(path, big, ENV_FILE_MAX_BYTES);
+    f = env_file_read(path, &err);
+    OK(f != NULL, "a file of the largest size reads");
+    env_file_free(f);
+    memset(big, 'A', ENV_FILE_MAX_LINE + 3);
+    big[0] = 'X', big[1] = '=', big[ENV_FILE_MAX_LINE + 1] = '\n';
+    file_refused(path, big, ENV_FILE_MAX_LINE + 2, ":1: line longer than", "a line one past");
+    big[ENV_FILE_MAX_LINE] = '\n';
+    put(path, big, ENV_FILE_MAX_LINE + 1);
+    f = env_file_read(path, &err);
+    OK(f != NULL, "the longest line reads");
+    env_file_free(f);
+    memset(big, '\n', ENV_FILE_MAX_LINES + 1);
+    file_refused(path, big, ENV_FILE_MAX_LINES + 1, "more than", "one line past the count");
+    put(path, big, ENV_FILE_MAX_LINES);
+    f = env_file_read(path, &err);
+    OK(f != NULL, "the most lines read");
+    env_file_free(f);
+    memset(big, 'N', ENV_FILE_NAME_MAX + 3);
+    big[ENV_FILE_NAME_MAX + 1] = '=';
+    file_refused(path, big, ENV_FILE_NAME_MAX + 2, "name longer than", "a name one past");
+    free(big);
+    unlink(path);
+    f = env_file_read(path, &err);
+    OK(f == NULL && strstr(err.msg, "cannot read") != NULL, "a missing file: %s", err.msg);
+    OK(mkfifo(path, 0600) == 0, "a FIFO");
+    alarm(20);
+    f = env_file_read(path, &err);
+    alarm(0);
+    OK(f == NULL && strstr(err.msg, "not a regular file") != NULL, "a FIFO is refused");
+    unlink(path);
+    rmdir(dir);
+}
+
 int
 main(void)
 {
+    test_env_file();
     test_trusted_proxies();
     test_defaults();
     test_nc_url();

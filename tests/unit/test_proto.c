@@ -402,6 +402,44 @@ test_typed(void)
     json_decref(j);
 }
 
+/* settings: HP_TRUSTED_PROXY_IPS up to MSG_TRUSTED_PROXIES_MAX bytes, one more refused; the
+ * encoder gives back what was decoded. */
+static void
+test_settings_limits(void)
+{
+    char *big = malloc(MSG_TRUSTED_PROXIES_MAX + 2);
+    struct msg d;
+    struct hp_err err;
+    json_t *m, *again, *want;
+
+    memset(big, '1', MSG_TRUSTED_PROXIES_MAX + 1);
+    big[MSG_TRUSTED_PROXIES_MAX] = '\0';
+    m = json_pack("{s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:s,s:b}", "type", "settings", "log_level", "WARN",
+                  "timeout_connect_ms", 0, "timeout_client_ms", 1, "timeout_server_ms", 2,
+                  "timeout_tunnel_ms", 3, "timeout_head_ms", 4, "trusted_proxy_ips", big,
+                  "ban_reply_429", 0);
+    IS_INT(msg_decode(m, MSG_FROM_CTL, &d, &err), 0, "trusted proxies of the largest size");
+    OK(d.settings.log_level == LOG_LVL_WARNING && d.settings.timeout_head_ms == 4 &&
+           strlen(d.settings.trusted_proxy_ips) == MSG_TRUSTED_PROXIES_MAX,
+       "decoded as sent (a level's alias accepted)");
+    again = msg_encode(&d);
+    want = json_string(big);
+    OK(json_equal(json_object_get(again, "trusted_proxy_ips"), want) &&
+           strcmp(json_string_value(json_object_get(again, "log_level")), "warning") == 0,
+       "re-encoded, the level by its name");
+    json_decref(again);
+    json_decref(want);
+    msg_free(&d);
+    big[MSG_TRUSTED_PROXIES_MAX] = '1';
+    big[MSG_TRUSTED_PROXIES_MAX + 1] = '\0';
+    json_object_set_new(m, "trusted_proxy_ips", json_string(big));
+    IS_INT(msg_decode(m, MSG_FROM_CTL, &d, &err), -1, "one byte more is refused");
+    OK(strstr(err.msg, "trusted_proxy_ips") != NULL, "naming the field: %s", err.msg);
+    msg_free(&d);
+    json_decref(m);
+    free(big);
+}
+
 int
 main(void)
 {
@@ -411,5 +449,6 @@ main(void)
     test_auth_bytes();
     test_fixtures();
     test_typed();
+    test_settings_limits();
     return tap_done();
 }
