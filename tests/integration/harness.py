@@ -4,6 +4,7 @@ them over HTTP. Ports come from the kernel; readiness is polled, never slept for
 import http.client
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -22,6 +23,18 @@ SCHEMA_VERSION = max(int(f.split("_")[0]) for f in os.listdir(os.path.join(SRCDI
                      if f.endswith(".sql"))
 MULT = float(os.environ.get("HP_TEST_TIMEOUT_MULTIPLIER", "1"))
 CAPTURES = os.path.join(SRCDIR, "tests", "fixtures", "appapi-captures", "appapi-33.0.0")
+
+
+def tunnel_port(lo=23000, hi=23999):
+    """A free port in the range the FRP frontend gives ExApps' tunnels."""
+    while True:
+        p = random.randint(lo, hi)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+                return p
+            except OSError:
+                continue
 
 
 def free_port():

@@ -5,7 +5,6 @@ protocol notes (plain TCP)."""
 import hashlib
 import json
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -13,7 +12,7 @@ import time
 
 import pytest
 
-from harness import SRCDIR, Dp, free_port, http_request, wait_for
+from harness import SRCDIR, Dp, free_port, http_request, tunnel_port, wait_for
 from helpers.backends import pattern_sha256
 
 pytest.importorskip("cryptography")
@@ -21,17 +20,6 @@ from helpers.frpc import Frpc  # noqa: E402
 
 KEY = "test-shared-key-0123"
 MINIFRPC = os.path.join(SRCDIR, "tests", "fixtures", "frp-vectors", "tools", "minifrpc.py")
-
-
-def tunnel_port(lo=23000, hi=23999):
-    while True:
-        p = random.randint(lo, hi)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", p))
-                return p
-            except OSError:
-                continue
 
 
 @pytest.fixture

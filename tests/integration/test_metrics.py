@@ -3,7 +3,6 @@ control address, and alone on HP_METRICS_ADDRESS) shows the whole deployment in 
 text format; a real Prometheus scrapes it and promtool finds nothing to lint."""
 import json
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -12,23 +11,11 @@ import urllib.request
 
 import pytest
 
-from harness import free_port, http_request, wait_for
+from harness import free_port, http_request, tunnel_port, wait_for
 from helpers.frpc import Frpc
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
-
-
-def tunnel_port(lo=23000, hi=23999):
-    """A free port in the range the FRP frontend gives ExApps."""
-    while True:
-        p = random.randint(lo, hi)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", p))
-                return p
-            except OSError:
-                continue
 
 
 def parse(text):
