@@ -55,3 +55,11 @@ def test_invalid_mode_is_refused(ctl_factory, fake_nc):
     c = ctl_factory(env={"NC_INSTANCE_URL": fake_nc.url})
     r = c.cli("config", "check", env={"NC_INSTANCE_URL": fake_nc.url, "HP_ACCESS_LOG": "yes"})
     assert r.returncode != 0 and "HP_ACCESS_LOG" in (r.stdout + r.stderr)
+
+
+def test_request_id_length_limit(make_gateway):
+    gw = make_gateway(env={"HP_ACCESS_LOG": "json"})
+    for value, kept in (("a" * 128, True), ("a" * 129, False), ("\xe9t\xe9", False)):
+        assert gw.get("/exapps/testapp/public/l", {"X-Request-ID": value}).status == 200
+        ids = [v for k, v in gw.backend.requests[-1]["headers"] if k.lower() == "x-request-id"]
+        assert len(ids) == 1 and (ids[0] == value) == kept, (len(value), ids)
