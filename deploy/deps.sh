@@ -18,6 +18,8 @@ if [ "${1:-}" = test ]; then
     command -v docker-compose >/dev/null 2>&1 || PKGS="$PKGS docker-compose"
     # The container image test makes debian:bookworm-slim with it when the engine lacks it.
     PKGS="$PKGS debootstrap"
+    # The metrics test lints a scrape with promtool and has a real Prometheus scrape harp.
+    PKGS="$PKGS prometheus"
 fi
 missing=""
 for p in $PKGS; do
@@ -39,3 +41,8 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -q --no-install-recommends $missing
+# The tests start their own Prometheus on loopback: the packaged service, when its
+# installation started it, is stopped.
+case " $missing " in
+*" prometheus "*) $SUDO sh -c 'invoke-rc.d prometheus stop || true' >/dev/null 2>&1 || true ;;
+esac

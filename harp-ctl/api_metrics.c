@@ -355,7 +355,7 @@ render_links(struct ctl *ctl, struct text *t)
     publish_stats(ctl->pub, st);
     help(t, "harp_table_version", "gauge", "The routing table version harp-ctl publishes.");
     put(t, "harp_table_version %lld\n",
-        (long long)json_integer_value(json_object_get(st, "table_version")));
+        (long long)json_integer_value(json_object_get(st, "published_version")));
     bans = store_ban_list(ctl->store, (int64_t)time(NULL));
     help(t, "harp_bans_active", "gauge", "Client IPs banned now.");
     put(t, "harp_bans_active %zu\n", json_array_size(bans));

@@ -496,7 +496,7 @@ publish_stats(struct publish *pub, json_t *o)
     json_object_set_new(o, "dataplane_bad_messages",
                         json_integer((json_int_t)link_server_bad_messages(pub->ls)));
     pthread_mutex_lock(&pub->mtx);
-    json_object_set_new(o, "table_version", json_integer(pub->shared_version));
+    json_object_set_new(o, "published_version", json_integer(pub->shared_version));
     pthread_mutex_unlock(&pub->mtx);
 }
 

@@ -41,7 +41,8 @@ json_t *publish_engines_info(struct publish *pub);
 void publish_settings(struct publish *pub, const struct msg_settings *s);
 /* A new array describing each connected data plane. Any thread. */
 json_t *publish_dataplanes(struct publish *pub);
-/* Adds the look-up pools' counters and the count of bad messages from data planes to <o>.
+/* Adds the look-up pools' counters, the count of bad messages from data planes and the table
+ * version last published ("published_version") to <o>.
  * Any thread. */
 void publish_stats(struct publish *pub, json_t *o);
 
