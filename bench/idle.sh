@@ -12,42 +12,19 @@ IDLE=${IDLE:-10000}
 DURATION=${DURATION:-10}
 REPS=${REPS:-3}
 CONNS=${CONNS:-50}
-for tool in wrk taskset curl; do
-    command -v $tool >/dev/null || { echo "bench: $tool missing (apt-get install wrk)" >&2; exit 1; }
-done
+source "$top/bench/lib.sh"
+need wrk taskset curl gcc
 # The idle clients and harp-dp each need one descriptor per connection.
 ulimit -n "$(ulimit -Hn)"
 if [ "$(ulimit -n)" -lt $((IDLE + 1000)) ]; then
     echo "bench: ulimit -n $(ulimit -n) is too low for $IDLE idle connections" >&2; exit 1
 fi
-run=$(mktemp -d /tmp/harp-idle.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-P_BACKEND=19790 P_HARP=19791 P_CTL=19211
-KEY=bench-shared-key
-gcc -O2 -o "$run/backend" "$top/bench/backend.c"
-taskset -c 1 "$run/backend" $P_BACKEND & pids+=($!)
+P_BACKEND=19790 P_CTL=19211 P_HARP=19212
+start_backend $P_BACKEND
 # Idle connections must outlive the run: HP_TIMEOUT_CLIENT well above it. HP_MAX_CONNECTIONS
 # above IDLE (its default is derived from ulimit -n).
-export HP_SHARED_KEY=$KEY NC_INSTANCE_URL=http://127.0.0.1:9 HP_STATE_DIR=$run/state HP_CERTS_DIR=$run/certs \
-       HP_CONTROL_ADDRESS=127.0.0.1:$P_CTL HP_EXAPPS_ADDRESS=127.0.0.1:$P_HARP HP_LOG_LEVEL=warning \
-       HP_TIMEOUT_CLIENT=3600s HP_MAX_CONNECTIONS=$((IDLE + 1000))
-taskset -c 1 "$build/harp-ctl/harp-ctl" serve 2>"$run/ctl.log" & pids+=($!)
-for i in $(seq 100); do curl -fs "http://127.0.0.1:$P_CTL/heartbeat" >/dev/null && break; sleep 0.05; done
-taskset -c 1 "$build/harp-dp/harp-dp" --id idle 2>"$run/dp.log" & dp_pid=$!; pids+=($dp_pid)
-curl -fsS -X POST -H "harp-shared-key: $KEY" "http://127.0.0.1:$P_CTL/exapp_storage/bench" \
-    -d "{\"exapp_token\":\"t\",\"exapp_version\":\"1.0.0\",\"host\":\"127.0.0.1\",\"port\":$P_BACKEND,
-         \"routes\":[{\"url\":\"^/public\",\"access_level\":0,\"bruteforce_protection\":[]}]}"
+start_harp "$build" idle $P_CTL $P_BACKEND HP_TIMEOUT_CLIENT=3600s HP_MAX_CONNECTIONS=$((IDLE + 1000))
 url=http://127.0.0.1:$P_HARP/exapps/bench/public/x
-for i in $(seq 100); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "$url")" = 200 ] && break
-    sleep 0.05
-done
 
 ticks() { awk '{print $14 + $15}' /proc/$dp_pid/stat; }
 rss() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' /proc/$dp_pid/status; }
@@ -61,17 +38,12 @@ cpu() { # harp-dp's CPU in % of one core over DURATION seconds
     awk -v a="$t0" -v b="$t1" -v s="$s0" -v e="$s1" -v hz="$hz" \
         'BEGIN {printf "%.1f", 100 * (b - a) / hz / (e - s)}'
 }
-to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.3f", v}'; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 declare -A RPS P50 P99
+WRK_STRICT=1
 load() { # label: one wrk run, appended to the label's lists
-    local out
-    out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$url")
-    echo "$out" >>"$run/wrk.txt"
-    if echo "$out" | grep -q "Non-2xx\|Socket errors"; then echo "bench: $1: errors" >&2; echo "$out" >&2; exit 1; fi
-    RPS[$1]+="$(echo "$out" | awk '/Requests\/sec/ {print $2}') "
-    P50[$1]+="$(echo "$out" | awk '$1 == "50%" {print $2}' | to_ms) "
-    P99[$1]+="$(echo "$out" | awk '$1 == "99%" {print $2}' | to_ms) "
+    local r p50 p99
+    read -r r p50 p99 < <(wrk_run "$url")
+    RPS[$1]+="$r " P50[$1]+="$p50 " P99[$1]+="$p99 "
 }
 
 base_fds=$(fds)
@@ -109,8 +81,8 @@ printf '%-26s %8s %8s %10s %9s %9s\n' state cpu_% rss_MiB req/s p50_ms p99_ms
 for label in none idle; do
     if [ $label = none ]; then c=$cpu_none; r=$rss_none; name="no idle connections"
     else c=$cpu_idle; r=$rss_idle; name="$open_conns idle connections"; fi
-    awk -v n="$name" -v c="$c" -v r="$r" -v q="$(echo ${RPS[$label]} | tr ' ' '\n' | median)" \
-        -v a="$(echo ${P50[$label]} | tr ' ' '\n' | median)" -v b="$(echo ${P99[$label]} | tr ' ' '\n' | median)" \
+    awk -v n="$name" -v c="$c" -v r="$r" -v q="$(med "${RPS[$label]}")" \
+        -v a="$(med "${P50[$label]}")" -v b="$(med "${P99[$label]}")" \
         'BEGIN {printf "%-26s %8s %8s %10.0f %9.2f %9.2f\n", n, c, r, q, a, b}'
 done
 printf 'RSS after the loaded runs with the idle connections: %s MiB; idle connections still open: %s\n' \

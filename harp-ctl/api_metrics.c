@@ -82,8 +82,8 @@ help(struct text *t, const char *name, const char *type, const char *text)
     put(t, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
 }
 
-/* The families rendered from each data plane's counters: one pass per family, so that each
- * family's samples stay together as the format wants. */
+/* The families rendered from each data plane's counters. Each family's samples stay together,
+ * as the format wants: each goes to its own text, joined after the pass. */
 enum family {
     F_UP,
     F_REQUESTS,
@@ -98,10 +98,10 @@ enum family {
     F_NFAMILIES
 };
 
+/* One pass over the counters (one lock) writes every family's samples to its own text. */
 struct render {
-    struct text *t;
-    enum family f;
-    const char *nc_family;
+    struct text fam[F_NFAMILIES];
+    struct text nc_calls, nc_duration;
 };
 
 /* <labels> end in ',' (the le label follows them). */
@@ -126,16 +126,14 @@ histogram(struct text *t, const char *name, const char *labels, const int64_t *b
 }
 
 static void
-render_dp(void *ctx, const char *dp_id, bool up, const struct msg_metrics *m)
+render_dp_family(struct text *t, enum family f, const char *dp, bool up,
+                 const struct msg_metrics *m)
 {
-    struct render *r = ctx;
-    struct text *t = r->t;
-    const char *dp = lv(dp_id, 0);
     char labels[1400];
     size_t i;
     int l, c;
 
-    switch (r->f) {
+    switch (f) {
     case F_UP:
         put(t, "harp_dataplane_up{dp=\"%s\"} %d\n", dp, up ? 1 : 0);
         break;
@@ -203,6 +201,18 @@ render_dp(void *ctx, const char *dp_id, bool up, const struct msg_metrics *m)
     }
 }
 
+static void
+render_dp(void *ctx, const char *dp_id, bool up, const struct msg_metrics *m)
+{
+    struct render *r = ctx;
+    const char *dp = lv(dp_id, 0);
+    int f;
+
+    for (f = 0; f < F_NFAMILIES; f++) {
+        render_dp_family(&r->fam[f], (enum family)f, dp, up, m);
+    }
+}
+
 static const char *const call_names[NC_NCALLS] = {"user_info", "exapp_meta"};
 static const char *const outcome_names[NC_NOUTCOMES] = {"ok", "anonymous", "not_found", "error"};
 
@@ -215,41 +225,28 @@ render_nc(void *ctx, enum nc_call call, const uint64_t outcomes[NC_NOUTCOMES],
     int64_t b[METRICS_NBUCKETS];
     int o;
 
-    if (strcmp(r->nc_family, "calls") == 0) {
-        for (o = 0; o < NC_NOUTCOMES; o++) {
-            if ((call == NC_CALL_USER_INFO && o != NC_OUT_NOT_FOUND) ||
-                (call == NC_CALL_EXAPP_META && o != NC_OUT_ANONYMOUS)) {
-                put(r->t, "harp_nextcloud_calls_total{call=\"%s\",outcome=\"%s\"} %llu\n",
-                    call_names[call], outcome_names[o], (unsigned long long)outcomes[o]);
-            }
+    for (o = 0; o < NC_NOUTCOMES; o++) {
+        if ((call == NC_CALL_USER_INFO && o != NC_OUT_NOT_FOUND) ||
+            (call == NC_CALL_EXAPP_META && o != NC_OUT_ANONYMOUS)) {
+            put(&r->nc_calls, "harp_nextcloud_calls_total{call=\"%s\",outcome=\"%s\"} %llu\n",
+                call_names[call], outcome_names[o], (unsigned long long)outcomes[o]);
         }
-        return;
     }
     for (o = 0; o < METRICS_NBUCKETS; o++) {
         b[o] = (int64_t)buckets[o];
     }
     snprintf(labels, sizeof(labels), "call=\"%s\",", call_names[call]);
-    histogram(r->t, "harp_nextcloud_call_duration_seconds", labels, b, sum);
+    histogram(&r->nc_duration, "harp_nextcloud_call_duration_seconds", labels, b, sum);
 }
 
+/* Appends <part> to <t> and frees it. */
 static void
-noop_dp(void *ctx, const char *dp_id, bool up, const struct msg_metrics *m)
+splice(struct text *t, struct text *part)
 {
-    (void)ctx;
-    (void)dp_id;
-    (void)up;
-    (void)m;
-}
-
-static void
-noop_nc(void *ctx, enum nc_call call, const uint64_t outcomes[NC_NOUTCOMES],
-        const uint64_t buckets[METRICS_NBUCKETS], double sum)
-{
-    (void)ctx;
-    (void)call;
-    (void)outcomes;
-    (void)buckets;
-    (void)sum;
+    if (part->len > 0) {
+        put(t, "%.*s", (int)part->len, part->p);
+    }
+    free(part->p);
 }
 
 /* The not-after (unix time) of the first certificate in file <path>; -1 without one. */
@@ -424,11 +421,17 @@ api_metrics_render(struct ctl *ctl)
                               "User sessions the data plane asked harp-ctl about."},
     };
     struct text t = {xmalloc(16384), 0, 16384};
-    struct render r = {&t, F_UP, "calls"};
-    struct counters_visit v = {&r, render_dp, noop_nc, 0, 0};
+    struct render r = {0};
+    struct counters_visit v = {&r, render_dp, render_nc, 0, 0};
     int f;
 
     t.p[0] = '\0';
+    for (f = 0; f < F_NFAMILIES; f++) {
+        r.fam[f] = (struct text){xmalloc(1024), 0, 1024};
+    }
+    r.nc_calls = (struct text){xmalloc(1024), 0, 1024};
+    r.nc_duration = (struct text){xmalloc(1024), 0, 1024};
+    counters_visit(&v);
     put(&t,
         "# HELP harp_build_info harp's version (the value is 1).\n"
         "# TYPE harp_build_info gauge\nharp_build_info{version=\"%s\"} 1\n",
@@ -436,19 +439,15 @@ api_metrics_render(struct ctl *ctl)
     help(&t, "harp_ctl_start_time_seconds", "gauge", "When harp-ctl started (unix time).");
     put(&t, "harp_ctl_start_time_seconds %lld\n", (long long)ctl->started);
     for (f = 0; f < F_NFAMILIES; f++) {
-        r.f = (enum family)f;
         help(&t, fam[f].name, fam[f].type, fam[f].help);
-        counters_visit(&v);
+        splice(&t, &r.fam[f]);
     }
-    v.dp = noop_dp;
-    v.nc = render_nc;
     help(&t, "harp_nextcloud_calls_total", "counter",
          "Calls to Nextcloud's harp endpoints (user-info, exapp-meta) by outcome.");
-    counters_visit(&v);
-    r.nc_family = "duration";
+    splice(&t, &r.nc_calls);
     help(&t, "harp_nextcloud_call_duration_seconds", "histogram",
          "Duration of the calls to Nextcloud's harp endpoints.");
-    counters_visit(&v);
+    splice(&t, &r.nc_duration);
     help(&t, "harp_failures_total", "counter",
          "Failures data planes reported towards bans (brute-force statuses, bad keys).");
     put(&t, "harp_failures_total %llu\n", (unsigned long long)v.failures);
