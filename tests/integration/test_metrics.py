@@ -3,6 +3,7 @@ control address, and alone on HP_METRICS_ADDRESS) shows the whole deployment in 
 text format; a real Prometheus scrapes it and promtool finds nothing to lint."""
 import json
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -309,3 +310,66 @@ def test_metrics_address_invalid_is_refused(ctl_factory, fake_nc):
     r = c.cli("config", "check", env={"NC_INSTANCE_URL": fake_nc.url,
                                       "HP_METRICS_ADDRESS": "nowhere"})
     assert r.returncode != 0 and "HP_METRICS_ADDRESS" in (r.stdout + r.stderr)
+
+
+def test_metrics_address_holds_slow_and_greedy_clients(deployment):
+    """HP_METRICS_ADDRESS takes at most 64 connections, each with at most 32 KiB of request;
+    clients that stall hold no thread: the others are answered meanwhile."""
+    gw = deployment
+    host, port = gw.metrics_addr.rsplit(":", 1)
+    addr = (host, int(port))
+
+    def finish(s):
+        """The rest of the request on <s>: its status line, or None when closed unanswered."""
+        try:
+            s.sendall(b"ics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while b"\r\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            return None
+        return data.split(b"\r\n")[0] if data else None
+
+    # 70 clients that send part of a request and stall: the first 64 are taken (the kernel
+    # queues connections in order), the 6 after them closed unanswered.
+    slow = []
+    try:
+        for _ in range(70):
+            s = socket.create_connection(addr, timeout=10)
+            s.sendall(b"GET /metr")
+            slow.append(s)
+        def closed(s):
+            r, _, _ = select.select([s], [], [], 0)
+            if not r:
+                return False
+            try:
+                return s.recv(1, socket.MSG_PEEK) == b""
+            except ConnectionResetError:
+                return True
+
+        wait_for(lambda: all(closed(s) for s in slow[64:]), what="the 6 past the limit closed")
+        assert not any(closed(s) for s in slow[:64])
+        # The control address is another server.
+        assert gw.ctl.request("GET", "/api/v1/status").status == 200
+        # The 64th is answered while the 63 before it still stall.
+        assert finish(slow[63]) == b"HTTP/1.1 200 OK"
+        answers = [finish(s) for s in slow[:63]]
+    finally:
+        for s in slow:
+            s.close()
+    assert answers == [b"HTTP/1.1 200 OK"] * 63
+
+    def answered():
+        try:
+            return scrape(gw.metrics_addr).status == 200
+        except OSError:
+            return False
+
+    wait_for(answered, what="a scrape after the slow clients")
+    # A request head one past 32 KiB is refused; one well within is answered.
+    r = scrape(gw.metrics_addr, {"X-Pad": "x" * (32 * 1024)})
+    assert r.status in (413, 431), r.status
+    assert scrape(gw.metrics_addr, {"X-Pad": "x" * 1024}).status == 200
