@@ -3,11 +3,16 @@
 the FRP frontend, the real Docker engine, Nextcloud knowing the app, a front proxy that does
 its job), and each fault injected alone is found and named with its fix: a wrong shared key on
 Nextcloud's side, a wrong NC URL, a front proxy stripping /exapps/, dropping Upgrade, the key
-or X-Forwarded-For, not among HP_TRUSTED_PROXY_IPS, or cutting slow requests, an unreachable engine, a certificate expiring in 10 days, a
-data plane on a stale table. Exit status 0 when all pass, else 1."""
+or X-Forwarded-For, not among HP_TRUSTED_PROXY_IPS, or cutting slow requests, an unreachable
+engine, an engine whose API is too old, a certificate expiring in 10 days, a data plane on a
+stale table. Exit status 0 when all pass, else 1."""
+import http.client
+import http.server
 import json
 import os
 import signal
+import socket
+import threading
 
 import pytest
 
@@ -147,6 +152,64 @@ def test_unreachable_engine(doc_gw):
     rc, checks = doctor(gw)
     assert rc == 1 and list(failing(checks)) == ["engine far"]
     assert "unreachable" in checks["engine far"]["detail"]
+
+
+class OldEngine:
+    """The real Docker engine on TCP, as an engine of Docker 19.03 would answer /version
+    (API 1.40): every other answer is the real engine's."""
+
+    def __init__(self, sock):
+        class Unix(http.client.HTTPConnection):
+            def connect(self):
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.settimeout(30)
+                self.sock.connect(sock)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                c = Unix("docker")
+                c.request("GET", self.path)
+                r = c.getresponse()
+                body = r.read()
+                c.close()
+                if self.path.split("?")[0].endswith("/version") and r.status == 200:
+                    v = json.loads(body)
+                    v.update(Version="19.03.15", ApiVersion="1.40", MinAPIVersion="1.12")
+                    body = json.dumps(v).encode()
+                self.send_response(r.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_engine_api_too_old(doc_gw, docker_engine):
+    gw = doc_gw()
+    old = OldEngine(docker_engine.sock)
+    try:
+        r = gw.ctl.cli("engine", "add", "old", "--address", f"tcp://127.0.0.1:{old.port}",
+                       "--port", "24043")
+        assert r.returncode == 0, r.stderr
+        rc, checks = doctor(gw)
+    finally:
+        old.stop()
+    assert rc == 1 and list(failing(checks)) == ["engine old"], failing(checks)
+    c = checks["engine old"]
+    assert "speaks Docker Engine API 1.40" in c["detail"] and "1.41 or later" in c["detail"], c
+    assert c["fix"]
 
 
 def test_certificate_expiring_in_ten_days(doc_gw):
